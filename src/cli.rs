@@ -1,0 +1,212 @@
+/*!
+The command line: clap types, defaults and environment variables. No behaviour lives here.
+*/
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::input::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "isbn-crawler",
+    version,
+    about = "Turn lists of ISBNs into a SQLite database of Google Books metadata.",
+    long_about = "Turn lists of ISBNs into a SQLite database of Google Books metadata.\n\n\
+        `load` queues ISBNs from text/CSV files, `crawl` fetches them under a rate limit and a \
+        daily budget, and can be stopped and resumed at any time. The API key comes from \
+        GOOGLE_BOOKS_API_KEY (environment or .env), never from a flag."
+)]
+pub struct Cli {
+    /// The SQLite database (created and migrated on first use).
+    #[arg(
+        long,
+        global = true,
+        env = "ISBN_CRAWLER_DB",
+        default_value = "data/books.db"
+    )]
+    pub db: PathBuf,
+    /// No progress output; only results and errors.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read ISBN lists (text, CSV, TSV, or - for stdin) and queue every valid ISBN as a job.
+    Load(LoadArgs),
+    /// Show the job table by state, what is due, and rejected lines by reason.
+    Status(StatusArgs),
+    /// Fetch metadata for every pending job; resumes where any earlier run stopped.
+    Crawl(CrawlArgs),
+    /// `load` then `crawl`, with the options of both.
+    Run(RunArgs),
+    /// The whole flow offline: a built-in fake Google Books on 127.0.0.1, the bundled sample,
+    /// and a database of its own (data/demo.db, made afresh). Needs no key.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LoadArgs {
+    /// Files to read; `-` reads standard input.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// The CSV/TSV column holding ISBNs (default: isbn13/ean, falling back to isbn/isbn10).
+    #[arg(long, value_name = "NAME")]
+    pub column: Option<String>,
+    /// Input format (default: sniffed from the first line).
+    #[arg(long, value_enum, default_value_t = Format::Auto)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StatusArgs {
+    /// Print JSON (see the README for its shape).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CrawlArgs {
+    /// Requests allowed: N/s, N/min, or `unlimited`.
+    #[arg(long, default_value = "1/s", value_parser = parse_rate)]
+    pub rate: Rate,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: u32,
+    /// Requests allowed per quota day (midnight to midnight Pacific), retries included,
+    /// counted in the database across runs.
+    #[arg(long, value_name = "N")]
+    pub daily_budget: Option<u64>,
+    /// When the quota is spent, sleep until it resets and go on instead of exiting.
+    #[arg(long)]
+    pub wait_for_quota: bool,
+    /// While waiting for the quota, probe this often (e.g. 15m, 30s).
+    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    pub quota_probe_interval: Duration,
+    /// Attempts per job before it is `failed` (transient errors only).
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// First retry delay; it doubles per attempt, with full jitter.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub backoff_max: Duration,
+    /// Two-letter country code sent with each request (Google refuses some requests without).
+    #[arg(long, default_value = "US", value_parser = parse_country)]
+    pub country: String,
+    /// Base URL of the API (a test server, a proxy).
+    #[arg(long, env = "GOOGLE_BOOKS_API_URL", default_value = crate::google_books::DEFAULT_API_URL)]
+    pub api_url: String,
+    /// Total time allowed for one request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Time allowed to connect.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// How long a claimed job stays leased without a heartbeat before another run may take it.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub lease: Duration,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    #[command(flatten)]
+    pub crawl: CrawlArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Where the demo database goes (made afresh each time).
+    #[arg(long, default_value = "data/demo.db")]
+    pub demo_db: PathBuf,
+}
+
+/// Requests per second; `None` is unlimited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate(pub Option<f64>);
+
+pub fn parse_rate(s: &str) -> Result<Rate, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("unlimited") || s == "0" {
+        return Ok(Rate(None));
+    }
+    let (n, unit) = s.split_once('/').unwrap_or((s, "s"));
+    let n: f64 = n
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?}: expected N/s, N/min or unlimited"))?;
+    let per = match unit.trim() {
+        "s" | "sec" | "second" => 1.0,
+        "m" | "min" | "minute" => 60.0,
+        "h" | "hour" => 3600.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use s, min or h)")),
+    };
+    if !(n.is_finite() && n > 0.0) {
+        return Err(format!("{s:?}: the rate must be positive"));
+    }
+    Ok(Rate(Some(n / per)))
+}
+
+/// `250ms`, `2s`, `5m`, `1h`, `30d`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration like 500ms, 2s, 5m, 1h or 30d"))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "" | "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        other => return Err(format!("{s:?}: unknown unit {other:?}")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn parse_country(s: &str) -> Result<String, String> {
+    if s.len() == 2 && s.chars().all(|c| c.is_ascii_alphabetic()) {
+        Ok(s.to_ascii_uppercase())
+    } else {
+        Err(format!(
+            "{s:?}: expected a two-letter country code like US or GB"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(parse_rate("2/s"), Ok(Rate(Some(2.0))));
+        assert_eq!(parse_rate("120/min"), Ok(Rate(Some(2.0))));
+        assert_eq!(parse_rate("5"), Ok(Rate(Some(5.0))));
+        assert_eq!(parse_rate("unlimited"), Ok(Rate(None)));
+        assert!(parse_rate("-1/s").is_err());
+        assert!(parse_rate("1/fortnight").is_err());
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,435 @@
+/*!
+Command glue: each subcommand opens what it needs, calls the module that does the work, and
+prints what the user reads. Nothing here is reused by other modules.
+*/
+
+use std::fmt::Write as _;
+use std::io::Cursor;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+
+use crate::cli::{Cli, Command, CrawlArgs, DemoArgs, LoadArgs, StatusArgs};
+use crate::crawl::{self, Control, CrawlOptions, StopReason, Summary, quota, retry::RetryPolicy};
+use crate::exit::ExitCode;
+use crate::fake_api::{FakeApi, FakeConfig, Fault};
+use crate::google_books::{self, Client, ClientConfig};
+use crate::input::InputOptions;
+use crate::load::{self, SourceReport};
+use crate::progress::{Reporter, human_duration};
+use crate::store::{SqliteStore, Status, Store};
+use crate::{UsageError, now_ms};
+
+/// The bundled sample, so `demo` works from any directory.
+pub const SAMPLE: &str = include_str!("../data/sample-isbns.txt");
+
+/// How long requests in flight may take to finish after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What the command line does not carry: the key (never a flag, argv is public) and whether
+/// this process owns its signals.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub api_key: Option<SecretString>,
+    /// Install Ctrl-C/SIGTERM handlers (the binary does; tests driving `run` need not).
+    pub handle_signals: bool,
+    /// Signals from a caller that drives `run` itself.
+    pub control: Control,
+}
+
+impl Environment {
+    /// The key from GOOGLE_BOOKS_API_KEY (`main` has loaded `.env` into the environment).
+    pub fn from_process() -> Environment {
+        Environment {
+            api_key: std::env::var("GOOGLE_BOOKS_API_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| SecretString::from(k.trim().to_string())),
+            handle_signals: true,
+            control: Control::default(),
+        }
+    }
+}
+
+pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Load(args) => {
+            let store = SqliteStore::open(&cli.db, true).await?;
+            load_files(&store, args, cli.quiet).await
+        }
+        Command::Status(args) => status(&cli.db, args).await,
+        Command::Crawl(args) => {
+            let key = require_key(&env)?;
+            let store = SqliteStore::open(&cli.db, true).await?;
+            crawl_and_report(&store, args, key, &env, cli.quiet, "crawl").await
+        }
+        Command::Run(args) => {
+            let key = require_key(&env)?;
+            let store = SqliteStore::open(&cli.db, true).await?;
+            let loaded = load_files(&store, &args.load, cli.quiet).await?;
+            if loaded == ExitCode::NoInput {
+                return Ok(loaded);
+            }
+            crawl_and_report(&store, &args.crawl, key, &env, cli.quiet, "run").await
+        }
+        Command::Demo(args) => demo(args, &env, cli.quiet).await,
+    }
+}
+
+fn require_key(env: &Environment) -> anyhow::Result<SecretString> {
+    env.api_key.clone().ok_or_else(|| {
+        UsageError(
+            "GOOGLE_BOOKS_API_KEY is not set: Google refuses keyless requests. Put it in the \
+             environment or in .env (see .env.example), or try `isbn-crawler demo`, which needs \
+             no key"
+                .into(),
+        )
+        .into()
+    })
+}
+
+async fn load_files(store: &SqliteStore, args: &LoadArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let opts = InputOptions {
+        format: args.format,
+        column: args.column.clone(),
+    };
+    let mut reports = Vec::new();
+    for file in &args.files {
+        let report = load::load_file(store, file, &opts).await?;
+        print!("{}", report.render());
+        reports.push(report);
+    }
+    Ok(load_exit_code(&reports, quiet, store.path()))
+}
+
+/// Loading succeeds unless a source could not be read at all, or nothing held a valid ISBN.
+fn load_exit_code(reports: &[SourceReport], quiet: bool, db: &Path) -> ExitCode {
+    let valid: u64 = reports.iter().map(|r| r.valid).sum();
+    let queued: u64 = reports.iter().map(|r| r.queued).sum();
+    if reports.len() > 1 && !quiet {
+        let rejected: u64 = reports.iter().map(|r| r.rejected_total()).sum();
+        println!(
+            "total: {queued} new ISBNs queued, {} already known, {rejected} rejected",
+            valid - queued
+        );
+    }
+    if !quiet {
+        println!(
+            "jobs are in {}; `isbn-crawler crawl` fetches them",
+            db.display()
+        );
+    }
+    let unreadable = reports.iter().any(|r| r.problem.is_some() && r.valid == 0);
+    if valid == 0 || unreadable {
+        ExitCode::NoInput
+    } else {
+        ExitCode::Success
+    }
+}
+
+async fn status(db: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(db, false).await?;
+    let day = quota::quota_day(quota::now());
+    let status = store.status(now_ms(), &day).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render_status(&status, db));
+    }
+    Ok(ExitCode::Success)
+}
+
+pub fn render_status(s: &Status, db: &Path) -> String {
+    let mut out = format!("{}: {} jobs\n", db.display(), s.total);
+    for (state, n) in &s.jobs {
+        let _ = write!(out, "  {state:<12} {n:>9}");
+        if *state == "pending" {
+            let _ = write!(out, "  ({} due now)", s.due_now);
+        }
+        out.push('\n');
+    }
+    let rejected: u64 = s.rejected_lines.values().sum();
+    let _ = writeln!(out, "rejected input lines: {rejected}");
+    for (reason, n) in &s.rejected_lines {
+        let _ = writeln!(out, "  {reason:<20} {n:>9}");
+    }
+    let _ = writeln!(
+        out,
+        "requests sent on quota day {} (Pacific): {}",
+        s.quota_day, s.requests_today
+    );
+    out
+}
+
+fn crawl_options(args: &CrawlArgs, command: &str) -> CrawlOptions {
+    CrawlOptions {
+        rate: args.rate.0,
+        concurrency: args.concurrency as usize,
+        daily_budget: args.daily_budget,
+        wait_for_quota: args.wait_for_quota,
+        quota_probe_interval: args.quota_probe_interval,
+        retry: RetryPolicy {
+            max_attempts: args.max_attempts,
+            base: args.backoff_base,
+            max: args.backoff_max,
+        },
+        lease: args.lease,
+        command: command.to_string(),
+    }
+}
+
+fn client_for(args: &CrawlArgs, key: Option<SecretString>) -> anyhow::Result<Client> {
+    Client::new(ClientConfig {
+        api_url: args.api_url.clone(),
+        key,
+        country: args.country.clone(),
+        timeout: args.timeout,
+        connect_timeout: args.connect_timeout,
+    })
+    .map_err(|e| match e {
+        google_books::Error::BadUrl(_) => UsageError(e.to_string()).into(),
+        e => anyhow::Error::new(e),
+    })
+}
+
+async fn crawl_and_report<S: Store>(
+    store: &S,
+    args: &CrawlArgs,
+    key: SecretString,
+    env: &Environment,
+    quiet: bool,
+    command: &str,
+) -> anyhow::Result<ExitCode> {
+    let client = client_for(args, Some(key))?;
+    let summary = crawl_with(store, client, crawl_options(args, command), env, quiet).await?;
+    Ok(report_summary(&summary, quiet))
+}
+
+async fn crawl_with<S: Store>(
+    store: &S,
+    client: Client,
+    opts: CrawlOptions,
+    env: &Environment,
+    quiet: bool,
+) -> anyhow::Result<Summary> {
+    let control = env.control.clone();
+    let signals = env
+        .handle_signals
+        .then(|| spawn_signal_handler(control.clone()));
+    let reporter = Reporter::new(quiet, store.open_jobs().await?);
+    let result = crawl::crawl(store.clone(), client, opts, control, &reporter).await;
+    reporter.finish();
+    if let Some(task) = signals {
+        task.abort();
+    }
+    result.context("crawl stopped")
+}
+
+/// Ctrl-C or SIGTERM: stop claiming; after [`GRACE`], cut requests in flight; a second signal
+/// exits at once (the next run recovers whatever was leased).
+fn spawn_signal_handler(control: Control) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("stopping: finishing requests in flight (press Ctrl-C again to quit at once)");
+        control.interrupt.cancel();
+        tokio::select! {
+            _ = tokio::time::sleep(GRACE) => control.abort.cancel(),
+            _ = wait_for_signal() => std::process::exit(i32::from(ExitCode::Interrupted.code())),
+        }
+        wait_for_signal().await;
+        std::process::exit(i32::from(ExitCode::Interrupted.code()));
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Prints the end-of-crawl summary and picks the exit code.
+fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
+    let c = &s.counts;
+    let rate = c.requests as f64 / s.elapsed.as_secs_f64().max(0.001);
+    if !quiet || s.stop != StopReason::Finished {
+        println!(
+            "crawl {}: {} requests in {} ({rate:.1}/s): {} done, {} not found, {} failed, {} retried, {} given back; {} jobs still open",
+            s.run_id,
+            c.requests,
+            human_duration(s.elapsed),
+            c.done,
+            c.not_found,
+            c.failed,
+            c.retried,
+            c.given_back,
+            s.open_jobs
+        );
+    }
+    if s.recovered > 0 && !quiet {
+        println!("took back {} jobs from runs that were killed", s.recovered);
+    }
+    match &s.stop {
+        StopReason::Finished if c.failed > 0 => {
+            println!("some jobs failed; see their last_error in the jobs table");
+            ExitCode::JobsFailed
+        }
+        StopReason::Finished => ExitCode::Success,
+        StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent => {
+            let what = if s.stop == StopReason::BudgetSpent {
+                "the --daily-budget"
+            } else {
+                "Google's daily quota"
+            };
+            let when = s.quota_resets_at.map_or_else(String::new, |t| {
+                format!(
+                    " It resets at midnight Pacific ({} UTC).",
+                    t.format("%Y-%m-%d %H:%M")
+                )
+            });
+            println!(
+                "stopped: {what} is spent; no job lost an attempt.{when} Resume with \
+                 `isbn-crawler crawl` after that, or add --wait-for-quota to sleep through it."
+            );
+            ExitCode::QuotaExhausted
+        }
+        StopReason::ApiRejected { kind, message } => {
+            println!(
+                "stopped: Google refused the request ({message}); {}",
+                kind.advice()
+            );
+            ExitCode::ApiRejected
+        }
+        StopReason::Interrupted => {
+            println!("interrupted; `isbn-crawler crawl` resumes where this stopped");
+            ExitCode::Interrupted
+        }
+        StopReason::StoreFailed => ExitCode::Storage,
+    }
+}
+
+/// The whole flow offline, against the fake API, in a database of its own.
+async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result<ExitCode> {
+    let db = &args.demo_db;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot replace {}", db.display()));
+            }
+        }
+    }
+    let store = SqliteStore::open(db, true).await?;
+    // The fake answers like Google, with a few of its habits: a wrong book for one ISBN
+    // (verification turns it into not_found), one unknown ISBN, one 503 that a retry fixes.
+    let mut config = FakeConfig {
+        latency: Duration::from_millis(40),
+        ..FakeConfig::default()
+    };
+    config.wrong_book.insert("9780006178736".into());
+    config.unknown.insert("9780006380832".into());
+    config
+        .scripted
+        .insert("9780002238304".into(), [Fault::Unavailable].into());
+    let fake = FakeApi::start(config)
+        .await
+        .context("cannot start the fake API on 127.0.0.1")?;
+    println!(
+        "demo: fake Google Books at {}, database {}",
+        fake.url(),
+        db.display()
+    );
+    let report = load::load_reader(
+        &store,
+        "data/sample-isbns.txt".into(),
+        Box::new(Cursor::new(SAMPLE.as_bytes())),
+        &InputOptions::default(),
+    )
+    .await?;
+    print!("{}", report.render());
+
+    let args = CrawlArgs {
+        rate: crate::cli::Rate(Some(20.0)),
+        concurrency: 4,
+        daily_budget: None,
+        wait_for_quota: false,
+        quota_probe_interval: Duration::from_secs(60),
+        max_attempts: 6,
+        backoff_base: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+        country: "US".into(),
+        api_url: fake.url(),
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(60),
+    };
+    let client = client_for(&args, None)?;
+    let summary = crawl_with(&store, client, crawl_options(&args, "demo"), env, quiet).await?;
+    let code = report_summary(&summary, false);
+    println!();
+    println!(
+        "{:<13}  {:<9}  {:<4}  title / why",
+        "isbn13", "state", "year"
+    );
+    for row in store.results(50).await? {
+        let year = row
+            .published_year
+            .map(|y| y.to_string())
+            .unwrap_or_default();
+        let what = row.title.or(row.last_error).unwrap_or_default();
+        println!("{:<13}  {:<9}  {:<4}  {what}", row.isbn13, row.state, year);
+    }
+    println!(
+        "\nquery it: sqlite3 {} 'select isbn13, title, authors from books'",
+        db.display()
+    );
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_exit_codes() {
+        let ok = SourceReport {
+            valid: 3,
+            queued: 1,
+            ..SourceReport::default()
+        };
+        let empty = SourceReport {
+            problem: Some("the input is empty".into()),
+            ..SourceReport::default()
+        };
+        let db = Path::new("x.db");
+        assert_eq!(
+            load_exit_code(std::slice::from_ref(&ok), true, db),
+            ExitCode::Success
+        );
+        assert_eq!(
+            load_exit_code(std::slice::from_ref(&empty), true, db),
+            ExitCode::NoInput
+        );
+        assert_eq!(load_exit_code(&[ok, empty], true, db), ExitCode::NoInput);
+    }
+}

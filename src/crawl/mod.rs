@@ -1,0 +1,612 @@
+/*!
+The crawl loop: claim, wait for a permit and a unit of budget, fetch, classify, store.
+
+```text
+ dispatcher ──claim N (lease)──▶ job channel ──▶ workers (×concurrency) ──▶ completion channel
+     ▲                                              │ limiter permit, budget,       │
+     │ notify after each commit                     │ client.lookup, job_result     ▼
+     └──────────────────────────────────────────────────────────────────────  writer (one task,
+                                                                             one transaction per
+                                                                             batch of completions)
+```
+
+Why this shape:
+- One dispatcher claims in batches, so claiming costs one statement per batch, not per ISBN.
+  It claims only as many jobs as there are free slots, so a leased job waits at most a few
+  permits before its request.
+- One writer applies every completion that is waiting in one transaction ("group commit"),
+  so storing costs a few transactions per second however fast the API answers, and a result
+  stays uncommitted only while the previous commit runs: that window is what a kill -9 costs.
+- The writer counts what it has committed (`in_flight`) and wakes the dispatcher, which is how
+  the dispatcher knows the crawl is over: nothing claimable, nothing in flight, no retry due.
+
+Stopping: the first stop request wins ([`StopReason`]). A stop for the quota, a refused key or
+a signal stops claiming at once; jobs not yet sent go back to `pending` with their attempt
+refunded. Requests in flight finish, except after an interrupt's grace period (`abort`).
+*/
+
+pub mod limiter;
+pub mod quota;
+pub mod retry;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::google_books::{Client, Outcome, Rejection};
+use crate::progress::Reporter;
+use crate::store::{self, ClaimedJob, Completion, JobResult, RunEnd, RunInfo, Store};
+use limiter::Limiter;
+use quota::Budget;
+use retry::RetryPolicy;
+
+#[derive(Debug, Clone)]
+pub struct CrawlOptions {
+    /// Requests per second; `None` is unlimited.
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    pub daily_budget: Option<u64>,
+    pub wait_for_quota: bool,
+    pub quota_probe_interval: Duration,
+    pub retry: RetryPolicy,
+    pub lease: Duration,
+    /// What the `runs` table calls this run (`crawl`, `run`, `demo`).
+    pub command: String,
+}
+
+/// Why a crawl ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StopReason {
+    /// Nothing left to do.
+    Finished,
+    /// Google says the day's quota is spent.
+    QuotaExhausted { message: String },
+    /// `--daily-budget` is spent.
+    BudgetSpent,
+    /// Google refused the key or project.
+    ApiRejected { kind: Rejection, message: String },
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// The store failed (the error itself is returned by [`crawl`]).
+    StoreFailed,
+}
+
+impl StopReason {
+    /// The `runs.stop_reason` value.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StopReason::Finished => "finished",
+            StopReason::QuotaExhausted { .. } => "quota",
+            StopReason::BudgetSpent => "budget",
+            StopReason::ApiRejected { .. } => "api-rejected",
+            StopReason::Interrupted => "interrupted",
+            StopReason::StoreFailed => "error",
+        }
+    }
+}
+
+/// Live counts of what this run has committed.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub requests: AtomicU64,
+    pub done: AtomicU64,
+    pub not_found: AtomicU64,
+    pub failed: AtomicU64,
+    pub retried: AtomicU64,
+    pub given_back: AtomicU64,
+}
+
+/// A copy of [`Counters`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counts {
+    pub requests: u64,
+    pub done: u64,
+    pub not_found: u64,
+    pub failed: u64,
+    pub retried: u64,
+    pub given_back: u64,
+}
+
+impl Counters {
+    fn add(&self, batch: &[Completion]) {
+        for c in batch {
+            if c.requested {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+            }
+            let counter = match c.result {
+                JobResult::Done(_) => &self.done,
+                JobResult::NotFound { .. } => &self.not_found,
+                JobResult::Failed { .. } => &self.failed,
+                JobResult::Retry { .. } => &self.retried,
+                JobResult::GiveBack => &self.given_back,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn snapshot(&self) -> Counts {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Counts {
+            requests: get(&self.requests),
+            done: get(&self.done),
+            not_found: get(&self.not_found),
+            failed: get(&self.failed),
+            retried: get(&self.retried),
+            given_back: get(&self.given_back),
+        }
+    }
+}
+
+/// What the caller learns when the crawl is over.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub run_id: i64,
+    pub stop: StopReason,
+    pub counts: Counts,
+    /// Jobs a dead run held that this run took back before starting.
+    pub recovered: u64,
+    /// Jobs still pending or in progress.
+    pub open_jobs: u64,
+    /// When the quota day ends, after a quota or budget stop.
+    pub quota_resets_at: Option<DateTime<Utc>>,
+    pub elapsed: Duration,
+}
+
+/// Signals from outside: `interrupt` stops claiming, `abort` also cuts requests in flight.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub interrupt: CancellationToken,
+    pub abort: CancellationToken,
+}
+
+/// The first stop request of a session, and the tokens that carry it to every task.
+#[derive(Debug, Clone)]
+struct Stop {
+    soft: CancellationToken,
+    hard: CancellationToken,
+    interrupt: CancellationToken,
+    reason: Arc<Mutex<Option<StopReason>>>,
+    error: Arc<Mutex<Option<store::Error>>>,
+}
+
+impl Stop {
+    fn new(control: &Control) -> Stop {
+        Stop {
+            soft: control.interrupt.child_token(),
+            hard: control.abort.child_token(),
+            interrupt: control.interrupt.clone(),
+            reason: Arc::default(),
+            error: Arc::default(),
+        }
+    }
+
+    fn request(&self, reason: StopReason) {
+        let mut slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            tracing::info!(reason = reason.code(), "stopping");
+            *slot = Some(reason);
+        }
+        self.soft.cancel();
+    }
+
+    fn fail(&self, e: store::Error) {
+        tracing::error!("{e}");
+        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert(e);
+        drop(slot);
+        self.request(StopReason::StoreFailed);
+        self.hard.cancel();
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.soft.is_cancelled()
+    }
+
+    fn reason(&self) -> StopReason {
+        let slot = self.reason.lock().unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(r) => r.clone(),
+            None if self.interrupt.is_cancelled() => StopReason::Interrupted,
+            None => StopReason::Finished,
+        }
+    }
+
+    fn take_error(&self) -> Option<store::Error> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// What every task of one crawl shares.
+struct Ctx<S> {
+    store: S,
+    client: Client,
+    opts: CrawlOptions,
+    run_id: i64,
+    limiter: Limiter,
+    budget: Budget,
+    counters: Arc<Counters>,
+}
+
+pub fn now_ms() -> i64 {
+    quota::now().timestamp_millis()
+}
+
+/// Runs a crawl to its end: everything done, or a stop. See the module docs.
+pub async fn crawl<S: Store>(
+    store: S,
+    client: Client,
+    opts: CrawlOptions,
+    control: Control,
+    progress: &Reporter,
+) -> Result<Summary, store::Error> {
+    let started = tokio::time::Instant::now();
+    let info = this_process(&opts.command);
+    let run_id = store.begin_run(&info, now_ms()).await?;
+    let me = info.clone();
+    let recovered = store
+        .recover_leases(run_id, now_ms(), &move |other| is_alive(other, &me))
+        .await?;
+    if recovered > 0 {
+        tracing::info!(recovered, "took back the leases of runs that are gone");
+    }
+    let today = quota::quota_day(quota::now());
+    let used = store.quota_day(&today).await?.requests;
+    let mut probe = store.last_stop_reason().await?.as_deref() == Some("quota");
+    progress.attach_budget(used, opts.daily_budget);
+    let ctx = Arc::new(Ctx {
+        limiter: Limiter::new(opts.rate),
+        budget: Budget::new(opts.daily_budget, today, used),
+        counters: Arc::new(Counters::default()),
+        store,
+        client,
+        opts,
+        run_id,
+    });
+    progress.attach(ctx.counters.clone());
+
+    let heartbeat = tokio::spawn(heartbeat(ctx.clone()));
+    let (stop, error) = loop {
+        let stop = Stop::new(&control);
+        session(&ctx, &stop, probe).await;
+        let reason = stop.reason();
+        if let Some(e) = stop.take_error() {
+            break (reason, Some(e));
+        }
+        let spent = matches!(
+            reason,
+            StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent
+        );
+        if spent {
+            let now = quota::now();
+            let day = quota::quota_day(now);
+            if let Err(e) = ctx
+                .store
+                .mark_quota_exhausted(
+                    &day,
+                    now.timestamp_millis(),
+                    quota::day_end(now).timestamp_millis(),
+                )
+                .await
+            {
+                break (StopReason::StoreFailed, Some(e));
+            }
+        }
+        if !(spent && ctx.opts.wait_for_quota) {
+            break (reason, None);
+        }
+        // Sleep until the quota day ends (or the next probe), then try one request alone.
+        probe = matches!(reason, StopReason::QuotaExhausted { .. });
+        let now = quota::now();
+        let until_reset = (quota::day_end(now) - now).to_std().unwrap_or_default();
+        let wait = if probe {
+            until_reset.min(ctx.opts.quota_probe_interval)
+        } else {
+            until_reset
+        };
+        progress.message(&format!(
+            "quota spent; waiting {} before trying again (Ctrl-C to stop)",
+            crate::progress::human_duration(wait)
+        ));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = control.interrupt.cancelled() => break (StopReason::Interrupted, None),
+        }
+    };
+    heartbeat.abort();
+
+    let end = RunEnd {
+        stop_reason: stop.code().to_string(),
+    };
+    let ended = ctx.store.end_run(run_id, &end, now_ms()).await;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    ended?;
+    let quota_resets_at = matches!(
+        stop,
+        StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent
+    )
+    .then(|| quota::day_end(quota::now()));
+    Ok(Summary {
+        run_id,
+        stop,
+        counts: ctx.counters.snapshot(),
+        recovered,
+        open_jobs: ctx.store.open_jobs().await?,
+        quota_resets_at,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// One stretch of crawling, until everything is done or a stop.
+async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
+    if !ctx.budget.has_room(&quota::quota_day(quota::now())) {
+        stop.request(StopReason::BudgetSpent);
+        return;
+    }
+    let concurrency = ctx.opts.concurrency.max(1);
+    let (job_tx, job_rx) = mpsc::channel::<ClaimedJob>(concurrency);
+    let (done_tx, done_rx) = mpsc::channel::<Completion>(concurrency * 4 + 64);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let committed = Arc::new(Notify::new());
+
+    let writer = tokio::spawn(writer(
+        ctx.clone(),
+        done_rx,
+        in_flight.clone(),
+        committed.clone(),
+        stop.clone(),
+    ));
+    let job_rx = Arc::new(tokio::sync::Mutex::new(job_rx));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            tokio::spawn(worker(
+                ctx.clone(),
+                stop.clone(),
+                job_rx.clone(),
+                done_tx.clone(),
+            ))
+        })
+        .collect();
+
+    if let Err(e) = dispatch(ctx, stop, &job_tx, &done_tx, &in_flight, &committed, probe).await {
+        stop.fail(e);
+    }
+    drop(job_tx);
+    drop(done_tx);
+    for w in workers {
+        if let Err(e) = w.await {
+            tracing::error!("a worker panicked: {e}");
+        }
+    }
+    if let Err(e) = writer.await {
+        tracing::error!("the writer panicked: {e}");
+    }
+}
+
+/// Claims due jobs into free worker slots until nothing is left or a stop.
+async fn dispatch<S: Store>(
+    ctx: &Ctx<S>,
+    stop: &Stop,
+    job_tx: &mpsc::Sender<ClaimedJob>,
+    done_tx: &mpsc::Sender<Completion>,
+    in_flight: &AtomicUsize,
+    committed: &Notify,
+    mut probe: bool,
+) -> Result<(), store::Error> {
+    let lease_ms = ctx.opts.lease.as_millis() as i64;
+    loop {
+        let permit = tokio::select! {
+            biased;
+            _ = stop.soft.cancelled() => return Ok(()),
+            p = job_tx.reserve() => match p {
+                Ok(p) => p,
+                Err(_) => return Ok(()),
+            },
+        };
+        let want = if probe { 1 } else { 1 + job_tx.capacity() };
+        let now = now_ms();
+        let jobs = ctx
+            .store
+            .claim(ctx.run_id, want as u32, now, now + lease_ms)
+            .await?;
+        let mut jobs = jobs.into_iter();
+        let Some(first) = jobs.next() else {
+            drop(permit);
+            let next_due = ctx.store.next_due_at().await?;
+            if in_flight.load(Ordering::SeqCst) == 0 && next_due.is_none() {
+                return Ok(());
+            }
+            // Wait for a commit (which may bring a retry), the next due time, or a stop.
+            let wait_ms = next_due.map_or(1000, |t| (t - now_ms()).clamp(10, 60_000));
+            tokio::select! {
+                _ = committed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+                _ = stop.soft.cancelled() => return Ok(()),
+            }
+            continue;
+        };
+        in_flight.fetch_add(1 + jobs.len(), Ordering::SeqCst);
+        permit.send(first);
+        for job in jobs {
+            // Only this task sends, and `want` was the free capacity, so this cannot be full.
+            if let Err(e) = job_tx.try_send(job) {
+                let job = e.into_inner();
+                let _ = done_tx.send(give_back(&job, false)).await;
+            }
+        }
+        if probe {
+            // After a quota stop, one request alone tells whether the quota is back.
+            while in_flight.load(Ordering::SeqCst) > 0 {
+                tokio::select! {
+                    _ = committed.notified() => {}
+                    _ = stop.soft.cancelled() => return Ok(()),
+                }
+            }
+            probe = false;
+        }
+    }
+}
+
+fn give_back(job: &ClaimedJob, requested: bool) -> Completion {
+    Completion {
+        job_id: job.id,
+        result: JobResult::GiveBack,
+        requested,
+    }
+}
+
+async fn worker<S: Store>(
+    ctx: Arc<Ctx<S>>,
+    stop: Stop,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<ClaimedJob>>>,
+    done: mpsc::Sender<Completion>,
+) {
+    loop {
+        let job = jobs.lock().await.recv().await;
+        let Some(job) = job else { return };
+        let completion = process(&ctx, &stop, job).await;
+        if done.send(completion).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One job: a permit, a unit of budget, the request, and what it means.
+async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Completion {
+    if stop.is_stopping() {
+        return give_back(&job, false);
+    }
+    tokio::select! {
+        biased;
+        _ = stop.soft.cancelled() => return give_back(&job, false),
+        _ = ctx.limiter.until_ready() => {}
+    }
+    if !ctx.budget.try_take(&quota::quota_day(quota::now())) {
+        stop.request(StopReason::BudgetSpent);
+        return give_back(&job, false);
+    }
+    let outcome = tokio::select! {
+        biased;
+        _ = stop.hard.cancelled() => return give_back(&job, true),
+        o = ctx.client.lookup(&job.isbn) => o,
+    };
+    match &outcome {
+        Outcome::Found(_) | Outcome::NotFound { .. } => ctx.limiter.on_success(),
+        Outcome::RateLimited { .. } => ctx.limiter.on_rate_limited(),
+        Outcome::QuotaExhausted { message } => stop.request(StopReason::QuotaExhausted {
+            message: message.clone(),
+        }),
+        Outcome::ApiRejected { kind, message } => stop.request(StopReason::ApiRejected {
+            kind: *kind,
+            message: message.clone(),
+        }),
+        Outcome::Transient { error, .. } | Outcome::Permanent { error } => {
+            tracing::debug!(isbn = %job.isbn, attempt = job.attempts, "{error}");
+        }
+    }
+    let result = retry::job_result(
+        outcome,
+        job.attempts,
+        &ctx.opts.retry,
+        now_ms(),
+        &mut rand::rng(),
+    );
+    Completion {
+        job_id: job.id,
+        result,
+        requested: true,
+    }
+}
+
+/// Applies completions in as few transactions as the arrival rate allows.
+async fn writer<S: Store>(
+    ctx: Arc<Ctx<S>>,
+    mut rx: mpsc::Receiver<Completion>,
+    in_flight: Arc<AtomicUsize>,
+    committed: Arc<Notify>,
+    stop: Stop,
+) {
+    const MAX_BATCH: usize = 2048;
+    let mut batch = Vec::with_capacity(256);
+    let mut broken = false;
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        if !broken {
+            let now = quota::now();
+            let day = quota::quota_day(now);
+            match ctx
+                .store
+                .complete(ctx.run_id, &batch, &day, now.timestamp_millis())
+                .await
+            {
+                Ok(_) => ctx.counters.add(&batch),
+                Err(e) => {
+                    // Nothing of this batch is stored; its jobs keep this run's lease and the
+                    // next run takes them back. Later batches are not attempted.
+                    broken = true;
+                    stop.fail(e);
+                }
+            }
+        }
+        in_flight.fetch_sub(batch.len(), Ordering::SeqCst);
+        committed.notify_one();
+        batch.clear();
+    }
+}
+
+/// Keeps this run's row fresh and its leases from running out while it works.
+async fn heartbeat<S: Store>(ctx: Arc<Ctx<S>>) {
+    let every = (ctx.opts.lease / 3).max(Duration::from_millis(100));
+    let lease_ms = ctx.opts.lease.as_millis() as i64;
+    loop {
+        tokio::time::sleep(every).await;
+        let now = now_ms();
+        if let Err(e) = ctx.store.heartbeat(ctx.run_id, now, now + lease_ms).await {
+            tracing::warn!("heartbeat: {e}");
+        }
+    }
+}
+
+/// Who this process is, for the `runs` table.
+pub fn this_process(command: &str) -> RunInfo {
+    let pid = std::process::id();
+    RunInfo {
+        command: command.to_string(),
+        host: hostname(),
+        pid,
+        pid_start: pid_start(pid),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The start time of a process (Linux: field 22 of /proc/PID/stat), so a reused pid is told
+/// apart from the run that had it.
+fn pid_start(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19).map(str::to_string)
+}
+
+/// Whether the run `other` may still be working. Only a run on this host whose process is
+/// gone (or is another process now) is known dead; elsewhere its lease expiry decides.
+fn is_alive(other: &RunInfo, me: &RunInfo) -> bool {
+    if other.host != me.host || !std::path::Path::new("/proc/self/stat").exists() {
+        return true;
+    }
+    match pid_start(other.pid) {
+        None => false,
+        Some(start) => other.pid_start.as_ref().is_none_or(|s| *s == start),
+    }
+}

@@ -1,0 +1,518 @@
+/*!
+An in-process fake of the Google Books API on 127.0.0.1, for the tests, the benchmark and `demo`.
+
+It speaks the contract of `shared/docs/google-books-api.md`: the same JSON for volumes, the
+same error bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation,
+backend errors), and the failures a real network has (resets, truncated bodies, stalls).
+It is a small hand-written HTTP/1.1 server rather than a framework so that a test can make it
+misbehave at the byte level: reset a connection with RST, cut a body short, or never answer.
+
+Every knob lives in [`FakeConfig`]; counters in [`FakeApi`] let a test check what was asked.
+Synthetic books are deterministic: the title of ISBN X is `title_for(X)`.
+*/
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// One way to answer a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fault {
+    /// 503 backendFailed.
+    Unavailable,
+    /// 500 backendError.
+    ServerError,
+    /// Close the connection with a TCP reset before answering.
+    Reset,
+    /// A 200 whose JSON stops half-way.
+    Truncated,
+    /// Answer only after this long (longer than the client's timeout, to test it).
+    Stall(Duration),
+    /// 429 per-minute rate limit, with an optional Retry-After in seconds.
+    RateLimited(Option<u64>),
+    /// 429 RESOURCE_EXHAUSTED with quota_limit defaultPerDayPerProject.
+    DailyQuota,
+    /// 403 dailyLimitExceeded (the older form).
+    DailyQuotaOld,
+    /// 400 API_KEY_INVALID.
+    BadKey,
+    /// 403 accessNotConfigured.
+    Forbidden,
+    /// 403 unknownLocation.
+    UnknownLocation,
+    /// A volume whose identifiers are another ISBN's.
+    WrongBook,
+    /// `totalItems: 0`.
+    NoMatch,
+}
+
+/// Random faults, each a probability in 0..=1, drawn from a seeded generator.
+#[derive(Debug, Clone, Default)]
+pub struct FaultRates {
+    pub unavailable: f64,
+    pub reset: f64,
+    pub truncated: f64,
+    pub stall: f64,
+    pub stall_for: Duration,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeConfig {
+    /// Delay before every answer.
+    pub latency: Duration,
+    /// When set, a request with another key (or none) gets 400 API_KEY_INVALID.
+    pub api_key: Option<String>,
+    /// ISBN-13s the catalogue does not know (`totalItems: 0`).
+    pub unknown: HashSet<String>,
+    /// ISBN-13s for which a different book comes back.
+    pub wrong_book: HashSet<String>,
+    /// Faults served, in order, to the first requests for an ISBN-13; then it answers normally.
+    pub scripted: HashMap<String, VecDeque<Fault>>,
+    /// A fault served to every request (a permanent outage, a revoked key).
+    pub always: Option<Fault>,
+    /// Requests above this many per second (fixed one-second windows) get a 429.
+    pub per_second_limit: Option<u32>,
+    /// Requests a fake day allows before the daily-quota 429; [`FakeApi::new_day`] resets it.
+    pub daily_quota: Option<u64>,
+    pub random: FaultRates,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    config: FakeConfig,
+    requests_per_isbn: HashMap<String, u32>,
+    /// When each request arrived, in order.
+    arrivals: Vec<Instant>,
+    window: (u64, u32),
+    quota_used: u64,
+    rng: u64,
+}
+
+/// A running fake; dropping it stops the server.
+pub struct FakeApi {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    total: Arc<AtomicU64>,
+    server: tokio::task::JoinHandle<()>,
+    started: Instant,
+}
+
+impl Drop for FakeApi {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// The synthetic title of a book, with the characters exports must survive.
+pub fn title_for(isbn13: &str) -> String {
+    format!("Title of {isbn13}, \"quoted\" — été")
+}
+
+impl FakeApi {
+    /// Starts the fake on 127.0.0.1 on a free port.
+    pub async fn start(config: FakeConfig) -> std::io::Result<FakeApi> {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let rng = config.random.seed.max(1);
+        let state = Arc::new(Mutex::new(State {
+            config,
+            rng,
+            ..State::default()
+        }));
+        let total = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        let server = tokio::spawn({
+            let state = state.clone();
+            let total = total.clone();
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let _ = stream.set_nodelay(true);
+                    tokio::spawn(serve(stream, state.clone(), total.clone(), started));
+                }
+            }
+        });
+        Ok(FakeApi {
+            addr,
+            state,
+            total,
+            server,
+            started,
+        })
+    }
+
+    /// The base URL to pass as `--api-url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Requests received so far (every one, whatever the answer).
+    pub fn total_requests(&self) -> u64 {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// Requests received for one ISBN-13.
+    pub fn requests_for(&self, isbn13: &str) -> u32 {
+        self.state()
+            .requests_per_isbn
+            .get(isbn13)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn requests_per_isbn(&self) -> HashMap<String, u32> {
+        self.state().requests_per_isbn.clone()
+    }
+
+    /// Arrival times of all requests, as offsets from the fake's start.
+    pub fn arrivals(&self) -> Vec<Duration> {
+        self.state()
+            .arrivals
+            .iter()
+            .map(|t| t.duration_since(self.started))
+            .collect()
+    }
+
+    /// Starts a new fake quota day.
+    pub fn new_day(&self) {
+        self.state().quota_used = 0;
+    }
+
+    /// Changes the configuration of the running fake.
+    pub fn configure(&self, f: impl FnOnce(&mut FakeConfig)) {
+        f(&mut self.state().config);
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    state: Arc<Mutex<State>>,
+    total: Arc<AtomicU64>,
+    t0: Instant,
+) {
+    let mut buf = Vec::with_capacity(2048);
+    loop {
+        // Read one request head (GET has no body).
+        let head_end = loop {
+            if let Some(i) = find(&buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 4096];
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+            if buf.len() > 64 * 1024 {
+                return;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+        buf.drain(..head_end);
+        total.fetch_add(1, Ordering::SeqCst);
+        let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let (answer, latency) = decide(&state, &target, t0);
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let written = match answer {
+            Answer::Reset => {
+                // Linger 0 makes close() send RST at once (it cannot block with a zero time).
+                #[allow(deprecated)]
+                let _ = stream.set_linger(Some(Duration::ZERO));
+                return;
+            }
+            Answer::Stall(d) => {
+                tokio::time::sleep(d).await;
+                return;
+            }
+            Answer::Http {
+                status,
+                body,
+                retry_after,
+            } => {
+                let mut response = format!(
+                    "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n",
+                    reason_phrase(status),
+                    body.len()
+                );
+                if let Some(s) = retry_after {
+                    response.push_str(&format!("Retry-After: {s}\r\n"));
+                }
+                response.push_str("\r\n");
+                let mut bytes = response.into_bytes();
+                bytes.extend_from_slice(body.as_bytes());
+                stream.write_all(&bytes).await
+            }
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        _ => "Service Unavailable",
+    }
+}
+
+enum Answer {
+    Http {
+        status: u16,
+        body: String,
+        retry_after: Option<u64>,
+    },
+    Reset,
+    Stall(Duration),
+}
+
+/// Splits a query string into decoded pairs.
+fn query_pairs(target: &str) -> HashMap<String, String> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn next_random(rng: &mut u64) -> f64 {
+    // xorshift64*: deterministic per seed, good enough to pick faults.
+    *rng ^= *rng >> 12;
+    *rng ^= *rng << 25;
+    *rng ^= *rng >> 27;
+    (rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration) {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    let now = Instant::now();
+    st.arrivals.push(now);
+    let latency = st.config.latency;
+    let params = query_pairs(target);
+    if !target.starts_with("/books/v1/volumes") {
+        return (error_answer(404, NOT_FOUND_BODY), latency);
+    }
+    if let Some(expected) = &st.config.api_key
+        && params.get("key") != Some(expected)
+    {
+        return (fault_answer(&Fault::BadKey, ""), latency);
+    }
+    if !params.contains_key("country") {
+        return (fault_answer(&Fault::UnknownLocation, ""), latency);
+    }
+    let isbn = params
+        .get("q")
+        .and_then(|q| q.strip_prefix("isbn:"))
+        .unwrap_or("")
+        .to_string();
+    *st.requests_per_isbn.entry(isbn.clone()).or_default() += 1;
+
+    if let Some(limit) = st.config.per_second_limit {
+        let second = now.duration_since(t0).as_secs();
+        if st.window.0 != second {
+            st.window = (second, 0);
+        }
+        st.window.1 += 1;
+        if st.window.1 > limit {
+            return (fault_answer(&Fault::RateLimited(None), &isbn), latency);
+        }
+    }
+    if let Some(quota) = st.config.daily_quota {
+        if st.quota_used >= quota {
+            return (fault_answer(&Fault::DailyQuota, &isbn), latency);
+        }
+        st.quota_used += 1;
+    }
+    if let Some(fault) = st.config.always.clone() {
+        return (fault_answer(&fault, &isbn), latency);
+    }
+    if let Some(fault) = st
+        .config
+        .scripted
+        .get_mut(&isbn)
+        .and_then(|faults| faults.pop_front())
+    {
+        return (fault_answer(&fault, &isbn), latency);
+    }
+    let r = st.config.random.clone();
+    if r.unavailable + r.reset + r.truncated + r.stall > 0.0 {
+        let x = next_random(&mut st.rng);
+        let table = [
+            (r.unavailable, Fault::Unavailable),
+            (r.reset, Fault::Reset),
+            (r.truncated, Fault::Truncated),
+            (r.stall, Fault::Stall(r.stall_for)),
+        ];
+        let mut edge = 0.0;
+        for (p, fault) in table {
+            edge += p;
+            if x < edge {
+                return (fault_answer(&fault, &isbn), latency);
+            }
+        }
+    }
+    let fault = if st.config.unknown.contains(&isbn) {
+        Fault::NoMatch
+    } else if st.config.wrong_book.contains(&isbn) {
+        Fault::WrongBook
+    } else {
+        return (
+            Answer::Http {
+                status: 200,
+                body: volumes_body(&[volume_json(&isbn, &isbn)]),
+                retry_after: None,
+            },
+            latency,
+        );
+    };
+    (fault_answer(&fault, &isbn), latency)
+}
+
+fn error_answer(status: u16, body: &str) -> Answer {
+    Answer::Http {
+        status,
+        body: body.to_string(),
+        retry_after: None,
+    }
+}
+
+fn fault_answer(fault: &Fault, isbn: &str) -> Answer {
+    match fault {
+        Fault::Unavailable => error_answer(503, BACKEND_FAILED_BODY),
+        Fault::ServerError => error_answer(500, BACKEND_ERROR_BODY),
+        Fault::Reset => Answer::Reset,
+        Fault::Stall(d) => Answer::Stall(*d),
+        Fault::Truncated => {
+            let full = volumes_body(&[volume_json(isbn, isbn)]);
+            error_answer(200, &full[..full.len() / 2])
+        }
+        Fault::RateLimited(retry_after) => Answer::Http {
+            status: 429,
+            body: RATE_LIMIT_BODY.to_string(),
+            retry_after: *retry_after,
+        },
+        Fault::DailyQuota => error_answer(429, DAILY_QUOTA_BODY),
+        Fault::DailyQuotaOld => error_answer(403, DAILY_LIMIT_OLD_BODY),
+        Fault::BadKey => error_answer(400, BAD_KEY_BODY),
+        Fault::Forbidden => error_answer(403, ACCESS_NOT_CONFIGURED_BODY),
+        Fault::UnknownLocation => error_answer(403, UNKNOWN_LOCATION_BODY),
+        Fault::WrongBook => {
+            let other = if isbn == "9780306406157" {
+                "9780439023481"
+            } else {
+                "9780306406157"
+            };
+            error_answer(200, &volumes_body(&[volume_json(other, other)]))
+        }
+        Fault::NoMatch => error_answer(200, r#"{"kind":"books#volumes","totalItems":0}"#),
+    }
+}
+
+fn volumes_body(items: &[String]) -> String {
+    format!(
+        r#"{{"kind":"books#volumes","totalItems":{},"items":[{}]}}"#,
+        items.len(),
+        items.join(",")
+    )
+}
+
+/// A `books#volume` for `isbn13` as the real API sends it (list form).
+fn volume_json(isbn13: &str, id_seed: &str) -> String {
+    let isbn10 = isbn13
+        .parse::<crate::isbn::Isbn13>()
+        .ok()
+        .and_then(|i| i.isbn10());
+    let mut ids = vec![serde_json::json!({"type": "ISBN_13", "identifier": isbn13})];
+    if let Some(ten) = isbn10 {
+        ids.push(serde_json::json!({"type": "ISBN_10", "identifier": ten}));
+    }
+    let digits: u64 = isbn13.parse().unwrap_or(0);
+    serde_json::json!({
+        "kind": "books#volume",
+        "id": format!("fake{}", &id_seed[id_seed.len().saturating_sub(8)..]),
+        "etag": "etag",
+        "selfLink": format!("https://www.googleapis.com/books/v1/volumes/fake{isbn13}"),
+        "volumeInfo": {
+            "title": title_for(isbn13),
+            "subtitle": "A synthetic book",
+            "authors": [format!("Author {}", digits % 97), "Second, Author"],
+            "publisher": format!("Publisher {}", digits % 13),
+            "publishedDate": format!("{}-0{}-1{}", 1950 + digits % 70, 1 + digits % 9, digits % 10),
+            "description": "<p>A line,\nanother \"quoted\" line, and ünïcödé.</p>",
+            "industryIdentifiers": ids,
+            "readingModes": {"text": false, "image": false},
+            "pageCount": 100 + digits % 500,
+            "printType": "BOOK",
+            "categories": ["Fiction"],
+            "averageRating": 4.5,
+            "ratingsCount": 12,
+            "maturityRating": "NOT_MATURE",
+            "language": "en",
+            "imageLinks": {
+                "smallThumbnail": "http://books.google.com/books/content?id=x&zoom=5",
+                "thumbnail": "http://books.google.com/books/content?id=x&zoom=1"
+            },
+            "previewLink": "http://books.google.com/books?id=x",
+            "infoLink": "http://books.google.com/books?id=x",
+            "canonicalVolumeLink": "https://books.google.com/books/about/x.html"
+        },
+        "saleInfo": {"country": "US", "saleability": "NOT_FOR_SALE", "isEbook": false},
+        "accessInfo": {"country": "US", "viewability": "NO_PAGES"},
+        "searchInfo": {"textSnippet": "A snippet"}
+    })
+    .to_string()
+}
+
+const NOT_FOUND_BODY: &str = r#"{"error":{"code":404,"message":"Not Found","errors":[{"message":"Not Found","domain":"global","reason":"notFound"}]}}"#;
+const BACKEND_FAILED_BODY: &str = r#"{"error":{"code":503,"message":"Service is unavailable.","errors":[{"message":"Service is unavailable.","domain":"global","reason":"backendFailed"}],"status":"UNAVAILABLE"}}"#;
+const BACKEND_ERROR_BODY: &str = r#"{"error":{"code":500,"message":"Backend Error","errors":[{"message":"Backend Error","domain":"global","reason":"backendError"}],"status":"INTERNAL"}}"#;
+const RATE_LIMIT_BODY: &str = r#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'books.googleapis.com' for consumer 'project_number:000000000000'.","errors":[{"message":"Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'books.googleapis.com' for consumer 'project_number:000000000000'.","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED","domain":"googleapis.com","metadata":{"quota_limit":"defaultPerMinutePerUser","quota_metric":"books.googleapis.com/default","quota_unit":"1/min/{project}/{user}","service":"books.googleapis.com","consumer":"projects/000000000000","quota_limit_value":"100"}}]}}"#;
+const DAILY_QUOTA_BODY: &str = r#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Queries' and limit 'Queries per day' of service 'books.googleapis.com' for consumer 'project_number:000000000000'.","errors":[{"message":"Quota exceeded for quota metric 'Queries' and limit 'Queries per day' of service 'books.googleapis.com' for consumer 'project_number:000000000000'.","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED","domain":"googleapis.com","metadata":{"quota_limit":"defaultPerDayPerProject","quota_metric":"books.googleapis.com/default","quota_unit":"1/d/{project}","service":"books.googleapis.com","consumer":"projects/000000000000","quota_limit_value":"1000"}}]}}"#;
+const DAILY_LIMIT_OLD_BODY: &str = r#"{"error":{"code":403,"message":"Daily Limit Exceeded. The quota will be reset at midnight Pacific Time (PT).","errors":[{"message":"Daily Limit Exceeded. The quota will be reset at midnight Pacific Time (PT).","domain":"usageLimits","reason":"dailyLimitExceeded"}]}}"#;
+const BAD_KEY_BODY: &str = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","errors":[{"message":"API key not valid. Please pass a valid API key.","domain":"global","reason":"badRequest"}],"status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"books.googleapis.com"}}]}}"#;
+const ACCESS_NOT_CONFIGURED_BODY: &str = r#"{"error":{"code":403,"message":"Books API has not been used in project 000000000000 before or it is disabled. Enable it by visiting the API console then retry.","errors":[{"message":"Books API has not been used in project 000000000000 before or it is disabled.","domain":"usageLimits","reason":"accessNotConfigured"}],"status":"PERMISSION_DENIED"}}"#;
+const UNKNOWN_LOCATION_BODY: &str = r#"{"error":{"code":403,"message":"Cannot determine user location for geographically restricted operation.","errors":[{"message":"Cannot determine user location for geographically restricted operation.","domain":"global","reason":"unknownLocation"}]}}"#;

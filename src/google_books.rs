@@ -1,0 +1,627 @@
+/*!
+The Google Books client: builds the request, reads the answer, and says what it means.
+
+[`classify`] is the one table that turns an HTTP answer into an [`Outcome`]; it is pure, so every
+row of the table (see the README's "Outcomes") is tested without a network. The crawl loop
+only acts on outcomes and never looks at status codes.
+
+Verification lives here too: an item counts only if its `industryIdentifiers` hold the ISBN-13
+that was asked for or its ISBN-10 ([`matches`]). Google's search sometimes returns another
+book for `q=isbn:X`; storing it as X would be silent corruption.
+
+The API key is a [`SecretString`]: it is added to the query at the last moment, and every
+reqwest error is stripped of its URL (`without_url`) before it becomes a message.
+*/
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::{DeserializeOwned, Deserializer};
+use serde_json::value::RawValue;
+
+use crate::isbn::Isbn13;
+use crate::store::Book;
+
+/// The partial response asked for: what `books` stores, and nothing the quota need not carry.
+pub const FIELDS: &str = "kind,totalItems,items(id,volumeInfo(title,subtitle,authors,publisher,\
+publishedDate,description,industryIdentifiers,pageCount,printType,categories,averageRating,\
+ratingsCount,maturityRating,language,imageLinks,previewLink,infoLink,canonicalVolumeLink))";
+
+/// A body larger than this is not a books#volumes answer; reading stops there.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+pub const DEFAULT_API_URL: &str = "https://www.googleapis.com";
+
+/// What an answer means for the job that asked, and for the crawl.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A verified item: store it.
+    Found(Box<Book>),
+    /// The API answered, but no item carries the ISBN.
+    NotFound { items: usize },
+    /// Worth another try later (5xx, timeout, reset, malformed or truncated body).
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Too many requests per minute: slow the crawl down; not the job's fault.
+    RateLimited { retry_after: Option<Duration> },
+    /// The day's quota is spent: stop until it resets.
+    QuotaExhausted { message: String },
+    /// The key or the project is refused: no request will work until the user fixes it.
+    ApiRejected { kind: Rejection, message: String },
+    /// An answer no retry will change, for this job only.
+    Permanent { error: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    BadKey,
+    Forbidden,
+    UnknownLocation,
+}
+
+impl Rejection {
+    /// What the user should do, in one line.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Rejection::BadKey => {
+                "the API key is not valid: check GOOGLE_BOOKS_API_KEY (environment or .env)"
+            }
+            Rejection::Forbidden => {
+                "the key is refused: enable the Books API for its project, or lift the key's \
+                 IP/referrer restrictions"
+            }
+            Rejection::UnknownLocation => {
+                "Google cannot tell where the request comes from: pass --country with a \
+                 two-letter code"
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub api_url: String,
+    pub key: Option<SecretString>,
+    pub country: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+    #[error("--api-url {0:?} is not an http(s) URL")]
+    BadUrl(String),
+}
+
+/// A Google Books client; cheap to clone (one connection pool is shared).
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    volumes_url: reqwest::Url,
+    key: Option<SecretString>,
+    country: String,
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        let base = config.api_url.trim_end_matches('/');
+        let volumes_url = reqwest::Url::parse(&format!("{base}/books/v1/volumes"))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| Error::BadUrl(config.api_url.clone()))?;
+        let http = reqwest::Client::builder()
+            // Google compresses only when the User-Agent says gzip too.
+            .user_agent(concat!(
+                "isbn-crawler/",
+                env!("CARGO_PKG_VERSION"),
+                " (gzip)"
+            ))
+            .gzip(true)
+            .timeout(config.timeout)
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_keepalive(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::Build(describe(&e.without_url())))?;
+        Ok(Client {
+            http,
+            volumes_url,
+            key: config.key,
+            country: config.country,
+        })
+    }
+
+    /// Asks for one ISBN and classifies the answer. Never fails: a network error is an outcome.
+    pub async fn lookup(&self, isbn: &Isbn13) -> Outcome {
+        let q = format!("isbn:{isbn}");
+        let mut request = self.http.get(self.volumes_url.clone()).query(&[
+            ("q", q.as_str()),
+            ("country", self.country.as_str()),
+            ("maxResults", "10"),
+            ("fields", FIELDS),
+        ]);
+        if let Some(key) = &self.key {
+            request = request.query(&[("key", key.expose_secret())]);
+        }
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => return transient(&e),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        match read_body(response).await {
+            Ok(body) => classify(status, retry_after, &body, isbn),
+            Err(outcome) => outcome,
+        }
+    }
+}
+
+/// Reads the body up to [`MAX_BODY`]; a larger one is refused for this job.
+async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Outcome> {
+    let mut body =
+        Vec::with_capacity(response.content_length().unwrap_or(4096).min(1 << 20) as usize);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(Outcome::Permanent {
+                        error: format!("response larger than {} MiB", MAX_BODY >> 20),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(transient(&e)),
+        }
+    }
+}
+
+fn transient(e: &reqwest::Error) -> Outcome {
+    Outcome::Transient {
+        error: describe(e),
+        retry_after: None,
+    }
+}
+
+/// A reqwest error as one line with its causes, and never its URL (which holds the key).
+pub fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken response body"
+    } else {
+        "request failed"
+    };
+    let mut text = String::from(kind);
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.ends_with(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    strip_urls(&text)
+}
+
+/// Belt and braces: no URL (and so no `key=` parameter) survives into a message.
+fn strip_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains("://") || word.contains("key=") {
+                "<url>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The response
+
+#[derive(Deserialize)]
+struct Volumes<'a> {
+    #[serde(borrow, default)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// Any field of the wrong type reads as absent instead of failing the whole item.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(value).ok())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Item {
+    #[serde(default, deserialize_with = "lenient")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    volume_info: Option<VolumeInfo>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct VolumeInfo {
+    #[serde(default, deserialize_with = "lenient")]
+    title: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    subtitle: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    authors: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    publisher: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    published_date: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    description: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    industry_identifiers: Option<Vec<Identifier>>,
+    #[serde(default, deserialize_with = "lenient")]
+    page_count: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
+    categories: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    average_rating: Option<f64>,
+    #[serde(default, deserialize_with = "lenient")]
+    ratings_count: Option<i64>,
+    #[serde(default, deserialize_with = "lenient")]
+    language: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    image_links: Option<ImageLinks>,
+}
+
+#[derive(Deserialize, Default)]
+struct Identifier {
+    #[serde(default, deserialize_with = "lenient")]
+    identifier: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ImageLinks {
+    #[serde(default, deserialize_with = "lenient")]
+    thumbnail: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    small_thumbnail: Option<String>,
+}
+
+/// Whether any of `identifiers` names `isbn` (as its ISBN-13 or its ISBN-10).
+pub fn matches<'a>(isbn: &Isbn13, identifiers: impl IntoIterator<Item = &'a str>) -> bool {
+    let ten = isbn.isbn10();
+    identifiers.into_iter().any(|id| {
+        let id: String = id
+            .chars()
+            .filter(|c| !matches!(c, '-' | ' '))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        id == isbn.as_str() || ten.as_deref() == Some(id.as_str())
+    })
+}
+
+/// The year of a `publishedDate`, leniently: the first run of 3 or 4 digits.
+pub fn published_year(date: &str) -> Option<i64> {
+    let start = date.find(|c: char| c.is_ascii_digit())?;
+    let digits: &str = &date[start..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    match end {
+        3 | 4 => digits[..end].parse().ok(),
+        _ => None,
+    }
+}
+
+/// Finds the item that is `isbn` among a 200 answer's items.
+fn verify(body: &[u8], isbn: &Isbn13) -> Result<Outcome, String> {
+    let volumes: Volumes = serde_json::from_slice(body)
+        .map_err(|e| format!("malformed JSON in a 200 answer ({} bytes): {e}", body.len()))?;
+    let items = volumes.items.unwrap_or_default();
+    for raw in &items {
+        let Ok(item) = serde_json::from_str::<Item>(raw.get()) else {
+            continue;
+        };
+        let info = item.volume_info.unwrap_or_default();
+        let ids = info.industry_identifiers.as_deref().unwrap_or_default();
+        if !matches(isbn, ids.iter().filter_map(|i| i.identifier.as_deref())) {
+            continue;
+        }
+        let json_list = |v: Option<Vec<String>>| v.and_then(|v| serde_json::to_string(&v).ok());
+        let links = info.image_links.unwrap_or_default();
+        return Ok(Outcome::Found(Box::new(Book {
+            isbn13: isbn.as_str().to_string(),
+            isbn10: isbn.isbn10(),
+            volume_id: item.id,
+            title: info.title,
+            subtitle: info.subtitle,
+            authors: json_list(info.authors),
+            publisher: info.publisher,
+            published_year: info.published_date.as_deref().and_then(published_year),
+            published_date: info.published_date,
+            description: info.description,
+            page_count: info.page_count,
+            categories: json_list(info.categories),
+            language: info.language,
+            average_rating: info.average_rating,
+            ratings_count: info.ratings_count,
+            thumbnail: links.thumbnail.or(links.small_thumbnail),
+            raw_json: raw.get().to_string(),
+        })));
+    }
+    Ok(Outcome::NotFound { items: items.len() })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default, deserialize_with = "lenient")]
+    error: Option<ApiError>,
+}
+
+#[derive(Deserialize, Default)]
+struct ApiError {
+    #[serde(default, deserialize_with = "lenient")]
+    message: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    errors: Option<Vec<ErrorItem>>,
+    #[serde(default, deserialize_with = "lenient")]
+    details: Option<Vec<serde_json::Value>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorItem {
+    #[serde(default, deserialize_with = "lenient")]
+    reason: Option<String>,
+}
+
+impl ApiError {
+    fn reasons(&self) -> impl Iterator<Item = &str> {
+        let legacy = self
+            .errors
+            .iter()
+            .flatten()
+            .filter_map(|e| e.reason.as_deref());
+        let details = self
+            .details
+            .iter()
+            .flatten()
+            .filter_map(|d| d.get("reason").and_then(|r| r.as_str()));
+        legacy.chain(details)
+    }
+
+    fn has_reason(&self, wanted: &[&str]) -> bool {
+        self.reasons().any(|r| wanted.contains(&r))
+    }
+
+    /// A per-day quota, by any of the three marks Google uses.
+    fn is_daily_quota(&self) -> bool {
+        let metadata = |key: &str| {
+            self.details.iter().flatten().any(|d| {
+                d.pointer(&format!("/metadata/{key}"))
+                    .and_then(|v| v.as_str())
+                    .is_some_and(|v| v.contains("PerDay") || v.contains("/d/"))
+            })
+        };
+        let message = self.message.as_deref().unwrap_or_default().to_lowercase();
+        self.has_reason(&["dailyLimitExceeded"])
+            || metadata("quota_limit")
+            || metadata("quota_unit")
+            || message.contains("per day")
+    }
+
+    fn summary(&self, status: u16) -> String {
+        let reasons: Vec<&str> = self.reasons().collect();
+        let message = self.message.as_deref().unwrap_or("no message");
+        if reasons.is_empty() {
+            format!("HTTP {status}: {message}")
+        } else {
+            format!("HTTP {status} ({}): {message}", reasons.join(", "))
+        }
+    }
+}
+
+/// The outcome table: what an HTTP status and body mean. Pure, so each row has a test.
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8], isbn: &Isbn13) -> Outcome {
+    if status == 200 {
+        return verify(body, isbn)
+            .unwrap_or_else(|error| Outcome::Transient { error, retry_after });
+    }
+    let api = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|b| b.error)
+        .unwrap_or_default();
+    let message = strip_urls(&api.summary(status));
+    let rejected = |kind| Outcome::ApiRejected {
+        kind,
+        message: message.clone(),
+    };
+    match status {
+        429 if api.is_daily_quota() => Outcome::QuotaExhausted { message },
+        429 => Outcome::RateLimited { retry_after },
+        403 if api.is_daily_quota() => Outcome::QuotaExhausted { message },
+        403 if api.has_reason(&["rateLimitExceeded", "userRateLimitExceeded"]) => {
+            Outcome::RateLimited { retry_after }
+        }
+        403 if api.has_reason(&["unknownLocation"]) => rejected(Rejection::UnknownLocation),
+        403 => rejected(Rejection::Forbidden),
+        401 => rejected(Rejection::BadKey),
+        400 if api.has_reason(&["API_KEY_INVALID", "keyInvalid"])
+            || message.contains("API key not valid") =>
+        {
+            rejected(Rejection::BadKey)
+        }
+        408 | 500..=599 => Outcome::Transient {
+            error: message,
+            retry_after,
+        },
+        _ => Outcome::Permanent { error: message },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn isbn() -> Isbn13 {
+        "9780439023481".parse().expect("valid")
+    }
+
+    #[test]
+    fn a_matching_item_is_found_and_kept_whole() {
+        let body = br#"{"kind":"books#volumes","totalItems":2,"items":[
+            {"id":"other","volumeInfo":{"title":"Wrong","industryIdentifiers":[{"type":"ISBN_13","identifier":"9780306406157"}]}},
+            {"id":"3Mx4QgAACAAJ","volumeInfo":{"title":"The Hunger Games","authors":["Suzanne Collins"],
+             "publishedDate":"2008-09-14","pageCount":"374","categories":["Juvenile Fiction"],
+             "industryIdentifiers":[{"type":"ISBN_10","identifier":"0439023483"},{"type":"OTHER","identifier":"GENT:1"}],
+             "imageLinks":{"smallThumbnail":"s","thumbnail":"t"},"unknownField":{"x":1}}}]}"#;
+        let Outcome::Found(book) = classify(200, None, body, &isbn()) else {
+            panic!("not found")
+        };
+        assert_eq!(book.volume_id.as_deref(), Some("3Mx4QgAACAAJ"));
+        assert_eq!(book.title.as_deref(), Some("The Hunger Games"));
+        assert_eq!(book.authors.as_deref(), Some(r#"["Suzanne Collins"]"#));
+        assert_eq!(book.published_year, Some(2008));
+        assert_eq!(book.page_count, None, "a string pageCount reads as absent");
+        assert_eq!(book.thumbnail.as_deref(), Some("t"));
+        assert!(book.raw_json.contains("unknownField"));
+        assert_eq!(book.isbn13, "9780439023481");
+    }
+
+    #[test]
+    fn wrong_books_and_empty_answers_are_not_found() {
+        let wrong = br#"{"kind":"books#volumes","totalItems":1,"items":[{"id":"x","volumeInfo":{"title":"Other","industryIdentifiers":[{"type":"ISBN_13","identifier":"9780306406157"}]}}]}"#;
+        assert_eq!(
+            classify(200, None, wrong, &isbn()),
+            Outcome::NotFound { items: 1 }
+        );
+        let none = br#"{"kind":"books#volumes","totalItems":0}"#;
+        assert_eq!(
+            classify(200, None, none, &isbn()),
+            Outcome::NotFound { items: 0 }
+        );
+        let no_ids = br#"{"items":[{"volumeInfo":{"title":"No ids"}}, 7, null]}"#;
+        assert_eq!(
+            classify(200, None, no_ids, &isbn()),
+            Outcome::NotFound { items: 3 }
+        );
+    }
+
+    #[test]
+    fn truncated_json_is_transient() {
+        let body = br#"{"kind":"books#volumes","totalItems":1,"items":[{"id":"3Mx"#;
+        assert!(matches!(
+            classify(200, None, body, &isbn()),
+            Outcome::Transient { .. }
+        ));
+    }
+
+    const DAILY_429: &str = r#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Queries' and limit 'Queries per day' of service 'books.googleapis.com' for consumer 'project_number:1'.","errors":[{"message":"Quota exceeded","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED","domain":"googleapis.com","metadata":{"quota_limit":"defaultPerDayPerProject","quota_metric":"books.googleapis.com/default","quota_unit":"1/d/{project}","service":"books.googleapis.com"}}]}}"#;
+    const MINUTE_429: &str = r#"{"error":{"code":429,"message":"Quota exceeded for quota metric 'Queries' and limit 'Queries per minute per user' of service 'books.googleapis.com'.","errors":[{"message":"Quota exceeded","domain":"global","reason":"rateLimitExceeded"}],"status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"RATE_LIMIT_EXCEEDED","metadata":{"quota_limit":"defaultPerMinutePerUser","quota_unit":"1/min/{project}/{user}"}}]}}"#;
+
+    #[test]
+    fn the_outcome_table() {
+        let i = isbn();
+        let quota = |o: &Outcome| matches!(o, Outcome::QuotaExhausted { .. });
+        assert!(quota(&classify(429, None, DAILY_429.as_bytes(), &i)));
+        let old = r#"{"error":{"code":403,"message":"Daily Limit Exceeded","errors":[{"domain":"usageLimits","reason":"dailyLimitExceeded"}]}}"#;
+        assert!(quota(&classify(403, None, old.as_bytes(), &i)));
+        assert_eq!(
+            classify(429, Some(Duration::from_secs(7)), MINUTE_429.as_bytes(), &i),
+            Outcome::RateLimited {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        let user = r#"{"error":{"code":403,"message":"User Rate Limit Exceeded","errors":[{"domain":"usageLimits","reason":"userRateLimitExceeded"}]}}"#;
+        assert!(matches!(
+            classify(403, None, user.as_bytes(), &i),
+            Outcome::RateLimited { .. }
+        ));
+        let bad_key = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","errors":[{"message":"API key not valid. Please pass a valid API key.","domain":"global","reason":"badRequest"}],"status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}"#;
+        assert!(matches!(
+            classify(400, None, bad_key.as_bytes(), &i),
+            Outcome::ApiRejected {
+                kind: Rejection::BadKey,
+                ..
+            }
+        ));
+        let location = r#"{"error":{"code":403,"message":"Cannot determine user location for geographically restricted operation.","errors":[{"message":"Cannot determine user location for geographically restricted operation.","domain":"global","reason":"unknownLocation"}]}}"#;
+        assert!(matches!(
+            classify(403, None, location.as_bytes(), &i),
+            Outcome::ApiRejected {
+                kind: Rejection::UnknownLocation,
+                ..
+            }
+        ));
+        let not_enabled = r#"{"error":{"code":403,"message":"Books API has not been used in project 1 before or it is disabled.","errors":[{"domain":"usageLimits","reason":"accessNotConfigured"}],"status":"PERMISSION_DENIED"}}"#;
+        assert!(matches!(
+            classify(403, None, not_enabled.as_bytes(), &i),
+            Outcome::ApiRejected {
+                kind: Rejection::Forbidden,
+                ..
+            }
+        ));
+        let backend = r#"{"error":{"code":503,"message":"Service unavailable","errors":[{"domain":"global","reason":"backendFailed"}],"status":"UNAVAILABLE"}}"#;
+        for status in [500, 502, 503, 504] {
+            assert!(matches!(
+                classify(status, None, backend.as_bytes(), &i),
+                Outcome::Transient { .. }
+            ));
+        }
+        assert!(matches!(
+            classify(503, None, b"<html>", &i),
+            Outcome::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(404, None, b"", &i),
+            Outcome::Permanent { .. }
+        ));
+    }
+
+    #[test]
+    fn matching_uses_both_forms_and_ignores_hyphens() {
+        let i = isbn();
+        assert!(matches(&i, ["9780439023481"]));
+        assert!(matches(&i, ["0-439-02348-3"]));
+        assert!(!matches(&i, ["GENT:900000054512", "9780306406157"]));
+        let x: Isbn13 = "080442957X".parse().expect("valid");
+        assert!(matches(&x, ["080442957x"]));
+    }
+
+    #[test]
+    fn years_are_derived_leniently() {
+        for (date, year) in [
+            ("2008", Some(2008)),
+            ("2008-09", Some(2008)),
+            ("2016-09-15T00:00:00+02:00", Some(2016)),
+            ("18??", None),
+            ("c1999", Some(1999)),
+            ("", None),
+            ("999", Some(999)),
+        ] {
+            assert_eq!(published_year(date), year, "{date:?}");
+        }
+    }
+
+    #[test]
+    fn messages_never_carry_urls() {
+        let s = strip_urls("error sending request for url (http://x/books?key=SECRET&q=1): boom");
+        assert!(!s.contains("SECRET"), "{s}");
+    }
+}

@@ -1,0 +1,445 @@
+/*!
+ISBN rules: what a valid ISBN is, how the messy forms users have are normalised, and why a
+value is refused.
+
+Everything here is pure (no I/O) because the job table trusts it: a job's key is the
+canonical ISBN-13 this module produces, so a book reached through its ISBN-10, a hyphenated
+ISBN-13 or an `ISBN:` label is always the same job.
+
+Two repairs are made, and only these two, because both are provably lossless:
+- Excel's `="0306406152"` wrapping and surrounding quotes are removed.
+- A 7 to 9 digit value is taken to be an ISBN-10 whose leading zeros a spreadsheet dropped,
+  but only if the zero-padded value has a valid check digit.
+
+Scientific notation (`9.78044E+12`) is never repaired: the digits it lost cannot be known.
+*/
+
+use std::fmt;
+
+/// Why a value is not a usable ISBN. The codes (`as_str`) are stable: they are stored in the
+/// `rejected_lines` table and documented in the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RejectReason {
+    /// Nothing left after trimming white space, quotes and labels.
+    Empty,
+    /// Not 10 or 13 characters (nor 7 to 9, which would be a recoverable ISBN-10).
+    WrongLength,
+    /// The check digit does not match the other digits.
+    BadCheckDigit,
+    /// A 13-digit value that does not start with 978 or 979.
+    BadPrefix,
+    /// Something other than digits, `X`, hyphens and spaces.
+    BadCharacters,
+    /// An `X` anywhere but the last place of an ISBN-10.
+    MisplacedX,
+    /// A spreadsheet turned the number into `9.78044E+12`: digits are lost for good.
+    ScientificNotation,
+    /// (Input level) the line is not valid UTF-8.
+    NotUtf8,
+    /// (Input level) a CSV row with a different number of fields than its header.
+    RaggedRow,
+    /// (Input level) a line longer than the reader accepts.
+    LineTooLong,
+    /// (Input level) the file holds NUL bytes: it is not a text list.
+    BinaryFile,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 11] = [
+        RejectReason::Empty,
+        RejectReason::WrongLength,
+        RejectReason::BadCheckDigit,
+        RejectReason::BadPrefix,
+        RejectReason::BadCharacters,
+        RejectReason::MisplacedX,
+        RejectReason::ScientificNotation,
+        RejectReason::NotUtf8,
+        RejectReason::RaggedRow,
+        RejectReason::LineTooLong,
+        RejectReason::BinaryFile,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Empty => "empty",
+            RejectReason::WrongLength => "wrong-length",
+            RejectReason::BadCheckDigit => "bad-check-digit",
+            RejectReason::BadPrefix => "bad-prefix",
+            RejectReason::BadCharacters => "bad-characters",
+            RejectReason::MisplacedX => "misplaced-x",
+            RejectReason::ScientificNotation => "scientific-notation",
+            RejectReason::NotUtf8 => "not-utf8",
+            RejectReason::RaggedRow => "ragged-row",
+            RejectReason::LineTooLong => "line-too-long",
+            RejectReason::BinaryFile => "binary-file",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<RejectReason> {
+        RejectReason::ALL.into_iter().find(|r| r.as_str() == code)
+    }
+
+    /// A reason that says little about the value (it was blank or mangled beyond repair), so
+    /// when a CSV row offers another candidate column, that column's reason is the better one.
+    pub fn is_uninformative(self) -> bool {
+        matches!(self, RejectReason::Empty | RejectReason::ScientificNotation)
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A valid ISBN-13, the canonical key of a book. Its ISBN-10 is derived when the prefix is 978.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Isbn13([u8; 13]);
+
+impl Isbn13 {
+    /// The 13 ASCII digits.
+    pub fn as_str(&self) -> &str {
+        // The array only ever holds ASCII digits (constructors check), so this cannot fail.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+
+    /// The ISBN-10 of a 978 book; 979 books have none.
+    pub fn isbn10(&self) -> Option<String> {
+        if &self.0[..3] != b"978" {
+            return None;
+        }
+        let mut ten = [0u8; 10];
+        ten[..9].copy_from_slice(&self.0[3..12]);
+        ten[9] = isbn10_check_char(&ten[..9]);
+        Some(String::from_utf8_lossy(&ten).into_owned())
+    }
+
+    fn from_isbn10_digits(ten: &[u8]) -> Isbn13 {
+        let mut d = [0u8; 13];
+        d[..3].copy_from_slice(b"978");
+        d[3..12].copy_from_slice(&ten[..9]);
+        d[12] = isbn13_check_char(&d[..12]);
+        Isbn13(d)
+    }
+}
+
+impl fmt::Display for Isbn13 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Isbn13 {
+    type Err = RejectReason;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse(s)
+    }
+}
+
+fn digit(c: u8) -> u32 {
+    u32::from(c - b'0')
+}
+
+/// The check character of the first nine digits of an ISBN-10 (`0`-`9` or `X`).
+fn isbn10_check_char(nine: &[u8]) -> u8 {
+    let sum: u32 = nine
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (10 - i as u32) * digit(c))
+        .sum();
+    match (11 - sum % 11) % 11 {
+        10 => b'X',
+        n => b'0' + n as u8,
+    }
+}
+
+/// The check digit of the first twelve digits of an ISBN-13 (weights 1, 3, 1, 3, ...).
+fn isbn13_check_char(twelve: &[u8]) -> u8 {
+    let sum: u32 = twelve
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| if i % 2 == 0 { digit(c) } else { 3 * digit(c) })
+        .sum();
+    b'0' + ((10 - sum % 10) % 10) as u8
+}
+
+/// Strips what surrounds the number: white space, quotes, Excel's `="..."` and an ISBN label.
+fn strip_decorations(raw: &str) -> &str {
+    let mut s = raw.trim();
+    loop {
+        let before = s;
+        if let Some(rest) = s.strip_prefix('=') {
+            s = rest.trim();
+        }
+        for q in ['"', '\''] {
+            if s.len() >= 2 && s.starts_with(q) && s.ends_with(q) {
+                s = s[1..s.len() - 1].trim();
+            }
+        }
+        if s == before {
+            break;
+        }
+    }
+    // A label: ISBN, ISBN-10, ISBN-13, ISBN10, ISBN13, each optionally followed by ':'.
+    if s.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("isbn")) {
+        let mut rest = &s[4..];
+        for label in ["-10", "-13", "10", "13"] {
+            if let Some(r) = rest.strip_prefix(label) {
+                rest = r;
+                break;
+            }
+        }
+        s = rest.trim_start().trim_start_matches(':').trim();
+    }
+    s
+}
+
+/// `9.78044E+12`, `9.78043902348e+12`, `9E12`: a number a spreadsheet reformatted.
+fn is_scientific_notation(s: &str) -> bool {
+    let Some(pos) = s.find(['e', 'E']) else {
+        return false;
+    };
+    let (mantissa, exponent) = (&s[..pos], &s[pos + 1..]);
+    let exponent = exponent.strip_prefix(['+', '-']).unwrap_or(exponent);
+    let mantissa_ok = !mantissa.is_empty()
+        && mantissa.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && mantissa.bytes().filter(|&b| b == b'.').count() <= 1
+        && mantissa.bytes().any(|b| b.is_ascii_digit());
+    mantissa_ok && !exponent.is_empty() && exponent.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Parses any accepted form of an ISBN into its canonical ISBN-13.
+pub fn parse(raw: &str) -> Result<Isbn13, RejectReason> {
+    let s = strip_decorations(raw);
+    if s.is_empty() {
+        return Err(RejectReason::Empty);
+    }
+    if is_scientific_notation(s) {
+        return Err(RejectReason::ScientificNotation);
+    }
+    // At most 13 significant characters are kept; anything longer is the wrong length, but
+    // its characters are still checked first so the reason names the real problem.
+    let mut buf = [0u8; 13];
+    let mut len = 0usize;
+    let mut too_long = false;
+    for b in s.bytes() {
+        match b {
+            b'-' | b' ' => continue,
+            b'0'..=b'9' | b'X' | b'x' => {
+                if len < buf.len() {
+                    buf[len] = b.to_ascii_uppercase();
+                } else {
+                    too_long = true;
+                }
+                len += 1;
+            }
+            _ => return Err(RejectReason::BadCharacters),
+        }
+    }
+    if too_long {
+        return Err(RejectReason::WrongLength);
+    }
+    let chars = &buf[..len];
+    if let Some(x) = chars.iter().position(|&c| c == b'X') {
+        // X is the check character 10, so it can only be the last of an ISBN-10 (or of a
+        // 7-9 digit ISBN-10 that lost its leading zeros).
+        if x != len - 1 || !(7..=10).contains(&len) {
+            return Err(RejectReason::MisplacedX);
+        }
+    }
+    match len {
+        13 => {
+            if !(chars.starts_with(b"978") || chars.starts_with(b"979")) {
+                return Err(RejectReason::BadPrefix);
+            }
+            if isbn13_check_char(&chars[..12]) != chars[12] {
+                return Err(RejectReason::BadCheckDigit);
+            }
+            Ok(Isbn13(buf))
+        }
+        7..=10 => {
+            let mut ten = [b'0'; 10];
+            ten[10 - len..].copy_from_slice(chars);
+            if isbn10_check_char(&ten[..9]) != ten[9] {
+                return Err(RejectReason::BadCheckDigit);
+            }
+            Ok(Isbn13::from_isbn10_digits(&ten))
+        }
+        _ => Err(RejectReason::WrongLength),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepted_forms_all_name_the_same_book() {
+        let forms = [
+            "9780306406157",
+            "978-0-306-40615-7",
+            "978 0 306 40615 7",
+            "0306406152",
+            "0-306-40615-2",
+            "306406152",
+            "ISBN 0-306-40615-2",
+            "isbn:0306406152",
+            "ISBN-10: 0-306-40615-2",
+            "ISBN-13: 978-0-306-40615-7",
+            "ISBN13 9780306406157",
+            "Isbn10:0306406152",
+            "=\"0306406152\"",
+            "\"9780306406157\"",
+            "'0306406152'",
+            "  9780306406157\t",
+            "\" ISBN: 978-0306406157 \"",
+        ];
+        for form in forms {
+            let isbn = parse(form).unwrap_or_else(|e| panic!("{form:?} rejected: {e}"));
+            assert_eq!(isbn.as_str(), "9780306406157", "{form:?}");
+            assert_eq!(isbn.isbn10().as_deref(), Some("0306406152"), "{form:?}");
+        }
+    }
+
+    #[test]
+    fn x_check_digit_in_any_case() {
+        for form in ["080442957X", "080442957x", "0-8044-2957-X", "80442957X"] {
+            let isbn = parse(form).unwrap_or_else(|e| panic!("{form:?} rejected: {e}"));
+            assert_eq!(isbn.as_str(), "9780804429573", "{form:?}");
+            assert_eq!(isbn.isbn10().as_deref(), Some("080442957X"));
+        }
+    }
+
+    #[test]
+    fn lost_leading_zeros_are_recovered_only_with_a_valid_check_digit() {
+        // 0439023483 lost its zero in a spreadsheet.
+        assert_eq!(
+            parse("439023483").map(|i| i.to_string()),
+            Ok("9780439023481".into())
+        );
+        // Two zeros lost: 0030007050 is not valid, but 0060005637 is... check both ways.
+        assert_eq!(
+            parse("60005637").map(|i| i.isbn10()),
+            Ok(Some("0060005637".into()))
+        );
+        assert_eq!(parse("439023484"), Err(RejectReason::BadCheckDigit));
+        assert_eq!(parse("1234567"), Err(RejectReason::BadCheckDigit));
+        assert_eq!(parse("123456"), Err(RejectReason::WrongLength));
+    }
+
+    #[test]
+    fn isbn_979_has_no_isbn10() {
+        let isbn = parse("979-10-90636-07-1").expect("valid 979");
+        assert_eq!(isbn.as_str(), "9791090636071");
+        assert_eq!(isbn.isbn10(), None);
+    }
+
+    #[test]
+    fn every_reject_reason() {
+        let cases = [
+            ("", RejectReason::Empty),
+            ("   ", RejectReason::Empty),
+            ("\"\"", RejectReason::Empty),
+            ("ISBN:", RejectReason::Empty),
+            ("=\"\"", RejectReason::Empty),
+            ("12345", RejectReason::WrongLength),
+            ("12345678901", RejectReason::WrongLength),
+            ("978030640615", RejectReason::WrongLength),
+            ("97803064061577", RejectReason::WrongLength),
+            ("0306406153", RejectReason::BadCheckDigit),
+            ("9780306406158", RejectReason::BadCheckDigit),
+            ("9790306406157", RejectReason::BadCheckDigit),
+            ("9770306406157", RejectReason::BadPrefix),
+            ("1234567890128", RejectReason::BadPrefix),
+            ("0306406I52", RejectReason::BadCharacters),
+            ("978.0306406157", RejectReason::BadCharacters),
+            ("abc", RejectReason::BadCharacters),
+            ("0306406152;", RejectReason::BadCharacters),
+            ("X306406152", RejectReason::MisplacedX),
+            ("978030640615X", RejectReason::MisplacedX),
+            ("03064061X2", RejectReason::MisplacedX),
+            ("9.78044E+12", RejectReason::ScientificNotation),
+            ("9.78043902348e+12", RejectReason::ScientificNotation),
+            ("9.780439023481E12", RejectReason::ScientificNotation),
+            ("\"9.78044E+12\"", RejectReason::ScientificNotation),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(parse(raw), Err(want), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn reason_codes_round_trip_and_are_distinct() {
+        let mut seen = std::collections::HashSet::new();
+        for r in RejectReason::ALL {
+            assert!(seen.insert(r.as_str()), "duplicate code {r}");
+            assert_eq!(RejectReason::parse(r.as_str()), Some(r));
+        }
+    }
+
+    fn isbn10_strategy() -> impl Strategy<Value = String> {
+        proptest::collection::vec(0u8..10, 9).prop_map(|nine| {
+            let mut s: Vec<u8> = nine.iter().map(|d| b'0' + d).collect();
+            s.push(isbn10_check_char(&s));
+            String::from_utf8(s).expect("ascii")
+        })
+    }
+
+    fn isbn13_strategy() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![Just(b"978"), Just(b"979")],
+            proptest::collection::vec(0u8..10, 9),
+        )
+            .prop_map(|(prefix, nine)| {
+                let mut s: Vec<u8> = prefix.to_vec();
+                s.extend(nine.iter().map(|d| b'0' + d));
+                s.push(isbn13_check_char(&s));
+                String::from_utf8(s).expect("ascii")
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn isbn10_round_trips_through_isbn13(ten in isbn10_strategy()) {
+            let isbn = parse(&ten).expect("generated ISBN-10 is valid");
+            prop_assert_eq!(isbn.isbn10(), Some(ten.clone()));
+            prop_assert_eq!(parse(isbn.as_str()), Ok(isbn));
+        }
+
+        #[test]
+        fn any_single_changed_digit_of_an_isbn10_is_caught(
+            ten in isbn10_strategy(), pos in 0usize..10, delta in 1u8..10,
+        ) {
+            let mut b = ten.into_bytes();
+            if b[pos] == b'X' { b[pos] = b'0' + delta; } else {
+                b[pos] = b'0' + (b[pos] - b'0' + delta) % 10;
+            }
+            let changed = String::from_utf8(b).expect("ascii");
+            prop_assert!(parse(&changed).is_err(), "{} accepted", changed);
+        }
+
+        #[test]
+        fn any_single_changed_digit_of_an_isbn13_is_caught(
+            thirteen in isbn13_strategy(), pos in 3usize..13, delta in 1u8..10,
+        ) {
+            prop_assert!(parse(&thirteen).is_ok());
+            let mut b = thirteen.into_bytes();
+            b[pos] = b'0' + (b[pos] - b'0' + delta) % 10;
+            let changed = String::from_utf8(b).expect("ascii");
+            prop_assert_eq!(parse(&changed), Err(RejectReason::BadCheckDigit));
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_text(s in "\\PC{0,40}") {
+            let _ = parse(&s);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..40)) {
+            let _ = parse(&String::from_utf8_lossy(&b));
+        }
+    }
+}

@@ -1,0 +1,41 @@
+/*!
+isbn-crawler: turn lists of ISBNs into a SQLite database of Google Books metadata.
+
+The library exposes [`run`], which does what the command line asks; `main.rs` only parses
+arguments, prints the error once and returns the exit code. Tests drive [`run`] (or the real
+binary) against the in-process fake API in [`fake_api`].
+
+Data flows one way: [`input`] → [`load`] → [`store`] (jobs) → [`crawl`] (workers using
+[`google_books`]) → [`store`] (books, runs) → `status`. See ARCHITECTURE.md for the map.
+*/
+
+pub mod cli;
+mod commands;
+pub mod crawl;
+pub mod exit;
+pub mod fake_api;
+pub mod google_books;
+pub mod input;
+pub mod isbn;
+pub mod load;
+pub mod progress;
+pub mod store;
+
+pub use commands::Environment;
+pub use exit::ExitCode;
+
+/// An error in how the tool was asked to run (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Now, in Unix milliseconds (the unit of every timestamp in the database).
+pub fn now_ms() -> i64 {
+    crawl::now_ms()
+}
+
+/// Runs one command line. Errors come back for `main` to print once; their exit code is
+/// [`ExitCode::for_error`].
+pub async fn run(cli: cli::Cli, env: Environment) -> anyhow::Result<ExitCode> {
+    commands::run(cli, env).await
+}

@@ -1,0 +1,258 @@
+/*!
+`load`: input readers feeding the job store.
+
+Reading and parsing run on a blocking thread; batches of [`BATCH`] items cross a small channel
+to the async side, which sorts each batch by ISBN (sorted keys insert into SQLite's B-trees
+far faster than random ones), drops repeats inside it, and saves it in one transaction.
+Memory holds at most a few batches, whatever the input's size.
+*/
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::input::{self, Detected, InputOptions, Item};
+use crate::isbn::RejectReason;
+use crate::store::{self, NewJob, Reject, Store};
+
+/// Items per transaction.
+pub const BATCH: usize = 50_000;
+/// Example lines kept per reject reason, for the report.
+const EXAMPLES: usize = 3;
+
+/// What one source gave.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReport {
+    pub source: String,
+    /// Content lines read (blank lines, comments and a header are not counted).
+    pub lines: u64,
+    /// Lines with a valid ISBN.
+    pub valid: u64,
+    /// Valid ISBNs that were new jobs.
+    pub queued: u64,
+    pub rejected: BTreeMap<String, ReasonReport>,
+    /// Why the source could not be read at all, if it could not.
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReasonReport {
+    pub count: u64,
+    /// (line, raw text) of the first few.
+    pub examples: Vec<(u64, String)>,
+}
+
+impl SourceReport {
+    /// Valid ISBNs that were jobs already (from an earlier load, or earlier in this one).
+    pub fn already_known(&self) -> u64 {
+        self.valid - self.queued
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().map(|r| r.count).sum()
+    }
+
+    fn note_reject(&mut self, r: &Reject) {
+        let entry = self
+            .rejected
+            .entry(r.reason.as_str().to_string())
+            .or_default();
+        entry.count += 1;
+        if entry.examples.len() < EXAMPLES {
+            entry.examples.push((r.line, r.raw.clone()));
+        }
+    }
+
+    /// The report as the user sees it.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{}: {} lines read: {} new ISBNs queued, {} already known, {} rejected\n",
+            self.source,
+            self.lines,
+            self.queued,
+            self.already_known(),
+            self.rejected_total()
+        );
+        if let Some(problem) = &self.problem {
+            out.push_str(&format!("  {problem}\n"));
+        }
+        for (reason, r) in &self.rejected {
+            let examples: Vec<String> = r
+                .examples
+                .iter()
+                .map(|(line, raw)| format!("line {line}: {}", shorten(raw, 60)))
+                .collect();
+            out.push_str(&format!(
+                "  {reason:<20} {:>7}  {}\n",
+                r.count,
+                examples.join(" | ")
+            ));
+        }
+        out
+    }
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    let s = s.escape_debug().to_string();
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s,
+    }
+}
+
+/// The name a source is stored under: its path as given, or `<stdin>`.
+pub fn source_name(file: &str) -> String {
+    if file == "-" {
+        "<stdin>".to_string()
+    } else {
+        file.to_string()
+    }
+}
+
+fn open(file: &str) -> std::io::Result<Box<dyn BufRead + Send>> {
+    if file == "-" {
+        return Ok(Box::new(BufReader::with_capacity(
+            64 * 1024,
+            std::io::stdin(),
+        )));
+    }
+    let f = std::fs::File::open(file)?;
+    if f.metadata()?.is_dir() {
+        return Err(std::io::Error::other("is a directory"));
+    }
+    Ok(Box::new(BufReader::with_capacity(64 * 1024, f)))
+}
+
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<NewJob>,
+    rejects: Vec<Reject>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.jobs.len() + self.rejects.len()
+    }
+}
+
+/// Loads one file (or `-`).
+pub async fn load_file<S: Store>(
+    store: &S,
+    file: &str,
+    opts: &InputOptions,
+) -> Result<SourceReport, store::Error> {
+    let name = file.to_string();
+    load_with(store, source_name(file), move || open(&name), opts).await
+}
+
+/// Loads from any reader, under the source name `source`.
+pub async fn load_reader<S: Store>(
+    store: &S,
+    source: String,
+    reader: Box<dyn BufRead + Send>,
+    opts: &InputOptions,
+) -> Result<SourceReport, store::Error> {
+    load_with(store, source, move || Ok(reader), opts).await
+}
+
+async fn load_with<S: Store>(
+    store: &S,
+    source: String,
+    open: impl FnOnce() -> std::io::Result<Box<dyn BufRead + Send>> + Send + 'static,
+    opts: &InputOptions,
+) -> Result<SourceReport, store::Error> {
+    let (tx, mut rx) = mpsc::channel::<Batch>(2);
+    let opts = opts.clone();
+    let reader = tokio::task::spawn_blocking(move || -> Result<Detected, input::Error> {
+        let reader = open()?;
+        let mut batch = Batch::default();
+        let detected = input::read_items(reader, &opts, &mut |item| {
+            match item {
+                Item::Valid { line, isbn } => batch.jobs.push(NewJob { isbn, line }),
+                Item::Rejected(r) => batch.rejects.push(r),
+            }
+            if batch.len() >= BATCH {
+                // A closed channel means the store failed; the error is reported from there.
+                let _ = tx.blocking_send(std::mem::take(&mut batch));
+            }
+        });
+        if batch.len() > 0 {
+            let _ = tx.blocking_send(batch);
+        }
+        detected
+    });
+
+    let mut report = SourceReport {
+        source: source.clone(),
+        ..SourceReport::default()
+    };
+    while let Some(mut batch) = rx.recv().await {
+        report.lines += batch.len() as u64;
+        report.valid += batch.jobs.len() as u64;
+        for r in &batch.rejects {
+            report.note_reject(r);
+        }
+        batch
+            .jobs
+            .sort_unstable_by(|a, b| a.isbn.cmp(&b.isbn).then(a.line.cmp(&b.line)));
+        batch.jobs.dedup_by(|later, first| later.isbn == first.isbn);
+        report.queued += store
+            .save_load_batch(&source, &batch.jobs, &batch.rejects)
+            .await?;
+    }
+    let detected = reader.await.unwrap_or_else(|e| {
+        Err(input::Error::Io(std::io::Error::other(format!(
+            "reader thread failed: {e}"
+        ))))
+    });
+    report.problem = match detected {
+        Ok(Detected::Empty) => Some("the input is empty".to_string()),
+        Ok(Detected::Binary) => Some(format!(
+            "looks like a binary file (a NUL byte in the first 8 KiB), not an ISBN list; \
+             skipped (rejected as {})",
+            RejectReason::BinaryFile
+        )),
+        Ok(_) if report.valid == 0 => Some("no line holds a valid ISBN".to_string()),
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    };
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_names_counts_reasons_and_examples() {
+        let mut r = SourceReport {
+            source: "list.txt".into(),
+            lines: 5,
+            valid: 3,
+            queued: 2,
+            ..SourceReport::default()
+        };
+        for line in [4, 5] {
+            r.note_reject(&Reject {
+                line,
+                raw: "9.78044E+12".into(),
+                reason: RejectReason::ScientificNotation,
+            });
+        }
+        let text = r.render();
+        assert!(
+            text.starts_with(
+                "list.txt: 5 lines read: 2 new ISBNs queued, 1 already known, 2 rejected"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "scientific-notation        2  line 4: 9.78044E+12 | line 5: 9.78044E+12"
+            ),
+            "{text}"
+        );
+    }
+}

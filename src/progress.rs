@@ -1,0 +1,142 @@
+/*!
+Progress output: a bar on a terminal, a plain line every few seconds elsewhere, nothing with
+`--quiet`. The bar is an `Option`, so quiet and non-terminal runs need no special cases in the
+crawl: it reports its counters here and this module decides what to show.
+*/
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::crawl::Counters;
+
+/// How often a non-terminal gets a progress line.
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+pub struct Reporter {
+    bar: Option<ProgressBar>,
+    plain: bool,
+    total: u64,
+    budget: Mutex<(u64, Option<u64>)>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Reporter {
+    /// `total`: jobs open when the crawl starts.
+    pub fn new(quiet: bool, total: u64) -> Reporter {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = (!quiet && terminal).then(|| {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Reporter {
+            bar,
+            plain: !quiet && !terminal,
+            total,
+            budget: Mutex::new((0, None)),
+            task: Mutex::new(None),
+        }
+    }
+
+    /// A reporter that shows nothing.
+    pub fn quiet() -> Reporter {
+        Reporter::new(true, 0)
+    }
+
+    pub fn attach_budget(&self, used_before: u64, limit: Option<u64>) {
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = (used_before, limit);
+    }
+
+    /// Starts showing `counters`.
+    pub fn attach(&self, counters: Arc<Counters>) {
+        if self.bar.is_none() && !self.plain {
+            return;
+        }
+        let bar = self.bar.clone();
+        let plain = self.plain;
+        let total = self.total;
+        let budget = *self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            let every = if plain {
+                PLAIN_EVERY
+            } else {
+                Duration::from_millis(200)
+            };
+            loop {
+                tokio::time::sleep(every).await;
+                let line = status_line(&counters, budget, started.elapsed());
+                let c = counters.snapshot();
+                match &bar {
+                    Some(bar) => {
+                        bar.set_position(c.done + c.not_found + c.failed);
+                        bar.set_message(line);
+                    }
+                    None => eprintln!(
+                        "progress: {}/{total} {line}",
+                        c.done + c.not_found + c.failed
+                    ),
+                }
+            }
+        });
+        *self.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
+    }
+
+    /// A line above the bar (or on stderr), unless quiet.
+    pub fn message(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None if self.plain => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+fn status_line(counters: &Counters, budget: (u64, Option<u64>), elapsed: Duration) -> String {
+    let c = counters.snapshot();
+    let rate = c.requests as f64 / elapsed.as_secs_f64().max(0.001);
+    let today = budget.0 + c.requests;
+    let budget = match budget.1 {
+        Some(limit) => format!("{today}/{limit} today"),
+        None => format!("{today} today"),
+    };
+    format!(
+        "done {} · not found {} · failed {} · retrying {} · {rate:.1} req/s · {budget}",
+        c.done, c.not_found, c.failed, c.retried
+    )
+}
+
+/// `3h 12m`, `45s`, `250ms`: a wait as people read it.
+pub fn human_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 3600 {
+        format!("{}h {:02}m", s / 3600, (s % 3600) / 60)
+    } else if s >= 60 {
+        format!("{}m {:02}s", s / 60, s % 60)
+    } else if s >= 1 {
+        format!("{s}s")
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}

@@ -1,0 +1,319 @@
+/*!
+The job store: the one place that knows where jobs, books, rejected lines and runs live.
+
+Everything above this module speaks the [`Store`] trait, so a PostgreSQL backend for
+multi-machine runs can slot in beside [`SqliteStore`] without touching `load` or `crawl`.
+
+# The job state machine
+
+```text
+             load (new ISBN)
+                   │
+                   ▼
+   ┌──────────▶ pending ◀───────────────────────────────┐
+   │               │ claim: attempts += 1, lease set     │ transient error, attempts left:
+   │               ▼                                     │   next_attempt_at = now + backoff
+   │          in_progress ───────────────────────────────┤ rate limited (429): attempt refunded
+   │   give back   │                                     │
+   └── (quota, bad key, signal, a dead run's lease:      │
+        attempt refunded)                                │
+                   │ matched item      no match     attempts spent / permanent error
+                   ▼                    ▼                ▼
+                 done              not_found           failed
+```
+
+Rules every backend keeps:
+1. A job changes state only inside a store transaction; a book is written in the same
+   transaction that marks its job `done`.
+2. Only the lease owner (`lease_owner` = the run's id) can complete a job; a completion for a
+   lease that was taken back changes nothing.
+3. `done`, `not_found` and `failed` are terminal for `crawl`; `load` never changes a job that
+   exists, so re-loading never resets a state or a stored result.
+*/
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::isbn::{Isbn13, RejectReason};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong in the store, sorted by what the user can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "database {path} is locked by another process (waited {waited_ms} ms); try again when it is done"
+    )]
+    Locked { path: String, waited_ms: u64 },
+    #[error(
+        "database {path}: the disk is full; free some space and run again (nothing stored is lost)"
+    )]
+    DiskFull { path: String },
+    #[error("database {path} is read-only; check the permissions of the file and its directory")]
+    ReadOnly { path: String },
+    #[error("{path} is not an isbn-crawler SQLite database")]
+    NotADatabase { path: String },
+    #[error(
+        "database {path} was written by a newer isbn-crawler (schema version {version}); upgrade the tool"
+    )]
+    NewerSchema { path: String, version: i64 },
+    #[error("no database at {path}; `isbn-crawler load FILE` creates one")]
+    Missing { path: String },
+    #[error("database {path}: {source}")]
+    Other {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+}
+
+/// The states of a job; their names are what the `jobs.state` column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Pending,
+    InProgress,
+    Done,
+    NotFound,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 5] = [
+        JobState::Pending,
+        JobState::InProgress,
+        JobState::Done,
+        JobState::NotFound,
+        JobState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::InProgress => "in_progress",
+            JobState::Done => "done",
+            JobState::NotFound => "not_found",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobState> {
+        JobState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A valid ISBN read from an input, with where it was read.
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub isbn: Isbn13,
+    pub line: u64,
+}
+
+/// An input line that yielded no valid ISBN.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub line: u64,
+    pub raw: String,
+    pub reason: RejectReason,
+}
+
+/// The job table at a glance (`status`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// Jobs per state; every state is present, with 0 when it has no jobs.
+    pub jobs: BTreeMap<&'static str, u64>,
+    pub total: u64,
+    /// Pending jobs whose `next_attempt_at` has come.
+    pub due_now: u64,
+    /// Rejected input lines per reason code.
+    pub rejected_lines: BTreeMap<String, u64>,
+    /// Requests sent in the current quota day (Pacific), and that day.
+    pub quota_day: String,
+    pub requests_today: u64,
+}
+
+/// A job a run has leased.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub isbn: Isbn13,
+    /// Attempts including the one this claim starts.
+    pub attempts: u32,
+}
+
+/// The metadata of a verified book, ready to store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Book {
+    pub isbn13: String,
+    pub isbn10: Option<String>,
+    pub volume_id: Option<String>,
+    pub title: Option<String>,
+    pub subtitle: Option<String>,
+    /// JSON arrays, as stored.
+    pub authors: Option<String>,
+    pub publisher: Option<String>,
+    pub published_date: Option<String>,
+    pub published_year: Option<i64>,
+    pub description: Option<String>,
+    pub page_count: Option<i64>,
+    pub categories: Option<String>,
+    pub language: Option<String>,
+    pub average_rating: Option<f64>,
+    pub ratings_count: Option<i64>,
+    pub thumbnail: Option<String>,
+    pub raw_json: String,
+}
+
+/// How one claimed job ended in this run.
+#[derive(Debug, Clone)]
+pub enum JobResult {
+    /// A verified book: store it, job `done`.
+    Done(Box<Book>),
+    /// The API answered but nothing matched: job `not_found`, with why in `last_error`.
+    NotFound { note: String },
+    /// Try again at `at` (Unix ms). `refund` gives the attempt back (rate limiting is not the
+    /// job's fault).
+    Retry {
+        at: i64,
+        error: String,
+        refund: bool,
+    },
+    /// No attempts left, or an error no retry can fix.
+    Failed { error: String },
+    /// The run is stopping (quota, bad key, signal): back to `pending`, attempt refunded.
+    GiveBack,
+}
+
+/// One finished job, as the crawl's writer hands it to the store.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub job_id: i64,
+    pub result: JobResult,
+    /// Whether a request was sent for it (counted against the day's quota).
+    pub requested: bool,
+}
+
+/// What a run is, for the `runs` table and lease recovery.
+#[derive(Debug, Clone)]
+pub struct RunInfo {
+    pub command: String,
+    pub host: String,
+    pub pid: u32,
+    pub pid_start: Option<String>,
+}
+
+/// The end of a run, for the `runs` table.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    pub stop_reason: String,
+}
+
+/// What is known of a quota day.
+#[derive(Debug, Clone, Default)]
+pub struct QuotaDay {
+    pub requests: u64,
+    pub exhausted_at: Option<i64>,
+}
+
+/// One job and, when it is done, its book's headline fields (`demo`'s table).
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRow {
+    pub isbn13: String,
+    pub state: String,
+    pub title: Option<String>,
+    pub authors: Option<String>,
+    pub published_year: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// The store interface. Methods are the whole contract between the commands and a backend;
+/// each is one transaction.
+pub trait Store: Clone + Send + Sync + 'static {
+    // --- load side ---
+
+    /// Adds the jobs that are new and the rejects not seen before, in one transaction.
+    /// Returns how many jobs were new. Existing jobs are never changed.
+    fn save_load_batch(
+        &self,
+        source: &str,
+        jobs: &[NewJob],
+        rejects: &[Reject],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;
+
+    /// The first `limit` jobs in load order, with their books.
+    fn results(&self, limit: u32) -> impl Future<Output = Result<Vec<ResultRow>>> + Send;
+
+    // --- crawl side ---
+
+    /// Records a new run and returns its id (the lease owner of what it claims).
+    fn begin_run(&self, info: &RunInfo, now_ms: i64) -> impl Future<Output = Result<i64>> + Send;
+
+    /// Ends runs that are gone (`is_alive` says no) and gives their leases back, as well as any
+    /// lease past its `lease_until`. Returns how many jobs went back to `pending`.
+    fn recover_leases(
+        &self,
+        me: i64,
+        now_ms: i64,
+        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Leases up to `n` due pending jobs to run `run_id`, oldest first, in one atomic statement.
+    fn claim(
+        &self,
+        run_id: i64,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<Vec<ClaimedJob>>> + Send;
+
+    /// Applies completions guarded by the lease, counts their requests for `quota_day` and the
+    /// run, all in one transaction. Returns how many were applied (the rest had lost their lease).
+    fn complete(
+        &self,
+        run_id: i64,
+        completions: &[Completion],
+        quota_day: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Keeps the run alive and extends its leases.
+    fn heartbeat(
+        &self,
+        run_id: i64,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// When the next pending job falls due (Unix ms), or `None` when there is none.
+    fn next_due_at(&self) -> impl Future<Output = Result<Option<i64>>> + Send;
+
+    /// Jobs not yet terminal (pending or in progress).
+    fn open_jobs(&self) -> impl Future<Output = Result<u64>> + Send;
+
+    fn quota_day(&self, day: &str) -> impl Future<Output = Result<QuotaDay>> + Send;
+
+    fn mark_quota_exhausted(
+        &self,
+        day: &str,
+        at_ms: i64,
+        resets_at_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The stop reason of the latest finished run, if any (a run after a quota stop probes first).
+    fn last_stop_reason(&self) -> impl Future<Output = Result<Option<String>>> + Send;
+
+    fn end_run(
+        &self,
+        run_id: i64,
+        end: &RunEnd,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+}

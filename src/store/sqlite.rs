@@ -1,0 +1,615 @@
+/*!
+The SQLite backend of [`Store`].
+
+Pragmas are set through typed [`SqliteConnectOptions`] (never a raw `PRAGMA` string that
+SQLite would silently ignore when misspelt) and a test reads them back: WAL so readers never
+block the writer, `synchronous=NORMAL` (durable at each checkpoint, safe against corruption),
+a busy timeout so two processes take turns instead of failing, and foreign keys on.
+
+Writes take the lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads first
+and writes later can fail with SQLITE_BUSY where waiting would have worked.
+*/
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{
+    ClaimedJob, Completion, Error, JobResult, JobState, NewJob, QuotaDay, Reject, Result,
+    ResultRow, RunEnd, RunInfo, Status, Store,
+};
+use crate::isbn::Isbn13;
+
+/// How long a statement waits for another connection's write lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// SQLite allows 32766 bound parameters per statement; stay well below it.
+const ROWS_PER_INSERT: usize = 1000;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+    busy_timeout: Duration,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating when `create` is true) the database at `path`.
+    pub async fn open(path: &Path, create: bool) -> Result<SqliteStore> {
+        Self::open_with(path, create, BUSY_TIMEOUT).await
+    }
+
+    pub async fn open_with(path: &Path, create: bool, busy_timeout: Duration) -> Result<Self> {
+        let shown = path.display().to_string();
+        if !create && !path.exists() {
+            return Err(Error::Missing { path: shown });
+        }
+        if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Other {
+                path: shown.clone(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| map_err(&shown, busy_timeout, e))?;
+        let store = SqliteStore {
+            pool,
+            path: path.to_path_buf(),
+            busy_timeout,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match MIGRATOR.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::VersionMissing(version)) => Err(Error::NewerSchema {
+                path: self.shown(),
+                version,
+            }),
+            Err(sqlx::migrate::MigrateError::Execute(e)) => Err(self.err(e)),
+            Err(e) => Err(self.err(sqlx::Error::Migrate(Box::new(e)))),
+        }
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn err(&self, e: sqlx::Error) -> Error {
+        map_err(&self.shown(), self.busy_timeout, e)
+    }
+
+    async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
+        self.pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// Turns SQLite's result codes into errors that say what to do.
+fn map_err(path: &str, busy: Duration, e: sqlx::Error) -> Error {
+    let path = path.to_string();
+    if let sqlx::Error::Database(db) = &e {
+        let primary = db
+            .code()
+            .and_then(|c| i64::from_str(&c).ok())
+            .map(|c| c & 0xff);
+        match primary {
+            Some(5) | Some(6) => {
+                return Error::Locked {
+                    path,
+                    waited_ms: busy.as_millis() as u64,
+                };
+            }
+            Some(13) => return Error::DiskFull { path },
+            Some(8) => return Error::ReadOnly { path },
+            Some(26) => return Error::NotADatabase { path },
+            _ => {}
+        }
+    }
+    Error::Other { path, source: e }
+}
+
+impl Store for SqliteStore {
+    async fn save_load_batch(
+        &self,
+        source: &str,
+        jobs: &[NewJob],
+        rejects: &[Reject],
+    ) -> Result<u64> {
+        let now = crate::now_ms();
+        let mut tx = self.begin_immediate().await?;
+        let mut inserted = 0u64;
+        for chunk in jobs.chunks(ROWS_PER_INSERT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO jobs (isbn13, isbn10, source, source_line, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut row, job| {
+                row.push_bind(job.isbn.as_str().to_owned())
+                    .push_bind(job.isbn.isbn10())
+                    .push_bind(source)
+                    .push_bind(job.line as i64)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.push(" ON CONFLICT (isbn13) DO NOTHING");
+            let done = qb
+                .build()
+                .persistent(true)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            inserted += done.rows_affected();
+        }
+        for chunk in rejects.chunks(ROWS_PER_INSERT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR IGNORE INTO rejected_lines (source, line, raw, reason, created_at) ",
+            );
+            qb.push_values(chunk, |mut row, r| {
+                row.push_bind(source)
+                    .push_bind(r.line as i64)
+                    .push_bind(r.raw.as_str())
+                    .push_bind(r.reason.as_str())
+                    .push_bind(now);
+            });
+            qb.build()
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(inserted)
+    }
+
+    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
+        let mut status = Status {
+            quota_day: quota_day.to_string(),
+            ..Status::default()
+        };
+        for st in JobState::ALL {
+            status.jobs.insert(st.as_str(), 0);
+        }
+        let rows = sqlx::query("SELECT state, count(*) FROM jobs GROUP BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let state: String = row.get(0);
+            let n: i64 = row.get(1);
+            if let Some(st) = JobState::parse(&state) {
+                status.jobs.insert(st.as_str(), n as u64);
+            }
+            status.total += n as u64;
+        }
+        let due: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?",
+        )
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        status.due_now = due as u64;
+        let rows = sqlx::query("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        for row in rows {
+            let reason: String = row.get(0);
+            let n: i64 = row.get(1);
+            status.rejected_lines.insert(reason, n as u64);
+        }
+        status.requests_today = self.quota_day(quota_day).await?.requests;
+        Ok(status)
+    }
+
+    async fn results(&self, limit: u32) -> Result<Vec<ResultRow>> {
+        let rows = sqlx::query(
+            "SELECT j.isbn13, j.state, b.title, b.authors, b.published_year, j.last_error
+             FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13 ORDER BY j.id LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ResultRow {
+                isbn13: r.get(0),
+                state: r.get(1),
+                title: r.get(2),
+                authors: r.get(3),
+                published_year: r.get(4),
+                last_error: r.get(5),
+            })
+            .collect())
+    }
+
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (command, host, pid, pid_start, started_at, heartbeat_at)
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&info.command)
+        .bind(&info.host)
+        .bind(info.pid as i64)
+        .bind(&info.pid_start)
+        .bind(now_ms)
+        .bind(now_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(id)
+    }
+
+    async fn recover_leases(
+        &self,
+        me: i64,
+        now_ms: i64,
+        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+    ) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT id, command, host, pid, pid_start FROM runs WHERE ended_at IS NULL AND id != ?",
+        )
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let dead: Vec<i64> = rows
+            .iter()
+            .filter(|row| {
+                let info = RunInfo {
+                    command: row.get(1),
+                    host: row.get(2),
+                    pid: row.get::<i64, _>(3) as u32,
+                    pid_start: row.get(4),
+                };
+                !is_alive(&info)
+            })
+            .map(|row| row.get(0))
+            .collect();
+        let mut tx = self.begin_immediate().await?;
+        let mut recovered = 0;
+        for id in &dead {
+            recovered += sqlx::query(
+                "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0),
+                        lease_owner = NULL, lease_until = NULL, updated_at = ?
+                 WHERE state = 'in_progress' AND lease_owner = ?",
+            )
+            .bind(now_ms)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE runs SET ended_at = heartbeat_at, stop_reason = 'killed' WHERE id = ?",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        // Leases of runs that ended without giving them back (a failed write), and leases
+        // that simply ran out (a run on another host that stopped beating).
+        recovered += sqlx::query(
+            "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0),
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?
+             WHERE state = 'in_progress'
+               AND lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected();
+        recovered += sqlx::query(
+            "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0),
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?1
+             WHERE state = 'in_progress' AND lease_until < ?1",
+        )
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected();
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(recovered)
+    }
+
+    async fn claim(
+        &self,
+        run_id: i64,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        // One statement: the subquery and the update see the same snapshot under the write
+        // lock, so two runs can never lease the same row.
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'in_progress', attempts = attempts + 1,
+                    lease_owner = ?1, lease_until = ?2, updated_at = ?3
+             WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?3
+                          ORDER BY next_attempt_at, id LIMIT ?4)
+             RETURNING id, isbn13, attempts",
+        )
+        .bind(run_id)
+        .bind(lease_until_ms)
+        .bind(now_ms)
+        .bind(i64::from(n))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let isbn13: String = row.get(1);
+            // The job table only ever holds ISBNs that passed `isbn::parse`; a row edited by
+            // hand into something else is skipped rather than trusted.
+            let Ok(isbn) = isbn13.parse::<Isbn13>() else {
+                tracing::warn!(isbn13, "job row holds an invalid ISBN; skipped");
+                continue;
+            };
+            jobs.push(ClaimedJob {
+                id: row.get(0),
+                isbn,
+                attempts: row.get::<i64, _>(2) as u32,
+            });
+        }
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn complete(
+        &self,
+        run_id: i64,
+        completions: &[Completion],
+        quota_day: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let mut tx = self.begin_immediate().await?;
+        let mut applied = 0u64;
+        let (mut requests, mut done, mut not_found, mut failed, mut retried, mut given_back) =
+            (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
+        for c in completions {
+            if c.requested {
+                requests += 1;
+            }
+            let (state, next_at, error, refund): (&str, Option<i64>, Option<&str>, bool) =
+                match &c.result {
+                    JobResult::Done(_) => (JobState::Done.as_str(), None, None, false),
+                    JobResult::NotFound { note } => {
+                        (JobState::NotFound.as_str(), None, Some(note), false)
+                    }
+                    JobResult::Retry { at, error, refund } => {
+                        (JobState::Pending.as_str(), Some(*at), Some(error), *refund)
+                    }
+                    JobResult::Failed { error } => {
+                        (JobState::Failed.as_str(), None, Some(error), false)
+                    }
+                    JobResult::GiveBack => (JobState::Pending.as_str(), None, None, true),
+                };
+            let keep_error = matches!(c.result, JobResult::GiveBack);
+            let changed = sqlx::query(
+                "UPDATE jobs SET state = ?1,
+                        next_attempt_at = coalesce(?2, next_attempt_at),
+                        last_error = CASE WHEN ?3 THEN last_error ELSE ?4 END,
+                        attempts = CASE WHEN ?5 THEN max(attempts - 1, 0) ELSE attempts END,
+                        lease_owner = NULL, lease_until = NULL, updated_at = ?6
+                 WHERE id = ?7 AND lease_owner = ?8 AND state = 'in_progress'",
+            )
+            .bind(state)
+            .bind(next_at)
+            .bind(keep_error)
+            .bind(error)
+            .bind(refund)
+            .bind(now_ms)
+            .bind(c.job_id)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+            if changed == 0 {
+                tracing::warn!(
+                    job = c.job_id,
+                    "lease lost before completion; result dropped"
+                );
+                continue;
+            }
+            applied += 1;
+            match &c.result {
+                JobResult::Done(book) => {
+                    done += 1;
+                    insert_book(&mut tx, book, run_id, now_ms)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                }
+                JobResult::NotFound { .. } => not_found += 1,
+                JobResult::Retry { .. } => retried += 1,
+                JobResult::Failed { .. } => failed += 1,
+                JobResult::GiveBack => given_back += 1,
+            }
+        }
+        if requests > 0 {
+            sqlx::query(
+                "INSERT INTO quota_days (day, requests) VALUES (?1, ?2)
+                 ON CONFLICT (day) DO UPDATE SET requests = requests + ?2",
+            )
+            .bind(quota_day)
+            .bind(requests)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        sqlx::query(
+            "UPDATE runs SET requests = requests + ?1, done = done + ?2, not_found = not_found + ?3,
+                    failed = failed + ?4, retried = retried + ?5, given_back = given_back + ?6,
+                    heartbeat_at = ?7
+             WHERE id = ?8",
+        )
+        .bind(requests)
+        .bind(done)
+        .bind(not_found)
+        .bind(failed)
+        .bind(retried)
+        .bind(given_back)
+        .bind(now_ms)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(applied)
+    }
+
+    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ?")
+            .bind(now_ms)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "UPDATE jobs SET lease_until = ? WHERE state = 'in_progress' AND lease_owner = ?",
+        )
+        .bind(lease_until_ms)
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    async fn next_due_at(&self) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT min(next_attempt_at) FROM jobs WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn open_jobs(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')
+                  + (SELECT count(*) FROM jobs WHERE state = 'in_progress')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
+        let row = sqlx::query("SELECT requests, exhausted_at FROM quota_days WHERE day = ?")
+            .bind(day)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(row
+            .map(|r| QuotaDay {
+                requests: r.get::<i64, _>(0) as u64,
+                exhausted_at: r.get(1),
+            })
+            .unwrap_or_default())
+    }
+
+    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO quota_days (day, requests, exhausted_at, resets_at) VALUES (?1, 0, ?2, ?3)
+             ON CONFLICT (day) DO UPDATE SET exhausted_at = ?2, resets_at = ?3",
+        )
+        .bind(day)
+        .bind(at_ms)
+        .bind(resets_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn last_stop_reason(&self) -> Result<Option<String>> {
+        let reason: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT stop_reason FROM runs WHERE ended_at IS NOT NULL AND stop_reason != 'killed'
+             ORDER BY ended_at DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(reason.flatten())
+    }
+
+    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+        sqlx::query("UPDATE runs SET ended_at = ?, stop_reason = ? WHERE id = ?")
+            .bind(now_ms)
+            .bind(&end.stop_reason)
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+async fn insert_book(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    b: &super::Book,
+    run_id: i64,
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    // A re-fetched book replaces the old row whole, inside the transaction that marks it done.
+    sqlx::query(
+        "INSERT OR REPLACE INTO books (isbn13, isbn10, volume_id, title, subtitle, authors,
+            publisher, published_date, published_year, description, page_count, categories,
+            language, average_rating, ratings_count, thumbnail, raw_json, fetched_at, run_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&b.isbn13)
+    .bind(&b.isbn10)
+    .bind(&b.volume_id)
+    .bind(&b.title)
+    .bind(&b.subtitle)
+    .bind(&b.authors)
+    .bind(&b.publisher)
+    .bind(&b.published_date)
+    .bind(b.published_year)
+    .bind(&b.description)
+    .bind(b.page_count)
+    .bind(&b.categories)
+    .bind(&b.language)
+    .bind(b.average_rating)
+    .bind(b.ratings_count)
+    .bind(&b.thumbnail)
+    .bind(&b.raw_json)
+    .bind(now_ms)
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
