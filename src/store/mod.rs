@@ -31,7 +31,7 @@ Rules every backend keeps:
    exists, so re-loading never resets a state or a stored result.
 */
 
-mod sqlite;
+pub mod sqlite;
 
 pub use sqlite::SqliteStore;
 

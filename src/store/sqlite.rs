@@ -31,6 +31,17 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
 const ROWS_PER_INSERT: usize = 1000;
 
+/// Leases the next due pending jobs: `?1` run id, `?2` lease end, `?3` now, `?4` how many.
+/// One statement, so the choice and the update happen under one write lock and two runs can
+/// never lease the same row. `INDEXED BY` pins the plan to the partial index of due rows (an
+/// error, not a silent table scan, if the index were ever missing).
+pub const CLAIM_SQL: &str = "UPDATE jobs SET state = 'in_progress', attempts = attempts + 1,
+        lease_owner = ?1, lease_until = ?2, updated_at = ?3
+    WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due
+                 WHERE state = 'pending' AND next_attempt_at <= ?3
+                 ORDER BY next_attempt_at, id LIMIT ?4)
+    RETURNING id, isbn13, attempts";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Clone, Debug)]
@@ -353,20 +364,14 @@ impl Store for SqliteStore {
     ) -> Result<Vec<ClaimedJob>> {
         // One statement: the subquery and the update see the same snapshot under the write
         // lock, so two runs can never lease the same row.
-        let rows = sqlx::query(
-            "UPDATE jobs SET state = 'in_progress', attempts = attempts + 1,
-                    lease_owner = ?1, lease_until = ?2, updated_at = ?3
-             WHERE id IN (SELECT id FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?3
-                          ORDER BY next_attempt_at, id LIMIT ?4)
-             RETURNING id, isbn13, attempts",
-        )
-        .bind(run_id)
-        .bind(lease_until_ms)
-        .bind(now_ms)
-        .bind(i64::from(n))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
+        let rows = sqlx::query(CLAIM_SQL)
+            .bind(run_id)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(i64::from(n))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         let mut jobs = Vec::with_capacity(rows.len());
         for row in rows {
             let isbn13: String = row.get(1);

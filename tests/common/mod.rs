@@ -1,0 +1,158 @@
+//! Shared helpers for the integration tests: a temp database, the library's `run` with real
+//! arguments, the real binary, and reads of the resulting SQLite file.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use clap::Parser;
+use isbn_crawler::cli::Cli;
+use isbn_crawler::crawl::Control;
+use isbn_crawler::store::{SqliteStore, Store};
+use isbn_crawler::{Environment, ExitCode};
+use secrecy::SecretString;
+use sqlx::Row;
+
+/// A distinctive key: tests assert it never shows up anywhere.
+pub const KEY: &str = "AIzaSy-TEST-KEY-d0ntLeakMe-7f3a9c";
+
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("books.db")
+    }
+
+    pub fn db_str(&self) -> String {
+        self.db().display().to_string()
+    }
+
+    pub fn file(&self, name: &str, contents: &[u8]) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, contents).expect("write input");
+        path.display().to_string()
+    }
+
+    pub async fn store(&self) -> SqliteStore {
+        SqliteStore::open(&self.db(), false).await.expect("open db")
+    }
+
+    /// Runs the library with real arguments (the program name is added).
+    pub async fn run(&self, args: &[&str]) -> ExitCode {
+        self.run_with(args, env_with_key()).await
+    }
+
+    pub async fn run_with(&self, args: &[&str], env: Environment) -> ExitCode {
+        let db = self.db_str();
+        let mut argv = vec!["isbn-crawler", "--quiet", "--db", db.as_str()];
+        argv.extend_from_slice(args);
+        let cli = Cli::try_parse_from(&argv).expect("arguments parse");
+        match isbn_crawler::run(cli, env).await {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("run failed: {e:#}");
+                ExitCode::for_error(&e)
+            }
+        }
+    }
+
+    /// Loads lines of text through the library.
+    pub async fn load_lines(&self, lines: &[String]) -> ExitCode {
+        let path = self.file("list.txt", lines.join("\n").as_bytes());
+        self.run(&["load", &path]).await
+    }
+
+    /// Counts rows of the jobs table per state.
+    pub async fn states(&self) -> std::collections::BTreeMap<String, i64> {
+        let store = self.store().await;
+        sqlx::query("SELECT state, count(*) FROM jobs GROUP BY state")
+            .fetch_all(store.pool())
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let store = self.store().await;
+        sqlx::query_scalar(sql)
+            .fetch_one(store.pool())
+            .await
+            .expect("query")
+    }
+
+    pub async fn strings(&self, sql: &str) -> Vec<String> {
+        let store = self.store().await;
+        sqlx::query_scalar(sql)
+            .fetch_all(store.pool())
+            .await
+            .expect("query")
+    }
+
+    pub async fn open_jobs(&self) -> u64 {
+        self.store().await.open_jobs().await.expect("count")
+    }
+}
+
+pub fn env_with_key() -> Environment {
+    Environment {
+        api_key: Some(SecretString::from(KEY.to_string())),
+        handle_signals: false,
+        control: Control::default(),
+    }
+}
+
+/// The real binary, with only the variables a test sets (no .env, no user database).
+pub fn binary() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_isbn-crawler"));
+    cmd.env_remove("GOOGLE_BOOKS_API_KEY")
+        .env_remove("ISBN_CRAWLER_DB")
+        .env_remove("GOOGLE_BOOKS_API_URL")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+pub fn binary_async() -> tokio::process::Command {
+    let std = binary();
+    tokio::process::Command::from(std)
+}
+
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `n` distinct valid ISBN-13s (978-0-00-..., deterministic).
+pub fn isbns(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let twelve = format!("978{:09}", 100_000 + i);
+            let sum: u32 = twelve
+                .bytes()
+                .enumerate()
+                .map(|(k, b)| u32::from(b - b'0') * if k % 2 == 0 { 1 } else { 3 })
+                .sum();
+            format!("{twelve}{}", (10 - sum % 10) % 10)
+        })
+        .collect()
+}
+
+/// Every file of the database (main, WAL, shared memory), for byte sweeps.
+pub fn db_files(db: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm"]
+        .iter()
+        .map(|s| PathBuf::from(format!("{}{s}", db.display())))
+        .filter(|p| p.exists())
+        .collect()
+}

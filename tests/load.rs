@@ -1,0 +1,374 @@
+//! `load` and `status` against real files and a real SQLite database.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::{Scratch, binary, text};
+use isbn_crawler::ExitCode;
+
+// ---- An independent reading of goodreads-books.csv, from the rules in the issue ----------
+
+fn check10(d: &[u8]) -> u8 {
+    let s: u32 = (0..9)
+        .map(|i| (10 - i as u32) * u32::from(d[i] - b'0'))
+        .sum();
+    match (11 - s % 11) % 11 {
+        10 => b'X',
+        n => b'0' + n as u8,
+    }
+}
+
+fn check13(d: &[u8]) -> u8 {
+    let s: u32 = (0..12)
+        .map(|i| u32::from(d[i] - b'0') * if i % 2 == 1 { 3 } else { 1 })
+        .sum();
+    b'0' + ((10 - s % 10) % 10) as u8
+}
+
+/// The ISBN-13 a goodreads cell names, or the reject reason code.
+fn reference(cell: &str) -> Result<String, &'static str> {
+    let v = cell.trim().to_uppercase();
+    if v.is_empty() {
+        return Err("empty");
+    }
+    if v.contains('E') && v.contains('.') {
+        return Err("scientific-notation");
+    }
+    if !v.bytes().all(|b| b.is_ascii_digit() || b == b'X') {
+        return Err("bad-characters");
+    }
+    if v.find('X')
+        .is_some_and(|i| i != v.len() - 1 || !(7..=10).contains(&v.len()))
+    {
+        return Err("misplaced-x");
+    }
+    match v.len() {
+        13 if !(v.starts_with("978") || v.starts_with("979")) => Err("bad-prefix"),
+        13 if check13(v.as_bytes()) != v.as_bytes()[12] => Err("bad-check-digit"),
+        13 => Ok(v),
+        7..=10 => {
+            let ten = format!("{v:0>10}");
+            if check10(ten.as_bytes()) != ten.as_bytes()[9] {
+                return Err("bad-check-digit");
+            }
+            let mut t = format!("978{}", &ten[..9]).into_bytes();
+            t.push(check13(&t));
+            Ok(String::from_utf8(t).expect("ascii"))
+        }
+        _ => Err("wrong-length"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goodreads_export_loads_with_exact_counts() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/goodreads-books.csv"
+    );
+    // Expected figures, row by row: isbn13 first, then isbn; the reason of the first column
+    // whose failure says more than `empty`/`scientific-notation`.
+    let mut rdr = csv::Reader::from_path(path).expect("fixture");
+    let headers = rdr.headers().expect("header").clone();
+    let col = |name: &str| headers.iter().position(|h| h == name).expect("column");
+    let (c13, c10) = (col("isbn13"), col("isbn"));
+    let mut expected_set = BTreeSet::new();
+    let mut valid_rows = 0u64;
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    for row in rdr.records() {
+        let row = row.expect("row");
+        let mut reason: Option<&str> = None;
+        let mut found = None;
+        for c in [c13, c10] {
+            match reference(&row[c]) {
+                Ok(isbn) => {
+                    found = Some(isbn);
+                    break;
+                }
+                Err(r) => {
+                    let weak = |r: &str| r == "empty" || r == "scientific-notation";
+                    if reason.is_none_or(|prev| weak(prev) && !weak(r)) {
+                        reason = Some(r);
+                    }
+                }
+            }
+        }
+        match found {
+            Some(isbn) => {
+                valid_rows += 1;
+                expected_set.insert(isbn);
+            }
+            None => {
+                *reasons
+                    .entry(reason.expect("a reason").to_string())
+                    .or_default() += 1
+            }
+        }
+    }
+    assert!(expected_set.len() > 13_000, "the fixture is mostly valid");
+
+    let s = Scratch::new();
+    let out = binary()
+        .args(["--db", &s.db_str(), "load", path])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let queued = expected_set.len() as u64;
+    let duplicates = valid_rows - queued;
+    let rejected: u64 = reasons.values().sum();
+    let line = format!(
+        "{}: {} lines read: {queued} new ISBNs queued, {duplicates} already known, {rejected} rejected",
+        path,
+        valid_rows + rejected
+    );
+    assert!(stdout.contains(&line), "expected {line:?} in:\n{stdout}");
+
+    let stored: BTreeSet<String> = s
+        .strings("SELECT isbn13 FROM jobs")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(stored, expected_set);
+    let stored_reasons: BTreeMap<String, i64> = {
+        let store = s.store().await;
+        use sqlx::Row;
+        sqlx::query("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .fetch_all(store.pool())
+            .await
+            .expect("query")
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    let reasons: BTreeMap<String, i64> = reasons.into_iter().map(|(k, v)| (k, v as i64)).collect();
+    assert_eq!(stored_reasons, reasons);
+    // Row 1 (Half-Blood Prince): isbn13 in scientific notation, isbn `439785960` without its
+    // leading zero; the key is recovered, and the ISBN-10 kept beside it.
+    assert_eq!(
+        s.strings("SELECT isbn10 FROM jobs WHERE isbn13 = '9780439785969'")
+            .await,
+        ["0439785960"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loading_is_idempotent_and_never_resets_a_job() {
+    let s = Scratch::new();
+    let first = s.file("a.txt", b"0306406152\n9780439023481\n9.78044E+12\nnope\n");
+    assert_eq!(s.run(&["load", &first]).await, ExitCode::Success);
+    assert_eq!(s.scalar("SELECT count(*) FROM jobs").await, 2);
+    assert_eq!(s.scalar("SELECT count(*) FROM rejected_lines").await, 2);
+
+    // A job the crawl has finished keeps its state through any re-load.
+    let store = s.store().await;
+    sqlx::query("UPDATE jobs SET state = 'done', attempts = 1 WHERE isbn13 = '9780306406157'")
+        .execute(store.pool())
+        .await
+        .expect("update");
+
+    assert_eq!(s.run(&["load", &first]).await, ExitCode::Success);
+    assert_eq!(s.scalar("SELECT count(*) FROM jobs").await, 2);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM rejected_lines").await,
+        2,
+        "no duplicate rejects"
+    );
+    // The same books in other forms, plus one new one.
+    let overlap = s.file(
+        "b.csv",
+        b"title,isbn\nA,978-0-306-40615-7\nB,ISBN 0-439-02348-3\nC,0-8044-2957-X\n",
+    );
+    assert_eq!(s.run(&["load", &overlap]).await, ExitCode::Success);
+    assert_eq!(s.scalar("SELECT count(*) FROM jobs").await, 3);
+    assert_eq!(
+        s.strings("SELECT state FROM jobs WHERE isbn13 = '9780306406157'")
+            .await,
+        ["done"]
+    );
+    assert_eq!(
+        s.scalar("SELECT attempts FROM jobs WHERE isbn13 = '9780306406157'")
+            .await,
+        1
+    );
+    // Sources and lines are those of the first load that named the book.
+    assert_eq!(
+        s.scalar("SELECT source_line FROM jobs WHERE isbn13 = '9780804429573'")
+            .await,
+        4
+    );
+}
+
+#[test]
+fn stdin_and_status_json() {
+    let s = Scratch::new();
+    let mut child = binary()
+        .args(["--db", &s.db_str(), "load", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(b"0-306-40615-2\n").expect("write");
+    }
+    let out = child.wait_with_output().expect("wait");
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout.contains("<stdin>: 1 lines read: 1 new ISBNs queued"),
+        "{stdout}"
+    );
+
+    let out = binary()
+        .args(["--db", &s.db_str(), "status", "--json"])
+        .output()
+        .expect("run");
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("status --json is JSON");
+    assert_eq!(json["jobs"]["pending"], 1);
+    assert_eq!(json["jobs"]["done"], 0);
+    assert_eq!(json["total"], 1);
+    assert_eq!(json["due_now"], 1);
+
+    let out = binary()
+        .args(["--db", &s.db_str(), "status"])
+        .output()
+        .expect("run");
+    let (stdout, _) = text(&out);
+    assert!(
+        stdout.contains("pending              1  (1 due now)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn hostile_files_give_clear_messages_and_fail_only_when_nothing_was_read() {
+    let s = Scratch::new();
+    let run = |file: &str| {
+        let out = binary()
+            .args(["--db", &s.db_str(), "load", file])
+            .output()
+            .expect("run");
+        let (o, e) = text(&out);
+        (out.status.code(), format!("{o}{e}"))
+    };
+
+    let binary_file = s.file("blob.bin", &[0x7f, b'E', b'L', b'F', 0, 0, 1, 2, 3]);
+    let (code, out) = run(&binary_file);
+    assert_eq!(code, Some(ExitCode::NoInput.code().into()), "{out}");
+    assert!(out.contains("looks like a binary file"), "{out}");
+
+    let empty = s.file("empty.txt", b"");
+    let (code, out) = run(&empty);
+    assert_eq!(code, Some(3), "{out}");
+    assert!(out.contains("the input is empty"), "{out}");
+
+    let mut long = vec![b'7'; 1024 * 1024];
+    long.extend_from_slice(b"\n0306406152\n");
+    let long = s.file("long.txt", &long);
+    let (code, out) = run(&long);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("line-too-long"), "{out}");
+
+    let ragged = s.file(
+        "ragged.csv",
+        b"title,isbn\nA,0306406152\nB,0439023483,extra\n",
+    );
+    let (code, out) = run(&ragged);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("ragged-row") && out.contains("line 3"),
+        "{out}"
+    );
+
+    let mut latin1 = b"0306406152\n".to_vec();
+    latin1.extend_from_slice(b"caf\xe9\n");
+    let latin1 = s.file("latin1.txt", &latin1);
+    let (code, out) = run(&latin1);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("not-utf8"), "{out}");
+
+    let (code, out) = run("/no/such/file.txt");
+    assert_eq!(code, Some(3), "{out}");
+    assert!(
+        out.contains("/no/such/file.txt") && out.contains("No such file"),
+        "{out}"
+    );
+
+    // Every rejected line is kept with where it came from.
+    let rows = s.scalar("SELECT count(*) FROM rejected_lines WHERE reason IN ('line-too-long', 'ragged-row', 'not-utf8', 'binary-file')").await_blocking();
+    assert_eq!(rows, 4);
+}
+
+/// A tiny blocking bridge for the sync tests above.
+trait Blocking {
+    type Out;
+    fn await_blocking(self) -> Self::Out;
+}
+
+impl<F: std::future::Future> Blocking for F {
+    type Out = F::Output;
+    fn await_blocking(self) -> F::Output {
+        tokio::runtime::Runtime::new()
+            .expect("runtime")
+            .block_on(self)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pragmas_read_back_as_set() {
+    let s = Scratch::new();
+    s.load_lines(&["0306406152".into()]).await;
+    let store = s.store().await;
+    let mut conn = store.pool().acquire().await.expect("connection");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pragma");
+    assert_eq!(mode, "wal");
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pragma");
+    assert_eq!(sync, 1, "NORMAL");
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pragma");
+    assert_eq!(fk, 1);
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pragma");
+    assert!(busy >= 1000, "busy timeout {busy} ms");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claiming_is_an_index_scan() {
+    let s = Scratch::new();
+    s.load_lines(&["0306406152".into()]).await;
+    let store = s.store().await;
+    use sqlx::Row;
+    let plan: Vec<String> = sqlx::query(&format!(
+        "EXPLAIN QUERY PLAN {}",
+        isbn_crawler::store::sqlite::CLAIM_SQL
+    ))
+    .bind(1)
+    .bind(2)
+    .bind(3)
+    .bind(10)
+    .fetch_all(store.pool())
+    .await
+    .expect("plan")
+    .into_iter()
+    .map(|r| r.get::<String, _>(3))
+    .collect();
+    let plan = plan.join(" | ");
+    assert!(
+        plan.contains("INDEX jobs_due (next_attempt_at<?)"),
+        "{plan}"
+    );
+    assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
+}
