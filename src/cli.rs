@@ -13,6 +13,8 @@ use crate::input::Format;
 #[command(
     name = "isbn-crawler",
     version,
+    // A later `--rate 2/s` wins over an earlier one (handy in scripts and aliases).
+    args_override_self = true,
     about = "Turn lists of ISBNs into a SQLite database of Google Books metadata.",
     long_about = "Turn lists of ISBNs into a SQLite database of Google Books metadata.\n\n\
         `load` queues ISBNs from text/CSV files, `crawl` fetches them under a rate limit and a \

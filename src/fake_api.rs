@@ -80,6 +80,8 @@ pub struct FakeConfig {
     pub per_second_limit: Option<u32>,
     /// Requests a fake day allows before the daily-quota 429; [`FakeApi::new_day`] resets it.
     pub daily_quota: Option<u64>,
+    /// When set, a fake quota day lasts this long, then the quota resets by itself.
+    pub day_length: Option<Duration>,
     pub random: FaultRates,
 }
 
@@ -91,6 +93,7 @@ struct State {
     arrivals: Vec<Instant>,
     window: (u64, u32),
     quota_used: u64,
+    day_started: Option<Instant>,
     rng: u64,
 }
 
@@ -359,6 +362,13 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         st.window.1 += 1;
         if st.window.1 > limit {
             return (fault_answer(&Fault::RateLimited(None), &isbn), latency);
+        }
+    }
+    if let Some(length) = st.config.day_length {
+        let started = *st.day_started.get_or_insert(now);
+        if now.duration_since(started) >= length {
+            st.day_started = Some(now);
+            st.quota_used = 0;
         }
     }
     if let Some(quota) = st.config.daily_quota {

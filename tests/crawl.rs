@@ -1,0 +1,620 @@
+//! The crawl engine against the in-process fake Google Books, on real SQLite files.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::{KEY, Scratch, binary_async, db_files, env_with_key, isbns, text};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, FaultRates, title_for};
+
+async fn fake(config: FakeConfig) -> FakeApi {
+    FakeApi::start(config).await.expect("fake API starts")
+}
+
+/// `crawl` with fast test settings; `extra` comes last so it can override them.
+async fn crawl(s: &Scratch, api: &FakeApi, extra: &[&str]) -> ExitCode {
+    let url = api.url();
+    let mut args = vec![
+        "crawl",
+        "--api-url",
+        url.as_str(),
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "8",
+        "--backoff-base",
+        "1ms",
+        "--backoff-max",
+        "5ms",
+        "--timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args).await
+}
+
+async fn loaded(n: usize) -> (Scratch, Vec<String>) {
+    let s = Scratch::new();
+    let list = isbns(n);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    (s, list)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
+    let (s, list) = loaded(300).await;
+    let api = fake(FakeConfig::default()).await;
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+
+    assert_eq!(s.states().await, [("done".to_string(), 300)].into());
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, 300);
+    let per_isbn = api.requests_per_isbn();
+    assert_eq!(per_isbn.len(), 300);
+    assert!(
+        per_isbn.values().all(|&n| n == 1),
+        "every ISBN asked exactly once"
+    );
+    for isbn in list.iter().step_by(37) {
+        let title = s
+            .strings(&format!("SELECT title FROM books WHERE isbn13 = '{isbn}'"))
+            .await;
+        assert_eq!(title, [title_for(isbn)]);
+    }
+    // The run is recorded, with its counts.
+    assert_eq!(
+        s.strings("SELECT stop_reason FROM runs").await,
+        ["finished"]
+    );
+    assert_eq!(s.scalar("SELECT requests FROM runs").await, 300);
+    assert_eq!(s.scalar("SELECT done FROM runs").await, 300);
+    assert_eq!(s.scalar("SELECT sum(requests) FROM quota_days").await, 300);
+    // The raw item is kept whole.
+    let raw = s
+        .strings(&format!(
+            "SELECT raw_json FROM books WHERE isbn13 = '{}'",
+            list[0]
+        ))
+        .await;
+    let item: serde_json::Value = serde_json::from_str(&raw[0]).expect("raw item is JSON");
+    assert_eq!(item["saleInfo"]["country"], "US");
+
+    // A second crawl has nothing to do and sends nothing.
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    assert_eq!(api.total_requests(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_book_is_not_found_and_never_stored() {
+    let (s, list) = loaded(5).await;
+    let mut config = FakeConfig::default();
+    config.wrong_book.insert(list[1].clone());
+    config.unknown.insert(list[2].clone());
+    let api = fake(config).await;
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    let state = |i: usize| {
+        format!(
+            "SELECT state || ' ' || coalesce(last_error, '') FROM jobs WHERE isbn13 = '{}'",
+            list[i]
+        )
+    };
+    assert_eq!(
+        s.strings(&state(1)).await,
+        ["not_found 1 item(s) returned, none with this ISBN"]
+    );
+    assert_eq!(
+        s.strings(&state(2)).await,
+        ["not_found no item for this ISBN"]
+    );
+    assert_eq!(s.strings(&state(0)).await, ["done "]);
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, 3);
+    // Nothing is stored under an ISBN whose identifiers do not carry it.
+    let stored_wrong = s
+        .scalar(&format!(
+            "SELECT count(*) FROM books WHERE isbn13 = '{}' OR raw_json LIKE '%9780306406157%'",
+            list[1]
+        ))
+        .await;
+    assert_eq!(stored_wrong, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_are_retried_until_done() {
+    let (s, list) = loaded(3).await;
+    let mut config = FakeConfig::default();
+    config.scripted.insert(
+        list[0].clone(),
+        [
+            Fault::Unavailable,
+            Fault::Reset,
+            Fault::Truncated,
+            Fault::ServerError,
+        ]
+        .into(),
+    );
+    config.scripted.insert(
+        list[1].clone(),
+        [Fault::Stall(Duration::from_secs(5))].into(),
+    );
+    let api = fake(config).await;
+    assert_eq!(
+        crawl(&s, &api, &["--timeout", "300ms"]).await,
+        ExitCode::Success
+    );
+    assert_eq!(s.states().await, [("done".to_string(), 3)].into());
+    assert_eq!(api.requests_for(&list[0]), 5);
+    assert_eq!(
+        api.requests_for(&list[1]),
+        2,
+        "a stall past the timeout is retried"
+    );
+    let attempts = s
+        .scalar(&format!(
+            "SELECT attempts FROM jobs WHERE isbn13 = '{}'",
+            list[0]
+        ))
+        .await;
+    assert_eq!(attempts, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_503_fails_after_max_attempts_with_its_last_error() {
+    let (s, list) = loaded(4).await;
+    let api = fake(FakeConfig {
+        always: Some(Fault::Unavailable),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(
+        crawl(&s, &api, &["--max-attempts", "3"]).await,
+        ExitCode::JobsFailed
+    );
+    assert_eq!(s.states().await, [("failed".to_string(), 4)].into());
+    for isbn in &list {
+        assert_eq!(api.requests_for(isbn), 3);
+    }
+    let errors = s.strings("SELECT last_error FROM jobs").await;
+    assert!(
+        errors.iter().all(|e| e.contains("HTTP 503")
+            && e.contains("backendFailed")
+            && e.contains("3 attempts")),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daily_quota_stops_then_a_probe_then_resumes_the_next_day() {
+    let (s, _) = loaded(100).await;
+    let api = fake(FakeConfig {
+        daily_quota: Some(60),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(
+        crawl(&s, &api, &["--concurrency", "4"]).await,
+        ExitCode::QuotaExhausted
+    );
+    let states = s.states().await;
+    assert_eq!(states.get("done"), Some(&60));
+    assert_eq!(states.get("pending"), Some(&40));
+    assert_eq!(states.get("in_progress"), None);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
+            .await,
+        0,
+        "no job lost an attempt"
+    );
+    assert_eq!(s.strings("SELECT stop_reason FROM runs").await, ["quota"]);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM quota_days WHERE exhausted_at IS NOT NULL")
+            .await,
+        1
+    );
+    let after_first = api.total_requests();
+    assert!(after_first <= 60 + 4, "{after_first} requests");
+
+    // Same fake day: one probe, then a stop.
+    assert_eq!(
+        crawl(&s, &api, &["--concurrency", "4"]).await,
+        ExitCode::QuotaExhausted
+    );
+    assert_eq!(
+        api.total_requests(),
+        after_first + 1,
+        "exactly one probe request"
+    );
+
+    api.new_day();
+    assert_eq!(
+        crawl(&s, &api, &["--concurrency", "4"]).await,
+        ExitCode::Success
+    );
+    assert_eq!(s.states().await, [("done".to_string(), 100)].into());
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, 100);
+    assert!(api.total_requests() <= 100 + 2 * (4 + 1) + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_quota_sleeps_through_short_fake_days_in_one_run() {
+    let (s, _) = loaded(50).await;
+    let api = fake(FakeConfig {
+        daily_quota: Some(20),
+        day_length: Some(Duration::from_millis(300)),
+        ..FakeConfig::default()
+    })
+    .await;
+    let code = crawl(
+        &s,
+        &api,
+        &[
+            "--concurrency",
+            "2",
+            "--wait-for-quota",
+            "--quota-probe-interval",
+            "100ms",
+        ],
+    )
+    .await;
+    assert_eq!(code, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 50)].into());
+    assert!(api.requests_per_isbn().values().all(|&n| n <= 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_daily_budget_stops_a_rerun_without_any_request() {
+    let (s, _) = loaded(20).await;
+    let api = fake(FakeConfig::default()).await;
+    assert_eq!(
+        crawl(&s, &api, &["--daily-budget", "5", "--concurrency", "2"]).await,
+        ExitCode::QuotaExhausted
+    );
+    assert_eq!(api.total_requests(), 5);
+    assert_eq!(s.states().await.get("done"), Some(&5));
+    assert_eq!(
+        crawl(&s, &api, &["--daily-budget", "5"]).await,
+        ExitCode::QuotaExhausted
+    );
+    assert_eq!(
+        api.total_requests(),
+        5,
+        "no request once the budget is spent"
+    );
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs WHERE attempts > 0 AND state = 'pending'")
+            .await,
+        0
+    );
+    // A bigger budget the same day continues the count.
+    assert_eq!(
+        crawl(&s, &api, &["--daily-budget", "12"]).await,
+        ExitCode::QuotaExhausted
+    );
+    assert_eq!(api.total_requests(), 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_key_stops_at_the_first_answer_and_burns_no_attempt() {
+    let (s, _) = loaded(10).await;
+    let api = fake(FakeConfig {
+        api_key: Some("another-key".into()),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(
+        crawl(&s, &api, &["--concurrency", "1"]).await,
+        ExitCode::ApiRejected
+    );
+    assert_eq!(api.total_requests(), 1);
+    assert_eq!(s.states().await, [("pending".to_string(), 10)].into());
+    assert_eq!(s.scalar("SELECT max(attempts) FROM jobs").await, 0);
+    assert_eq!(
+        s.strings("SELECT stop_reason FROM runs").await,
+        ["api-rejected"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_minute_429s_slow_the_crawl_and_cost_no_attempt() {
+    let (s, _) = loaded(30).await;
+    let mut config = FakeConfig::default();
+    for isbn in isbns(30).iter().take(10) {
+        config.scripted.insert(
+            isbn.clone(),
+            [Fault::RateLimited(None), Fault::RateLimited(Some(0))].into(),
+        );
+    }
+    let api = fake(config).await;
+    // max-attempts 1: had a 429 used an attempt, these jobs would fail.
+    assert_eq!(
+        crawl(&s, &api, &["--max-attempts", "1", "--rate", "200/s"]).await,
+        ExitCode::Success
+    );
+    assert_eq!(s.states().await, [("done".to_string(), 30)].into());
+    assert_eq!(s.scalar("SELECT max(attempts) FROM jobs").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_never_sees_more_than_the_configured_rate() {
+    let (s, _) = loaded(30).await;
+    let api = fake(FakeConfig::default()).await;
+    assert_eq!(
+        crawl(&s, &api, &["--rate", "20/s"]).await,
+        ExitCode::Success
+    );
+    let arrivals = api.arrivals();
+    assert_eq!(arrivals.len(), 30);
+    // In any window of one second, at most 20 requests (+1 for where the window starts).
+    for (i, start) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|t| **t < *start + Duration::from_secs(1))
+            .count();
+        assert!(
+            in_window <= 21,
+            "{in_window} requests within a second of {start:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_gives_every_unfinished_job_back() {
+    let (s, _) = loaded(200).await;
+    let api = fake(FakeConfig {
+        latency: Duration::from_millis(20),
+        ..FakeConfig::default()
+    })
+    .await;
+    let env = env_with_key();
+    let control = env.control.clone();
+    let url = api.url();
+    let args = [
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "50/s",
+        "--concurrency",
+        "4",
+    ];
+    let run = s.run_with(&args, env);
+    let interrupt = async {
+        // Interrupt once some work has been committed.
+        while s.open_jobs().await > 190 {
+            tokio::task::yield_now().await;
+        }
+        control.interrupt.cancel();
+    };
+    let (code, ()) = tokio::join!(run, interrupt);
+    assert_eq!(code, ExitCode::Interrupted);
+    let states = s.states().await;
+    assert_eq!(states.get("in_progress"), None, "{states:?}");
+    assert!(
+        states.get("pending").copied().unwrap_or(0) > 0,
+        "{states:?}"
+    );
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
+            .await,
+        0
+    );
+    assert_eq!(
+        s.strings("SELECT stop_reason FROM runs").await,
+        ["interrupted"]
+    );
+    // And the next crawl finishes the rest.
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 200)].into());
+    assert!(api.requests_per_isbn().values().all(|&n| n == 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
+    let (s, _) = loaded(400).await;
+    let api = fake(FakeConfig {
+        latency: Duration::from_millis(10),
+        ..FakeConfig::default()
+    })
+    .await;
+    let url = api.url();
+    let args = [
+        "--db",
+        &s.db_str(),
+        "--quiet",
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "8",
+    ];
+    let mut child = binary_async()
+        .args(args)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    while api.total_requests() < 150 {
+        tokio::task::yield_now().await;
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("crawl ended before the kill: {status}");
+        }
+    }
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.expect("wait");
+    assert_eq!(status.code(), None, "killed by a signal");
+    let before = api.total_requests();
+    assert!(before < 400, "killed mid-crawl ({before} requests)");
+
+    let out = binary_async()
+        .args(args)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .output()
+        .await
+        .expect("rerun");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(s.states().await, [("done".to_string(), 400)].into());
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, 400);
+    let per_isbn = api.requests_per_isbn();
+    assert!(
+        per_isbn.values().all(|&n| n <= 2),
+        "no ISBN asked more than twice"
+    );
+    let repeated = per_isbn.values().filter(|&&n| n == 2).count();
+    assert!(
+        repeated <= 8 + 8,
+        "only what was in flight or claimed at the kill: {repeated}"
+    );
+    assert_eq!(
+        s.strings("SELECT stop_reason FROM runs ORDER BY id").await,
+        ["killed", "finished"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_key_is_a_clear_usage_error_before_any_request() {
+    let (s, _) = loaded(3).await;
+    let api = fake(FakeConfig::default()).await;
+    let out = binary_async()
+        .args(["--db", &s.db_str(), "crawl", "--api-url", &api.url()])
+        .output()
+        .await
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("GOOGLE_BOOKS_API_KEY is not set"),
+        "{stderr}"
+    );
+    assert_eq!(api.total_requests(), 0);
+}
+
+/// The key must never appear: not in output, logs, errors, or the database's bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_never_leaks_on_any_path() {
+    let ok = {
+        let mut config = FakeConfig::default();
+        config
+            .scripted
+            .insert(isbns(1)[0].clone(), [Fault::Reset].into());
+        fake(config).await
+    };
+    let bad_key = fake(FakeConfig {
+        api_key: Some("other".into()),
+        ..FakeConfig::default()
+    })
+    .await;
+    let quota = fake(FakeConfig {
+        daily_quota: Some(2),
+        ..FakeConfig::default()
+    })
+    .await;
+    let refused = {
+        // A port with nothing listening: bind, note it, close.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let mut all_output = String::new();
+    for (url, code) in [
+        (refused, 4),
+        (bad_key.url(), 6),
+        (quota.url(), 5),
+        (ok.url(), 0),
+    ] {
+        let (s, _) = loaded(6).await;
+        let out = binary_async()
+            .args([
+                "--db",
+                &s.db_str(),
+                "crawl",
+                "--api-url",
+                &url,
+                "--rate",
+                "unlimited",
+                "--max-attempts",
+                "2",
+                "--backoff-base",
+                "1ms",
+                "--connect-timeout",
+                "1s",
+            ])
+            .env("GOOGLE_BOOKS_API_KEY", KEY)
+            .env("RUST_LOG", "debug")
+            .output()
+            .await
+            .expect("run");
+        let (o, e) = text(&out);
+        assert_eq!(out.status.code(), Some(code), "{o}{e}");
+        all_output.push_str(&o);
+        all_output.push_str(&e);
+        for file in db_files(&s.db()) {
+            let bytes = std::fs::read(&file).expect("read db");
+            assert!(
+                !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                "the key is in {}",
+                file.display()
+            );
+        }
+        let errors = s
+            .strings("SELECT coalesce(last_error, '') FROM jobs")
+            .await
+            .join("\n");
+        assert!(!errors.contains(KEY));
+        if code == 4 {
+            assert!(errors.contains("cannot connect"), "{errors}");
+        }
+    }
+    assert!(all_output.contains("API key not valid"), "{all_output}");
+    assert!(all_output.contains("daily quota is spent"), "{all_output}");
+    assert!(
+        !all_output.contains(KEY),
+        "the key leaked into output:\n{all_output}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_faults_end_with_every_job_terminal() {
+    let (s, _) = loaded(300).await;
+    let api = fake(FakeConfig {
+        random: FaultRates {
+            unavailable: 0.05,
+            reset: 0.03,
+            truncated: 0.03,
+            stall: 0.01,
+            stall_for: Duration::from_secs(3),
+            seed: 42,
+        },
+        ..FakeConfig::default()
+    })
+    .await;
+    let code = crawl(&s, &api, &["--timeout", "200ms", "--max-attempts", "8"]).await;
+    assert_eq!(code, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 300)].into());
+    let per_isbn: HashMap<String, u32> = api.requests_per_isbn();
+    assert!(per_isbn.values().all(|&n| n <= 8));
+    assert!(
+        api.total_requests() < 300 * 13 / 10,
+        "{} requests",
+        api.total_requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_runs_offline_and_prints_results() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("demo.db");
+    let out = binary_async()
+        .args(["demo", "--demo-db", &db.display().to_string()])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("10 new ISBNs queued"), "{stdout}");
+    assert!(stdout.contains("8 done, 2 not found, 0 failed"), "{stdout}");
+    assert!(stdout.contains("9780006178736  not_found"), "{stdout}");
+    assert!(stdout.contains(&title_for("9780002005883")), "{stdout}");
+}
