@@ -22,8 +22,6 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_due ON jobs (next_attempt_at) WHERE state = 'pending';
 -- Lease recovery and heartbeats touch only the rows one run holds.
 CREATE INDEX jobs_leased ON jobs (lease_owner) WHERE state = 'in_progress';
--- Counts per state (status) without reading the rows.
-CREATE INDEX jobs_state ON jobs (state);
 
 -- Every input line that did not yield a valid ISBN, kept so it can be fixed and loaded again.
 CREATE TABLE rejected_lines (

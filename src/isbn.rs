@@ -105,13 +105,19 @@ impl Isbn13 {
 
     /// The ISBN-10 of a 978 book; 979 books have none.
     pub fn isbn10(&self) -> Option<String> {
+        self.isbn10_ascii()
+            .map(|ten| String::from_utf8_lossy(&ten).into_owned())
+    }
+
+    /// The ISBN-10 as ASCII bytes, without allocating (bulk inserts).
+    pub fn isbn10_ascii(&self) -> Option<[u8; 10]> {
         if &self.0[..3] != b"978" {
             return None;
         }
         let mut ten = [0u8; 10];
         ten[..9].copy_from_slice(&self.0[3..12]);
         ten[9] = isbn10_check_char(&ten[..9]);
-        Some(String::from_utf8_lossy(&ten).into_owned())
+        Some(ten)
     }
 
     fn from_isbn10_digits(ten: &[u8]) -> Isbn13 {

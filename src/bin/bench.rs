@@ -1,1 +1,272 @@
-fn main() {}
+//! The benchmark command: real runs of the release binary on generated data, against the
+//! in-process fake API on 127.0.0.1, printing one line per figure with its unit.
+//!
+//! ```text
+//! cargo build --release --bins && target/release/bench all
+//! target/release/bench load --lines 1000000
+//! target/release/bench crawl --isbns 20000 --latency 50ms --concurrency 16,64,256
+//! ```
+//!
+//! Each measured run is a child process, so its CPU time and peak RSS (from `wait4`) are the
+//! crawler's alone: the fake API's work stays in this process and is reported apart.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use isbn_crawler::fake_api::{FakeApi, FakeConfig};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks for isbn-crawler (prints figures; not a test)")]
+struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// Every benchmark with its default size.
+    All,
+    /// `load` of a generated list of random-order ISBNs, beside sqlite3's .import.
+    Load {
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+    },
+    /// `crawl` at unlimited rate against the fake with a fixed latency.
+    Crawl {
+        #[arg(long, default_value_t = 20_000)]
+        isbns: usize,
+        #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
+        latency: Duration,
+        #[arg(long, value_delimiter = ',', default_value = "16,64,256")]
+        concurrency: Vec<u32>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let dir = tempfile::tempdir()?;
+    println!("machine: {} cores, {}", cores(), cpu_model());
+    match args.what {
+        What::All => {
+            bench_load(dir.path(), 1_000_000)?;
+            runtime.block_on(bench_crawl(
+                dir.path(),
+                20_000,
+                Duration::from_millis(50),
+                &[16, 64, 256],
+            ))?;
+            runtime.block_on(bench_crawl(dir.path(), 20_000, Duration::ZERO, &[64]))?;
+        }
+        What::Load { lines } => bench_load(dir.path(), lines)?,
+        What::Crawl {
+            isbns,
+            latency,
+            concurrency,
+        } => runtime.block_on(bench_crawl(dir.path(), isbns, latency, &concurrency))?,
+    }
+    Ok(())
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The release binary beside this one.
+fn crawler() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?.with_file_name("isbn-crawler");
+    if !exe.exists() {
+        bail!(
+            "{} is missing: run `cargo build --release --bins` first",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
+/// What a finished child cost.
+struct Usage {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: i64,
+    status: i32,
+}
+
+/// Runs `cmd` to its end and reads its own resource usage with wait4.
+fn measure(cmd: &mut Command) -> anyhow::Result<Usage> {
+    let start = Instant::now();
+    let child = cmd.spawn().context("spawn")?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet waited for; both pointers are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if r != pid {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Usage {
+        wall: start.elapsed(),
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss,
+        status: libc::WEXITSTATUS(status),
+    })
+}
+
+/// `n` valid ISBN-13s in a scattered order (a full-period walk over 10^9 nine-digit bodies).
+fn write_isbns(path: &Path, n: usize) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut x: u64 = 12_345;
+    for _ in 0..n {
+        // Full period mod 10^9: c is coprime with 10, a - 1 divisible by 2, 4 and 5.
+        x = (x * 1_103_515_241 + 12_347) % 1_000_000_000;
+        let twelve = format!("978{x:09}");
+        let sum: u32 = twelve
+            .bytes()
+            .enumerate()
+            .map(|(k, b)| u32::from(b - b'0') * if k % 2 == 0 { 1 } else { 3 })
+            .sum();
+        writeln!(out, "{twelve}{}", (10 - sum % 10) % 10)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
+    let list = dir.join("isbns.txt");
+    write_isbns(&list, lines)?;
+    let db = dir.join("load.db");
+    let u = measure(
+        Command::new(crawler()?)
+            .args(["--quiet", "--db"])
+            .arg(&db)
+            .arg("load")
+            .arg(&list)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    if u.status != 0 {
+        bail!("load exited {}", u.status);
+    }
+    let secs = u.wall.as_secs_f64();
+    println!("load: {lines} lines in {secs:.2} s");
+    println!("load: {:.0} lines/s", lines as f64 / secs);
+    println!("load: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
+    println!("load: CPU {:.2} s", u.cpu.as_secs_f64());
+    if Command::new("sqlite3").arg("-version").output().is_ok() {
+        let db = dir.join("import.db");
+        // The same keys as `jobs`: rowid, unique isbn13, the partial index of due rows; rows
+        // go through a view's trigger so duplicates are skipped as `load` skips them.
+        let schema = "CREATE TABLE jobs (id INTEGER PRIMARY KEY, isbn13 TEXT NOT NULL UNIQUE,
+                state TEXT NOT NULL DEFAULT 'pending', next_attempt_at INTEGER NOT NULL DEFAULT 0);
+            CREATE INDEX jobs_due ON jobs (next_attempt_at) WHERE state = 'pending';
+            CREATE VIEW input AS SELECT isbn13 FROM jobs;
+            CREATE TRIGGER input_insert INSTEAD OF INSERT ON input
+                BEGIN INSERT OR IGNORE INTO jobs (isbn13) VALUES (new.isbn13); END;";
+        let status = Command::new("sqlite3").arg(&db).arg(schema).status()?;
+        if !status.success() {
+            bail!("sqlite3 schema failed");
+        }
+        let import = format!(".import {} input", list.display());
+        let s = measure(
+            Command::new("sqlite3")
+                .arg(&db)
+                .arg("PRAGMA journal_mode=WAL;")
+                .arg(&import)
+                .stdout(std::process::Stdio::null()),
+        )?;
+        let base = s.wall.as_secs_f64();
+        println!("load: sqlite3 .import of the same lines {base:.2} s");
+        println!("load: ratio to sqlite3 .import {:.2}x", secs / base);
+    } else {
+        println!("load: sqlite3 not installed; no .import comparison");
+    }
+    Ok(())
+}
+
+async fn bench_crawl(
+    dir: &Path,
+    n: usize,
+    latency: Duration,
+    concurrencies: &[u32],
+) -> anyhow::Result<()> {
+    let list = dir.join("crawl-isbns.txt");
+    write_isbns(&list, n)?;
+    for &c in concurrencies {
+        let db = dir.join(format!("crawl-{c}-{}.db", latency.as_millis()));
+        let status = Command::new(crawler()?)
+            .args(["--quiet", "--db"])
+            .arg(&db)
+            .arg("load")
+            .arg(&list)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("load failed");
+        }
+        let fake = FakeApi::start(FakeConfig {
+            latency,
+            ..FakeConfig::default()
+        })
+        .await?;
+        let url = fake.url();
+        let exe = crawler()?;
+        let db2 = db.clone();
+        let c_s = c.to_string();
+        let u = tokio::task::spawn_blocking(move || {
+            measure(
+                Command::new(exe)
+                    .args(["--quiet", "--db"])
+                    .arg(&db2)
+                    .args(["crawl", "--rate", "unlimited", "--concurrency", &c_s])
+                    .args(["--api-url", &url])
+                    .env("GOOGLE_BOOKS_API_KEY", "bench-key")
+                    .stdout(std::process::Stdio::null()),
+            )
+        })
+        .await??;
+        if u.status != 0 {
+            bail!("crawl exited {}", u.status);
+        }
+        let secs = u.wall.as_secs_f64();
+        let rate = n as f64 / secs;
+        let label = format!("crawl c={c} latency={}ms", latency.as_millis());
+        println!("{label}: {n} ISBNs in {secs:.2} s");
+        println!("{label}: {rate:.0} ISBNs/s");
+        if !latency.is_zero() {
+            let bound = f64::from(c) / latency.as_secs_f64();
+            println!(
+                "{label}: {:.1}% of concurrency/latency ({bound:.0}/s)",
+                100.0 * rate / bound
+            );
+        } else {
+            println!("{label}: store throughput {rate:.0} books/s");
+        }
+        println!(
+            "{label}: CPU per ISBN {:.0} µs (crawler only)",
+            u.cpu.as_secs_f64() * 1e6 / n as f64
+        );
+        println!("{label}: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
+        println!(
+            "{label}: requests per stored book {:.3}",
+            fake.total_requests() as f64 / n as f64
+        );
+    }
+    Ok(())
+}
