@@ -618,3 +618,28 @@ async fn demo_runs_offline_and_prints_results() {
     assert!(stdout.contains("9780006178736  not_found"), "{stdout}");
     assert!(stdout.contains(&title_for("9780002005883")), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_crawls_on_one_database_share_the_work_without_overlap() {
+    let (s, _) = loaded(300).await;
+    let api = fake(FakeConfig {
+        latency: Duration::from_millis(2),
+        ..FakeConfig::default()
+    })
+    .await;
+    let (a, b) = tokio::join!(crawl(&s, &api, &[]), crawl(&s, &api, &[]));
+    assert_eq!((a, b), (ExitCode::Success, ExitCode::Success));
+    assert_eq!(s.states().await, [("done".to_string(), 300)].into());
+    let per_isbn = api.requests_per_isbn();
+    assert_eq!(per_isbn.len(), 300);
+    assert!(
+        per_isbn.values().all(|&n| n == 1),
+        "no ISBN fetched by both"
+    );
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM runs WHERE stop_reason = 'finished'")
+            .await,
+        2
+    );
+    assert_eq!(s.scalar("SELECT sum(done) FROM runs").await, 300);
+}

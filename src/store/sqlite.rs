@@ -631,3 +631,160 @@ async fn insert_book(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Book;
+
+    /// The `i`-th of a run of valid ISBN-13s.
+    fn isbn(i: usize) -> Isbn13 {
+        let twelve = format!("978{:09}", 500_000 + i);
+        let sum: u32 = twelve
+            .bytes()
+            .enumerate()
+            .map(|(k, b)| u32::from(b - b'0') * if k % 2 == 0 { 1 } else { 3 })
+            .sum();
+        crate::isbn::parse(&format!("{twelve}{}", (10 - sum % 10) % 10)).expect("valid")
+    }
+
+    async fn store_with(n: usize) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = SqliteStore::open(&dir.path().join("t.db"), true)
+            .await
+            .expect("open");
+        let jobs: Vec<NewJob> = (0..n)
+            .map(|i| NewJob {
+                isbn: isbn(i),
+                line: i as u64 + 1,
+            })
+            .collect();
+        store.save_load_batch("t", &jobs, &[]).await.expect("load");
+        (dir, store)
+    }
+
+    fn info() -> RunInfo {
+        RunInfo {
+            command: "test".into(),
+            host: "h".into(),
+            pid: 1,
+            pid_start: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_completion_from_a_lost_lease_changes_nothing() {
+        let (_dir, store) = store_with(1).await;
+        let a = store.begin_run(&info(), 0).await.expect("run a");
+        let claimed = store.claim(a, 1, 10, 1000).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        // Run a stops beating; its lease runs out and run b takes the job.
+        let b = store.begin_run(&info(), 2000).await.expect("run b");
+        let recovered = store
+            .recover_leases(b, 2000, &|_| true)
+            .await
+            .expect("recover");
+        assert_eq!(recovered, 1);
+        let again = store.claim(b, 1, 2000, 9000).await.expect("claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
+        let done = |job_id| Completion {
+            job_id,
+            result: JobResult::Done(Box::new(Book {
+                isbn13: claimed[0].isbn.to_string(),
+                title: Some("stale".into()),
+                raw_json: "{}".into(),
+                ..Book::default()
+            })),
+            requested: true,
+        };
+        let applied = store
+            .complete(a, &[done(claimed[0].id)], "d", 2500)
+            .await
+            .expect("complete");
+        assert_eq!(applied, 0, "the stale worker's result is dropped");
+        let books: i64 = sqlx::query_scalar("SELECT count(*) FROM books")
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
+        assert_eq!(books, 0);
+        let applied = store
+            .complete(b, &[done(again[0].id)], "d", 2600)
+            .await
+            .expect("complete");
+        assert_eq!(applied, 1);
+    }
+
+    #[tokio::test]
+    async fn concurrent_claims_never_share_a_job() {
+        let (_dir, store) = store_with(401).await;
+        let runs: Vec<i64> = new_runs(&store).await;
+        let claims = runs.iter().map(|&r| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim(r, 7, 10, 100_000).await.expect("claim");
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.id));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for c in claims {
+            all.extend(c.await.expect("task"));
+        }
+        let total = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), total, "a job was leased twice");
+        assert_eq!(total, 401);
+    }
+
+    async fn new_runs(store: &SqliteStore) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for _ in 0..4 {
+            ids.push(store.begin_run(&info(), 0).await.expect("run"));
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn dead_runs_lose_their_leases_and_are_marked_killed() {
+        let (_dir, store) = store_with(1).await;
+        let dead = store.begin_run(&info(), 0).await.expect("run");
+        store.claim(dead, 5, 10, i64::MAX).await.expect("claim");
+        let me = store.begin_run(&info(), 20).await.expect("run");
+        let back = store
+            .recover_leases(me, 30, &|_| false)
+            .await
+            .expect("recover");
+        assert_eq!(back, 1);
+        let reason: String = sqlx::query_scalar("SELECT stop_reason FROM runs WHERE id = ?")
+            .bind(dead)
+            .fetch_one(store.pool())
+            .await
+            .expect("reason");
+        assert_eq!(reason, "killed");
+        let attempts: i64 = sqlx::query_scalar("SELECT attempts FROM jobs")
+            .fetch_one(store.pool())
+            .await
+            .expect("attempts");
+        assert_eq!(attempts, 0);
+    }
+
+    #[tokio::test]
+    async fn a_file_that_is_not_sqlite_is_said_so() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("notes.db");
+        std::fs::write(&path, vec![b'x'; 8192]).expect("write");
+        let err = SqliteStore::open(&path, true).await.expect_err("must fail");
+        assert!(matches!(err, Error::NotADatabase { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("is not an isbn-crawler SQLite database")
+        );
+    }
+}
