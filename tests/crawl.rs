@@ -643,3 +643,59 @@ async fn two_crawls_on_one_database_share_the_work_without_overlap() {
     );
     assert_eq!(s.scalar("SELECT sum(done) FROM runs").await, 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_jobs_back_and_exits_130() {
+    let (s, _) = loaded(300).await;
+    let api = fake(FakeConfig {
+        latency: Duration::from_millis(20),
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut child = binary_async()
+        .args([
+            "--db",
+            &s.db_str(),
+            "crawl",
+            "--api-url",
+            &api.url(),
+            "--rate",
+            "unlimited",
+            "--concurrency",
+            "4",
+        ])
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    while api.total_requests() < 20 {
+        tokio::task::yield_now().await;
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("crawl ended before the signal: {status}");
+        }
+    }
+    let pid = child.id().expect("pid") as libc::pid_t;
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().await.expect("wait");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("interrupted; `isbn-crawler crawl` resumes"),
+        "{stdout}"
+    );
+    let states = s.states().await;
+    assert_eq!(states.get("in_progress"), None, "{states:?}");
+    assert!(states.get("pending").is_some_and(|&n| n > 0), "{states:?}");
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
+            .await,
+        0
+    );
+    assert_eq!(
+        s.strings("SELECT stop_reason FROM runs").await,
+        ["interrupted"]
+    );
+}
