@@ -130,17 +130,9 @@ async fn goodreads_export_loads_with_exact_counts() {
         .into_iter()
         .collect();
     assert_eq!(stored, expected_set);
-    let stored_reasons: BTreeMap<String, i64> = {
-        let store = s.store().await;
-        use sqlx::Row;
-        sqlx::query("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .fetch_all(store.pool())
-            .await
-            .expect("query")
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect()
-    };
+    let stored_reasons = s
+        .grouped("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+        .await;
     let reasons: BTreeMap<String, i64> = reasons.into_iter().map(|(k, v)| (k, v as i64)).collect();
     assert_eq!(stored_reasons, reasons);
     // Row 1 (Half-Blood Prince): isbn13 in scientific notation, isbn `439785960` without its

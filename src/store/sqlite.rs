@@ -125,6 +125,18 @@ impl SqliteStore {
         map_err(&self.shown(), self.busy_timeout, e)
     }
 
+    /// Rows of `(text, count)` from a `GROUP BY` query.
+    async fn group_counts(&self, sql: &str) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<i64, _>(1) as u64))
+            .collect())
+    }
+
     async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
@@ -221,17 +233,14 @@ impl Store for SqliteStore {
         for st in JobState::ALL {
             status.jobs.insert(st.as_str(), 0);
         }
-        let rows = sqlx::query("SELECT state, count(*) FROM jobs GROUP BY state")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let state: String = row.get(0);
-            let n: i64 = row.get(1);
+        for (state, n) in self
+            .group_counts("SELECT state, count(*) FROM jobs GROUP BY state")
+            .await?
+        {
             if let Some(st) = JobState::parse(&state) {
-                status.jobs.insert(st.as_str(), n as u64);
+                status.jobs.insert(st.as_str(), n);
             }
-            status.total += n as u64;
+            status.total += n;
         }
         let due: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?",
@@ -241,15 +250,11 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| self.err(e))?;
         status.due_now = due as u64;
-        let rows = sqlx::query("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        for row in rows {
-            let reason: String = row.get(0);
-            let n: i64 = row.get(1);
-            status.rejected_lines.insert(reason, n as u64);
-        }
+        status.rejected_lines = self
+            .group_counts("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .await?
+            .into_iter()
+            .collect();
         status.requests_today = self.quota_day(quota_day).await?.requests;
         Ok(status)
     }

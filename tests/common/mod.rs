@@ -72,8 +72,14 @@ impl Scratch {
 
     /// Counts rows of the jobs table per state.
     pub async fn states(&self) -> std::collections::BTreeMap<String, i64> {
+        self.grouped("SELECT state, count(*) FROM jobs GROUP BY state")
+            .await
+    }
+
+    /// `(key, count)` rows of a GROUP BY query, as a map.
+    pub async fn grouped(&self, sql: &str) -> std::collections::BTreeMap<String, i64> {
         let store = self.store().await;
-        sqlx::query("SELECT state, count(*) FROM jobs GROUP BY state")
+        sqlx::query(sql)
             .fetch_all(store.pool())
             .await
             .expect("query")
