@@ -50,6 +50,113 @@ pub enum Command {
     /// The whole flow offline: a built-in fake Google Books on 127.0.0.1, the bundled sample,
     /// and a database of its own (data/demo.db, made afresh). Needs no key.
     Demo(DemoArgs),
+    /// One book and its job, by any form of its ISBN that `load` accepts.
+    Show(ShowArgs),
+    /// Jobs and their books as CSV, JSON Lines or JSON (streamed; written atomically).
+    Export(ExportArgs),
+    /// Rejected input lines, grouped by reason; `--format csv` lists every one for fixing.
+    Rejects(RejectsArgs),
+    /// Move jobs of some states back to `pending` with fresh attempts.
+    Requeue(RequeueArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ShowArgs {
+    /// The ISBN, in any accepted form (978-0-439-02348-1, 0439023483, ISBN: ...).
+    pub isbn: String,
+    /// Print everything as JSON, including the raw item Google sent.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ExportArgs {
+    #[arg(long, value_enum, default_value_t = crate::export::Format::Csv)]
+    pub format: crate::export::Format,
+    /// Write here (atomically: a temporary file renamed at the end) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Job states to export, comma-separated.
+    #[arg(long, default_value = "done", value_parser = parse_states)]
+    pub state: States,
+    /// Columns, comma-separated (default: all but raw_json).
+    #[arg(long, value_parser = parse_columns)]
+    pub columns: Option<Columns>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RejectsFormat {
+    /// Counts per reason with the first examples.
+    Table,
+    /// Every rejected line: source, line, raw, reason.
+    Csv,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RejectsArgs {
+    #[arg(long, value_enum, default_value_t = RejectsFormat::Table)]
+    pub format: RejectsFormat,
+    /// Write here (atomically) instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RequeueArgs {
+    /// States to requeue, comma-separated: done, not_found, failed.
+    #[arg(long, required = true, value_parser = parse_requeue_states)]
+    pub state: States,
+    /// Only jobs last changed longer ago than this (e.g. 30d).
+    #[arg(long, value_parser = parse_duration)]
+    pub older_than: Option<Duration>,
+    /// Only jobs whose last error contains this text (e.g. 503).
+    #[arg(long, value_name = "TEXT")]
+    pub error: Option<String>,
+}
+
+/// A comma-separated list of job states.
+#[derive(Debug, Clone, PartialEq)]
+pub struct States(pub Vec<crate::store::JobState>);
+
+/// A comma-separated list of export columns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Columns(pub Vec<crate::export::Column>);
+
+pub fn parse_states(s: &str) -> Result<States, String> {
+    let states = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            crate::store::JobState::parse(p).ok_or_else(|| {
+                format!("unknown state {p:?}; known: pending, in_progress, done, not_found, failed")
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if states.is_empty() {
+        return Err("no state named".into());
+    }
+    Ok(States(states))
+}
+
+fn parse_requeue_states(s: &str) -> Result<States, String> {
+    use crate::store::JobState;
+    let states = parse_states(s)?;
+    match states
+        .0
+        .iter()
+        .find(|st| matches!(st, JobState::Pending | JobState::InProgress))
+    {
+        Some(st) => Err(format!(
+            "{} jobs cannot be requeued (only done, not_found, failed)",
+            st.as_str()
+        )),
+        None => Ok(states),
+    }
+}
+
+fn parse_columns(s: &str) -> Result<Columns, String> {
+    crate::export::Column::parse_list(s).map(Columns)
 }
 
 #[derive(Debug, Args, Clone)]

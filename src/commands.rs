@@ -9,17 +9,23 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use futures_util::TryStreamExt;
 use secrecy::SecretString;
+use std::io::Write as _;
 
-use crate::cli::{Cli, Command, CrawlArgs, DemoArgs, LoadArgs, StatusArgs};
+use crate::cli::{
+    Cli, Command, CrawlArgs, DemoArgs, ExportArgs, LoadArgs, RejectsArgs, RejectsFormat,
+    RequeueArgs, ShowArgs, StatusArgs,
+};
 use crate::crawl::{self, Control, CrawlOptions, StopReason, Summary, quota, retry::RetryPolicy};
 use crate::exit::ExitCode;
+use crate::export::Column;
 use crate::fake_api::{FakeApi, FakeConfig, Fault};
 use crate::google_books::{self, Client, ClientConfig};
 use crate::input::InputOptions;
 use crate::load::{self, SourceReport};
 use crate::progress::{Reporter, human_duration};
-use crate::store::{SqliteStore, Status, Store};
+use crate::store::{JobState, Record, RequeueFilter, SqliteStore, Status, Store};
 use crate::{UsageError, now_ms};
 
 /// The bundled sample, so `demo` works from any directory.
@@ -75,6 +81,10 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
             crawl_and_report(&store, &args.crawl, key, &env, cli.quiet, "run").await
         }
         Command::Demo(args) => demo(args, &env, cli.quiet).await,
+        Command::Show(args) => show(&cli.db, args).await,
+        Command::Export(args) => export(&cli.db, args, cli.quiet).await,
+        Command::Rejects(args) => rejects(&cli.db, args).await,
+        Command::Requeue(args) => requeue(&cli.db, args).await,
     }
 }
 
@@ -391,19 +401,253 @@ async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result
         "{:<13}  {:<9}  {:<4}  title / why",
         "isbn13", "state", "year"
     );
-    for row in store.results(50).await? {
-        let year = row
-            .published_year
-            .map(|y| y.to_string())
-            .unwrap_or_default();
-        let what = row.title.or(row.last_error).unwrap_or_default();
-        println!("{:<13}  {:<9}  {:<4}  {what}", row.isbn13, row.state, year);
+    let mut records = store.records(&JobState::ALL);
+    while let Some(r) = records.try_next().await? {
+        let year = r.published_year.map(|y| y.to_string()).unwrap_or_default();
+        let what = r.title.or(r.last_error).unwrap_or_default();
+        println!("{:<13}  {:<9}  {:<4}  {what}", r.isbn13, r.state, year);
     }
     println!(
         "\nquery it: sqlite3 {} 'select isbn13, title, authors from books'",
         db.display()
     );
     Ok(code)
+}
+
+/// Where a command's output goes: stdout, or a file written atomically (a temporary file in
+/// the same directory, renamed over the target only when everything was written).
+enum Sink {
+    Stdout,
+    File {
+        temp: tempfile::NamedTempFile,
+        path: std::path::PathBuf,
+    },
+}
+
+impl Sink {
+    fn open(path: Option<&Path>) -> anyhow::Result<Sink> {
+        let Some(path) = path else {
+            return Ok(Sink::Stdout);
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let temp = tempfile::Builder::new()
+            .prefix(".isbn-crawler-")
+            .tempfile_in(dir)
+            .map_err(|e| cannot_write(path, e))?;
+        Ok(Sink::File {
+            temp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn writer(&mut self) -> std::io::BufWriter<Box<dyn std::io::Write + '_>> {
+        let inner: Box<dyn std::io::Write + '_> = match self {
+            Sink::Stdout => Box::new(std::io::stdout().lock()),
+            Sink::File { temp, .. } => Box::new(temp.as_file_mut()),
+        };
+        std::io::BufWriter::with_capacity(64 * 1024, inner)
+    }
+
+    /// Puts the file in place; dropping a `Sink` without this leaves no file behind.
+    fn finish(self) -> anyhow::Result<()> {
+        if let Sink::File { temp, path } = self {
+            temp.persist(&path)
+                .map_err(|e| cannot_write(&path, e.error))?;
+        }
+        Ok(())
+    }
+}
+
+/// "cannot write PATH: why", without the temporary file's name that tempfile adds.
+fn cannot_write(path: &Path, e: std::io::Error) -> anyhow::Error {
+    // tempfile appends its own file's name (`... at path "/dir/.isbn-crawler-x"`): drop it.
+    let text = e.to_string();
+    let why = text.split(" at path ").next().unwrap_or(&text);
+    anyhow::anyhow!("cannot write {}: {why}", path.display())
+}
+
+async fn show(db: &Path, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let isbn = crate::isbn::parse(&args.isbn)
+        .map_err(|reason| UsageError(format!("{:?} is not a valid ISBN ({reason})", args.isbn)))?;
+    let store = SqliteStore::open(db, false).await?;
+    let Some(record) = store.record(isbn.as_str()).await? else {
+        eprintln!(
+            "isbn-crawler: {isbn} was never loaded into {}; `isbn-crawler load` it first",
+            db.display()
+        );
+        return Ok(ExitCode::NotLoaded);
+    };
+    if args.json {
+        let all = crate::export::to_json_object(&record, &Column::ALL);
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        print!("{}", render_record(&record, terminal_width()));
+    }
+    Ok(ExitCode::Success)
+}
+
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&w: &usize| w >= 40)
+        .unwrap_or(100)
+}
+
+/// A book and its job, for people.
+pub fn render_record(r: &Record, width: usize) -> String {
+    let cell = |c: Column| c.cell(r).to_text();
+    let title = match (cell(Column::Title), cell(Column::Subtitle)) {
+        (t, s) if s.is_empty() => t,
+        (t, s) => format!("{t}: {s}"),
+    };
+    let rating = r.average_rating.map_or_else(String::new, |x| {
+        format!("{x} ({} ratings)", r.ratings_count.unwrap_or(0))
+    });
+    let description = plain_text(r.description.as_deref().unwrap_or_default());
+    let loaded_from = r.source.as_ref().map_or_else(String::new, |s| {
+        format!("{s} line {}", r.source_line.unwrap_or(0))
+    });
+    let fields = [
+        ("isbn13", r.isbn13.clone()),
+        ("isbn10", cell(Column::Isbn10)),
+        ("title", title),
+        ("authors", cell(Column::Authors)),
+        ("publisher", cell(Column::Publisher)),
+        ("published", cell(Column::PublishedDate)),
+        ("pages", cell(Column::PageCount)),
+        ("categories", cell(Column::Categories)),
+        ("language", cell(Column::Language)),
+        ("rating", rating),
+        (
+            "description",
+            shorten(&description, width.saturating_sub(13) * 3),
+        ),
+        ("volume id", cell(Column::VolumeId)),
+        (
+            "job",
+            format!("{} after {} attempt(s)", r.state, r.attempts),
+        ),
+        ("last error", cell(Column::LastError)),
+        ("loaded from", loaded_from),
+        ("loaded at", crate::export::rfc3339(r.created_at)),
+        ("updated at", crate::export::rfc3339(r.updated_at)),
+        ("fetched at", cell(Column::FetchedAt)),
+    ];
+    let mut out = String::new();
+    for (name, value) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+        let _ = writeln!(out, "{name:<12} {value}");
+    }
+    out
+}
+
+/// Description HTML as one line of text.
+fn plain_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+async fn export(db: &Path, args: &ExportArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(db, false).await?;
+    let columns = args
+        .columns
+        .as_ref()
+        .map_or_else(Column::defaults, |c| c.0.clone());
+    let mut sink = Sink::open(args.output.as_deref())?;
+    let rows = {
+        let out = sink.writer();
+        crate::export::export(&store, &args.state.0, &columns, args.format, out).await?
+    };
+    sink.finish()?;
+    if let (Some(path), false) = (&args.output, quiet) {
+        eprintln!("exported {rows} rows to {}", path.display());
+    }
+    Ok(ExitCode::Success)
+}
+
+async fn rejects(db: &Path, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(db, false).await?;
+    let mut sink = Sink::open(args.output.as_deref())?;
+    {
+        let mut out = sink.writer();
+        match args.format {
+            RejectsFormat::Table => {
+                let groups = store.reject_groups(3).await?;
+                let total: u64 = groups.iter().map(|g| g.count).sum();
+                writeln!(out, "rejected input lines: {total}")?;
+                for g in groups {
+                    writeln!(out, "  {:<20} {:>9}", g.reason, g.count)?;
+                    for e in g.examples {
+                        writeln!(
+                            out,
+                            "      {}:{}  {}",
+                            e.source,
+                            e.line,
+                            shorten(&e.raw, 70)
+                        )?;
+                    }
+                }
+                if total > 0 {
+                    writeln!(
+                        out,
+                        "`isbn-crawler rejects --format csv --output fix-me.csv` lists them all"
+                    )?;
+                }
+                out.flush()?;
+            }
+            RejectsFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                let mut lines = store.rejected_lines();
+                while let Some(l) = lines.try_next().await? {
+                    w.serialize(&l)?;
+                }
+                w.flush()?;
+            }
+        }
+    }
+    sink.finish()?;
+    Ok(ExitCode::Success)
+}
+
+async fn requeue(db: &Path, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
+    let store = SqliteStore::open(db, false).await?;
+    let now = now_ms();
+    let filter = RequeueFilter {
+        states: args.state.0.clone(),
+        updated_before_ms: args
+            .older_than
+            .map(|d| now.saturating_sub(d.as_millis() as i64)),
+        error_contains: args.error.clone(),
+    };
+    let n = store.requeue(&filter, now).await?;
+    let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+    println!(
+        "requeued {n} jobs ({}); `isbn-crawler crawl` fetches them",
+        states.join(", ")
+    );
+    Ok(ExitCode::Success)
 }
 
 #[cfg(test)]

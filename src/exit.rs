@@ -23,6 +23,8 @@ pub enum ExitCode {
     ApiRejected = 6,
     /// The database is locked, full, read-only, not ours, or from a newer version.
     Storage = 7,
+    /// `show`: the ISBN is valid but was never loaded.
+    NotLoaded = 8,
     /// Stopped by Ctrl-C or SIGTERM; run again to resume.
     Interrupted = 130,
 }

@@ -13,6 +13,7 @@ pub mod cli;
 mod commands;
 pub mod crawl;
 pub mod exit;
+pub mod export;
 pub mod fake_api;
 pub mod google_books;
 pub mod input;

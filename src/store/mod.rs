@@ -38,6 +38,7 @@ pub use sqlite::SqliteStore;
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use futures_util::stream::BoxStream;
 use serde::Serialize;
 
 use crate::isbn::{Isbn13, RejectReason};
@@ -221,15 +222,66 @@ pub struct QuotaDay {
     pub exhausted_at: Option<i64>,
 }
 
-/// One job and, when it is done, its book's headline fields (`demo`'s table).
-#[derive(Debug, Clone, Serialize)]
-pub struct ResultRow {
+/// A job and, once it is done, its book: what `show` prints and `export` writes.
+/// Book fields are `None` until the job is `done`.
+#[derive(Debug, Clone, Default, PartialEq, sqlx::FromRow)]
+pub struct Record {
     pub isbn13: String,
+    pub isbn10: Option<String>,
     pub state: String,
-    pub title: Option<String>,
-    pub authors: Option<String>,
-    pub published_year: Option<i64>,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
     pub last_error: Option<String>,
+    pub source: Option<String>,
+    pub source_line: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub volume_id: Option<String>,
+    pub title: Option<String>,
+    pub subtitle: Option<String>,
+    /// A JSON array, as stored.
+    pub authors: Option<String>,
+    pub publisher: Option<String>,
+    pub published_date: Option<String>,
+    pub published_year: Option<i64>,
+    pub description: Option<String>,
+    pub page_count: Option<i64>,
+    /// A JSON array, as stored.
+    pub categories: Option<String>,
+    pub language: Option<String>,
+    pub average_rating: Option<f64>,
+    pub ratings_count: Option<i64>,
+    pub thumbnail: Option<String>,
+    pub raw_json: Option<String>,
+    pub fetched_at: Option<i64>,
+    pub run_id: Option<i64>,
+}
+
+/// A rejected input line as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct RejectedLine {
+    pub source: String,
+    pub line: i64,
+    pub raw: String,
+    pub reason: String,
+}
+
+/// One reject reason: how many lines, and the first few.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RejectGroup {
+    pub reason: String,
+    pub count: u64,
+    pub examples: Vec<RejectedLine>,
+}
+
+/// Which jobs `requeue` moves back to `pending`.
+#[derive(Debug, Clone, Default)]
+pub struct RequeueFilter {
+    pub states: Vec<JobState>,
+    /// Only jobs last changed before this time (Unix ms).
+    pub updated_before_ms: Option<i64>,
+    /// Only jobs whose `last_error` contains this text.
+    pub error_contains: Option<String>,
 }
 
 /// The store interface. Methods are the whole contract between the commands and a backend;
@@ -248,8 +300,28 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;
 
-    /// The first `limit` jobs in load order, with their books.
-    fn results(&self, limit: u32) -> impl Future<Output = Result<Vec<ResultRow>>> + Send;
+    // --- results side ---
+
+    /// One job with its book, by ISBN-13.
+    fn record(&self, isbn13: &str) -> impl Future<Output = Result<Option<Record>>> + Send;
+
+    /// Every job in one of `states`, in load order, streamed.
+    fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>>;
+
+    /// Rejected lines per reason (most first), with the first `examples` of each.
+    fn reject_groups(&self, examples: u32)
+    -> impl Future<Output = Result<Vec<RejectGroup>>> + Send;
+
+    /// Every rejected line, in the order they were stored, streamed.
+    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>>;
+
+    /// Moves matching jobs back to `pending`, due now, with fresh attempts. Returns how many.
+    /// Stored books stay until a re-fetch replaces them.
+    fn requeue(
+        &self,
+        filter: &RequeueFilter,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     // --- crawl side ---
 

@@ -14,14 +14,16 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use super::{
-    ClaimedJob, Completion, Error, JobResult, JobState, NewJob, QuotaDay, Reject, Result,
-    ResultRow, RunEnd, RunInfo, Status, Store,
+    ClaimedJob, Completion, Error, JobResult, JobState, NewJob, QuotaDay, Record, Reject,
+    RejectGroup, RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
 
@@ -45,6 +47,26 @@ pub const CLAIM_SQL: &str = "UPDATE jobs SET state = 'in_progress', attempts = a
                  WHERE state = 'pending' AND next_attempt_at <= ?3
                  ORDER BY next_attempt_at, id LIMIT ?4)
     RETURNING id, isbn13, attempts";
+
+/// A job joined with its book, as [`Record`] reads it.
+macro_rules! record_select {
+    () => {
+        "SELECT j.isbn13, j.isbn10, j.state, j.attempts, j.next_attempt_at,
+            j.last_error, j.source, j.source_line, j.created_at, j.updated_at,
+            b.volume_id, b.title, b.subtitle, b.authors, b.publisher, b.published_date,
+            b.published_year, b.description, b.page_count, b.categories, b.language,
+            b.average_rating, b.ratings_count, b.thumbnail, b.raw_json, b.fetched_at, b.run_id
+        FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13"
+    };
+}
+
+const RECORD_BY_ISBN_SQL: &str = concat!(record_select!(), " WHERE j.isbn13 = ?1");
+
+/// Records of the states in a JSON array (`?1`), in load order.
+const RECORDS_BY_STATE_SQL: &str = concat!(
+    record_select!(),
+    " WHERE j.state IN (SELECT value FROM json_each(?1)) ORDER BY j.id"
+);
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -259,26 +281,82 @@ impl Store for SqliteStore {
         Ok(status)
     }
 
-    async fn results(&self, limit: u32) -> Result<Vec<ResultRow>> {
-        let rows = sqlx::query(
-            "SELECT j.isbn13, j.state, b.title, b.authors, b.published_year, j.last_error
-             FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13 ORDER BY j.id LIMIT ?",
+    async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
+        sqlx::query_as(RECORD_BY_ISBN_SQL)
+            .bind(isbn13)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
+        let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+        let states = serde_json::to_string(&states).unwrap_or_else(|_| "[]".into());
+        sqlx::query_as(RECORDS_BY_STATE_SQL)
+            .bind(states)
+            .fetch(&self.pool)
+            .map_err(|e| self.err(e))
+            .boxed()
+    }
+
+    async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
+        let mut groups: Vec<RejectGroup> = self
+            .group_counts("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .await?
+            .into_iter()
+            .map(|(reason, count)| RejectGroup {
+                reason,
+                count,
+                examples: Vec::new(),
+            })
+            .collect();
+        let firsts: Vec<RejectedLine> = sqlx::query_as(
+            "SELECT source, line, raw, reason FROM (
+                 SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
+                 FROM rejected_lines)
+             WHERE n <= ? ORDER BY id",
         )
-        .bind(i64::from(limit))
+        .bind(i64::from(examples))
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| ResultRow {
-                isbn13: r.get(0),
-                state: r.get(1),
-                title: r.get(2),
-                authors: r.get(3),
-                published_year: r.get(4),
-                last_error: r.get(5),
-            })
-            .collect())
+        for line in firsts {
+            if let Some(g) = groups.iter_mut().find(|g| g.reason == line.reason) {
+                g.examples.push(line);
+            }
+        }
+        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+        Ok(groups)
+    }
+
+    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
+        sqlx::query_as("SELECT source, line, raw, reason FROM rejected_lines ORDER BY id")
+            .fetch(&self.pool)
+            .map_err(|e| self.err(e))
+            .boxed()
+    }
+
+    async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
+        let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+        let states = serde_json::to_string(&states).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.begin_immediate().await?;
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = 0, updated_at = ?1
+             WHERE state IN (SELECT value FROM json_each(?2))
+               AND state != 'in_progress'
+               AND (?3 IS NULL OR updated_at < ?3)
+               AND (?4 IS NULL OR instr(coalesce(last_error, ''), ?4) > 0)",
+        )
+        .bind(now_ms)
+        .bind(states)
+        .bind(filter.updated_before_ms)
+        .bind(filter.error_contains.as_deref())
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?
+        .rows_affected();
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(n)
     }
 
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {

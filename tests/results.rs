@@ -1,0 +1,340 @@
+//! `show`, `export`, `rejects`, `requeue` and the README's sqlite3 recipes, after a real crawl
+//! against the in-process fake.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Scratch, binary, isbns, text};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, title_for};
+
+/// 40 ISBNs crawled: 36 done, 2 not found, 2 failed; plus 3 rejected input lines.
+async fn crawled() -> (Scratch, Vec<String>, FakeApi) {
+    let s = Scratch::new();
+    let list = isbns(40);
+    let mut lines = list.clone();
+    lines.extend([
+        "9.78044E+12".into(),
+        "0306406153".into(),
+        "not an isbn".into(),
+    ]);
+    assert_eq!(s.load_lines(&lines).await, ExitCode::Success);
+    let mut config = FakeConfig::default();
+    config.unknown.insert(list[3].clone());
+    config.wrong_book.insert(list[4].clone());
+    for isbn in &list[5..7] {
+        config.scripted.insert(
+            isbn.clone(),
+            [Fault::Unavailable, Fault::Unavailable].into(),
+        );
+    }
+    let api = FakeApi::start(config).await.expect("fake");
+    let url = api.url();
+    let code = s
+        .run(&[
+            "crawl",
+            "--api-url",
+            &url,
+            "--rate",
+            "unlimited",
+            "--max-attempts",
+            "2",
+            "--backoff-base",
+            "1ms",
+        ])
+        .await;
+    assert_eq!(code, ExitCode::JobsFailed);
+    (s, list, api)
+}
+
+fn run(s: &Scratch, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = binary()
+        .arg("--db")
+        .arg(s.db())
+        .args(args)
+        .output()
+        .expect("run");
+    let (o, e) = text(&out);
+    (out.status.code(), o, e)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_export_has_one_row_per_done_job_and_parses_back() {
+    let (s, list, _api) = crawled().await;
+    let (code, out, err) = run(&s, &["export", "--format", "csv"]);
+    assert_eq!(code, Some(0), "{err}");
+    let mut rdr = csv::Reader::from_reader(out.as_bytes());
+    let header = rdr.headers().expect("header").clone();
+    let col = |name: &str| header.iter().position(|h| h == name).expect(name);
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 36);
+    let done: Vec<&String> = list
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !(3..7).contains(i))
+        .map(|(_, isbn)| isbn)
+        .collect();
+    for (row, isbn) in rows.iter().zip(&done) {
+        assert_eq!(&row[col("isbn13")], *isbn);
+        assert_eq!(row[col("state")], *"done");
+        // Commas, quotes and non-ASCII survive.
+        assert_eq!(row[col("title")], title_for(isbn));
+        assert_eq!(
+            row[col("description")],
+            *"<p>A line,\nanother \"quoted\" line, and ünïcödé.</p>"
+        );
+        assert!(row[col("authors")].ends_with("; Second, Author"));
+    }
+    assert!(
+        !header.iter().any(|h| h == "raw_json"),
+        "raw_json only on request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_and_json_round_trip_with_arrays_and_numbers_intact() {
+    let (s, _, _api) = crawled().await;
+    let (code, out, err) = run(&s, &["export", "--format", "jsonl"]);
+    assert_eq!(code, Some(0), "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
+        .collect();
+    assert_eq!(rows.len(), 36);
+    for row in &rows {
+        let authors = row["authors"].as_array().expect("authors is an array");
+        assert_eq!(authors.len(), 2);
+        assert_eq!(authors[1], "Second, Author");
+        assert!(row["page_count"].is_i64());
+        assert!(row["average_rating"].is_f64());
+        assert_eq!(
+            row["title"],
+            title_for(row["isbn13"].as_str().expect("isbn13"))
+        );
+    }
+    let (_, json, _) = run(
+        &s,
+        &["export", "--format", "json", "--columns", "isbn13,raw_json"],
+    );
+    let array: Vec<serde_json::Value> = serde_json::from_str(&json).expect("a JSON array");
+    assert_eq!(array.len(), 36);
+    assert_eq!(array[0]["raw_json"]["kind"], "books#volume");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_columns_and_output_do_what_they_say() {
+    let (s, list, _api) = crawled().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("problems.csv");
+    let (code, _, err) = run(
+        &s,
+        &[
+            "export",
+            "--state",
+            "not_found,failed",
+            "--columns",
+            "isbn13,state,last_error",
+            "--output",
+            &path.display().to_string(),
+        ],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    let body = std::fs::read_to_string(&path).expect("written");
+    let mut rdr = csv::Reader::from_reader(body.as_bytes());
+    assert_eq!(
+        rdr.headers().expect("header").iter().collect::<Vec<_>>(),
+        ["isbn13", "state", "last_error"]
+    );
+    let rows: BTreeMap<String, (String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (r[0].to_string(), (r[1].to_string(), r[2].to_string()))
+        })
+        .collect();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[&list[3]].0, "not_found");
+    assert_eq!(rows[&list[4]].1, "1 item(s) returned, none with this ISBN");
+    assert_eq!(rows[&list[5]].0, "failed");
+    assert!(rows[&list[5]].1.contains("HTTP 503"));
+
+    // An unknown column fails before anything is written: no file, no temporary file.
+    let bad = dir.path().join("bad.csv");
+    let (code, _, err) = run(
+        &s,
+        &[
+            "export",
+            "--columns",
+            "isbn13,colour",
+            "--output",
+            &bad.display().to_string(),
+        ],
+    );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown column \"colour\""), "{err}");
+    let (code, _, err) = run(&s, &["export", "--state", "finished"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("unknown state \"finished\""), "{err}");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["problems.csv"]);
+
+    // An unwritable path: one clear line, exit 1, nothing left behind.
+    let (code, _, err) = run(&s, &["export", "--output", "/no/such/dir/x.csv"]);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim(),
+        "isbn-crawler: cannot write /no/such/dir/x.csv: No such file or directory (os error 2)"
+    );
+    // A database that does not exist.
+    let (code, _, err) = binary()
+        .args(["--db", "/no/such/books.db", "export"])
+        .output()
+        .map(|o| (o.status.code(), String::new(), text(&o).1))
+        .expect("run");
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no database at /no/such/books.db"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_prints_the_same_book_for_every_form_of_its_isbn() {
+    let (s, _, _api) = crawled().await;
+    // isbns(40)[0] is 978-0-00-100000-?; find its forms.
+    let isbn13 = isbns(1).remove(0);
+    let isbn: isbn_crawler::isbn::Isbn13 = isbn13.parse().expect("valid");
+    let ten = isbn.isbn10().expect("978 has an ISBN-10");
+    let hyphenated = format!(
+        "{}-{}-{}-{}-{}",
+        &isbn13[..3],
+        &isbn13[3..4],
+        &isbn13[4..7],
+        &isbn13[7..12],
+        &isbn13[12..]
+    );
+    let label = format!("ISBN: {isbn13}");
+    let outputs: Vec<String> = [ten.as_str(), hyphenated.as_str(), label.as_str()]
+        .iter()
+        .map(|form| {
+            let (code, out, err) = run(&s, &["show", form]);
+            assert_eq!(code, Some(0), "{form}: {err}");
+            out
+        })
+        .collect();
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[1], outputs[2]);
+    assert!(outputs[0].contains(&title_for(&isbn13)), "{}", outputs[0]);
+    assert!(outputs[0].contains("job          done after 1 attempt(s)"));
+
+    let (code, json, _) = run(&s, &["show", &ten, "--json"]);
+    assert_eq!(code, Some(0));
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["raw_json"]["volumeInfo"]["title"], title_for(&isbn13));
+
+    let (code, _, err) = run(&s, &["show", "9780306406157"]);
+    assert_eq!(code, Some(i32::from(ExitCode::NotLoaded.code())));
+    assert!(err.contains("was never loaded"), "{err}");
+    let (code, _, err) = run(&s, &["show", "0306406153"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("not a valid ISBN (bad-check-digit)"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeue_failed_then_crawl_finishes_them() {
+    let (s, list, api) = crawled().await;
+    let (code, out, _) = run(&s, &["requeue", "--state", "failed", "--older-than", "30d"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        out.contains("requeued 0 jobs"),
+        "nothing is 30 days old: {out}"
+    );
+    let (code, out, _) = run(
+        &s,
+        &["requeue", "--state", "failed", "--error", "backendFailed"],
+    );
+    assert_eq!(code, Some(0));
+    assert!(out.contains("requeued 2 jobs (failed)"), "{out}");
+    let states = s.states().await;
+    assert_eq!(states.get("failed"), None);
+    assert_eq!(states.get("pending"), Some(&2));
+    assert_eq!(
+        s.scalar("SELECT max(attempts) FROM jobs WHERE state = 'pending'")
+            .await,
+        0
+    );
+    let url = api.url();
+    let code = s
+        .run(&["crawl", "--api-url", &url, "--rate", "unlimited"])
+        .await;
+    assert_eq!(code, ExitCode::Success);
+    let states = s.states().await;
+    assert_eq!(states.get("done"), Some(&38));
+    assert_eq!(
+        s.strings(&format!(
+            "SELECT title FROM books WHERE isbn13 = '{}'",
+            list[5]
+        ))
+        .await,
+        [title_for(&list[5])]
+    );
+    let (code, _, err) = run(&s, &["requeue", "--state", "in_progress"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("cannot be requeued"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_csv_lists_exactly_the_rejected_lines() {
+    let (s, _, _api) = crawled().await;
+    let (code, out, _) = run(&s, &["rejects", "--format", "csv"]);
+    assert_eq!(code, Some(0));
+    let mut rdr = csv::Reader::from_reader(out.as_bytes());
+    assert_eq!(
+        rdr.headers().expect("header").iter().collect::<Vec<_>>(),
+        ["source", "line", "raw", "reason"]
+    );
+    let rows: Vec<(String, String, String)> = rdr
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            (r[1].to_string(), r[2].to_string(), r[3].to_string())
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "41".into(),
+                "9.78044E+12".into(),
+                "scientific-notation".into()
+            ),
+            ("42".into(), "0306406153".into(), "bad-check-digit".into()),
+            ("43".into(), "not an isbn".into(), "bad-characters".into()),
+        ]
+    );
+    let (code, table, _) = run(&s, &["rejects"]);
+    assert_eq!(code, Some(0));
+    assert!(table.starts_with("rejected input lines: 3\n"), "{table}");
+    assert!(table.contains("scientific-notation"), "{table}");
+}
+
+/// Every `sqlite3 data/books.db "..."` recipe in the README runs on a crawled database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_sqlite3_recipes_run_as_written() {
+    let (s, _, _api) = crawled().await;
+    let readme = include_str!("../README.md");
+    let recipes: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("sqlite3 data/books.db \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .collect();
+    assert!(recipes.len() >= 6, "{recipes:?}");
+    let store = s.store().await;
+    for sql in recipes {
+        sqlx::query(sql)
+            .fetch_all(store.pool())
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
