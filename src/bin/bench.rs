@@ -35,6 +35,11 @@ enum What {
         #[arg(long, default_value_t = 1_000_000)]
         lines: usize,
     },
+    /// `export` of a database of stored books, as CSV and JSON Lines.
+    Export {
+        #[arg(long, default_value_t = 100_000)]
+        books: usize,
+    },
     /// `crawl` at unlimited rate against the fake with a fixed latency.
     Crawl {
         #[arg(long, default_value_t = 20_000)]
@@ -61,8 +66,10 @@ fn main() -> anyhow::Result<()> {
                 &[16, 64, 256],
             ))?;
             runtime.block_on(bench_crawl(dir.path(), 20_000, Duration::ZERO, &[64]))?;
+            runtime.block_on(bench_export(dir.path(), 100_000))?;
         }
         What::Load { lines } => bench_load(dir.path(), lines)?,
+        What::Export { books } => runtime.block_on(bench_export(dir.path(), books))?,
         What::Crawl {
             isbns,
             latency,
@@ -200,26 +207,74 @@ fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads `n` ISBNs into a fresh database with the release binary.
+fn load_fresh(dir: &Path, name: &str, n: usize) -> anyhow::Result<PathBuf> {
+    let list = dir.join(format!("{name}.txt"));
+    write_isbns(&list, n)?;
+    let db = dir.join(format!("{name}.db"));
+    let status = Command::new(crawler()?)
+        .args(["--quiet", "--db"])
+        .arg(&db)
+        .arg("load")
+        .arg(&list)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        bail!("load failed");
+    }
+    Ok(db)
+}
+
+async fn bench_export(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let db = load_fresh(dir, "export", n)?;
+    // Books as the crawl stores them, written directly: this measures export, not crawling.
+    let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
+    sqlx::query(
+        "INSERT INTO books (isbn13, isbn10, volume_id, title, subtitle, authors, publisher,
+            published_date, published_year, description, page_count, categories, language,
+            average_rating, ratings_count, thumbnail, raw_json, fetched_at)
+         SELECT isbn13, isbn10, 'v' || id, 'Title, \"quoted\" ' || isbn13, 'Sub',
+            '[\"Author A\",\"Author, B\"]', 'Publisher ' || (id % 50), '2008-09-14', 2008,
+            'A description of some length, with <b>HTML</b>, repeated. ' || hex(randomblob(100)),
+            300, '[\"Fiction\"]', 'en', 4.5, 12, 'http://x', '{\"id\":\"v\"}', 0
+         FROM jobs",
+    )
+    .execute(store.pool())
+    .await?;
+    sqlx::query("UPDATE jobs SET state = 'done'")
+        .execute(store.pool())
+        .await?;
+    store.pool().close().await;
+    for format in ["csv", "jsonl"] {
+        let out = dir.join(format!("export.{format}"));
+        let u = measure(
+            Command::new(crawler()?)
+                .args(["--quiet", "--db"])
+                .arg(&db)
+                .args(["export", "--format", format, "--output"])
+                .arg(&out),
+        )?;
+        if u.status != 0 {
+            bail!("export exited {}", u.status);
+        }
+        let bytes = std::fs::metadata(&out)?.len();
+        let label = format!("export {format} {n} books");
+        println!("{label}: {:.2} s", u.wall.as_secs_f64());
+        println!("{label}: {:.0} rows/s", n as f64 / u.wall.as_secs_f64());
+        println!("{label}: {:.1} MB written", bytes as f64 / 1e6);
+        println!("{label}: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
+    }
+    Ok(())
+}
+
 async fn bench_crawl(
     dir: &Path,
     n: usize,
     latency: Duration,
     concurrencies: &[u32],
 ) -> anyhow::Result<()> {
-    let list = dir.join("crawl-isbns.txt");
-    write_isbns(&list, n)?;
     for &c in concurrencies {
-        let db = dir.join(format!("crawl-{c}-{}.db", latency.as_millis()));
-        let status = Command::new(crawler()?)
-            .args(["--quiet", "--db"])
-            .arg(&db)
-            .arg("load")
-            .arg(&list)
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        if !status.success() {
-            bail!("load failed");
-        }
+        let db = load_fresh(dir, &format!("crawl-{c}-{}", latency.as_millis()), n)?;
         let fake = FakeApi::start(FakeConfig {
             latency,
             ..FakeConfig::default()
