@@ -40,6 +40,11 @@ enum What {
         #[arg(long, default_value_t = 100_000)]
         books: usize,
     },
+    /// Only run the fake API (for profiling a crawl by hand): prints its URL, serves until killed.
+    Fake {
+        #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
+        latency: Duration,
+    },
     /// `crawl` at unlimited rate against the fake with a fixed latency.
     Crawl {
         #[arg(long, default_value_t = 20_000)]
@@ -69,6 +74,16 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_export(dir.path(), 100_000))?;
         }
         What::Load { lines } => bench_load(dir.path(), lines)?,
+        What::Fake { latency } => runtime.block_on(async {
+            let fake = FakeApi::start(FakeConfig {
+                latency,
+                ..FakeConfig::default()
+            })
+            .await?;
+            println!("{}", fake.url());
+            tokio::signal::ctrl_c().await?;
+            anyhow::Ok(())
+        })?,
         What::Export { books } => runtime.block_on(bench_export(dir.path(), books))?,
         What::Crawl {
             isbns,

@@ -349,7 +349,8 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
         return;
     }
     let concurrency = ctx.opts.concurrency.max(1);
-    let (job_tx, job_rx) = mpsc::channel::<ClaimedJob>(concurrency);
+    // Room for two claims of `concurrency` jobs: one being worked through, one refilled.
+    let (job_tx, job_rx) = mpsc::channel::<ClaimedJob>(2 * concurrency);
     let (done_tx, done_rx) = mpsc::channel::<Completion>(concurrency * 4 + 64);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let committed = Arc::new(Notify::new());
@@ -373,7 +374,7 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
         })
         .collect();
 
-    if let Err(e) = dispatch(ctx, stop, &job_tx, &done_tx, &in_flight, &committed, probe).await {
+    if let Err(e) = dispatch(ctx, stop, &job_tx, &in_flight, &committed, probe).await {
         stop.fail(e);
     }
     drop(job_tx);
@@ -393,30 +394,31 @@ async fn dispatch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
     job_tx: &mpsc::Sender<ClaimedJob>,
-    done_tx: &mpsc::Sender<Completion>,
     in_flight: &AtomicUsize,
     committed: &Notify,
     mut probe: bool,
 ) -> Result<(), store::Error> {
     let lease_ms = ctx.opts.lease.as_millis() as i64;
+    let batch = ctx.opts.concurrency.max(1);
     loop {
-        let permit = tokio::select! {
+        // Claim a worker-count of jobs at a time, once that many slots are free: one claim
+        // statement per `concurrency` requests, and workers never wait on an empty channel.
+        let want = if probe { 1 } else { batch };
+        let permits = tokio::select! {
             biased;
             _ = stop.soft.cancelled() => return Ok(()),
-            p = job_tx.reserve() => match p {
+            p = job_tx.reserve_many(want) => match p {
                 Ok(p) => p,
                 Err(_) => return Ok(()),
             },
         };
-        let want = if probe { 1 } else { 1 + job_tx.capacity() };
         let now = now_ms();
         let jobs = ctx
             .store
             .claim(ctx.run_id, want as u32, now, now + lease_ms)
             .await?;
-        let mut jobs = jobs.into_iter();
-        let Some(first) = jobs.next() else {
-            drop(permit);
+        if jobs.is_empty() {
+            drop(permits);
             let next_due = ctx.store.next_due_at().await?;
             if in_flight.load(Ordering::SeqCst) == 0 && next_due.is_none() {
                 return Ok(());
@@ -429,15 +431,11 @@ async fn dispatch<S: Store>(
                 _ = stop.soft.cancelled() => return Ok(()),
             }
             continue;
-        };
-        in_flight.fetch_add(1 + jobs.len(), Ordering::SeqCst);
-        permit.send(first);
-        for job in jobs {
-            // Only this task sends, and `want` was the free capacity, so this cannot be full.
-            if let Err(e) = job_tx.try_send(job) {
-                let job = e.into_inner();
-                let _ = done_tx.send(give_back(&job, false)).await;
-            }
+        }
+        in_flight.fetch_add(jobs.len(), Ordering::SeqCst);
+        // `claim` returns at most `want` jobs, one per permit; unused permits free their slots.
+        for (permit, job) in permits.zip(jobs) {
+            permit.send(job);
         }
         if probe {
             // After a quota stop, one request alone tells whether the quota is back.
@@ -523,6 +521,11 @@ async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Comple
     }
 }
 
+/// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
+/// The most results one transaction applies.
+const MAX_BATCH: usize = 2048;
+
 /// Applies completions in as few transactions as the arrival rate allows.
 async fn writer<S: Store>(
     ctx: Arc<Ctx<S>>,
@@ -531,10 +534,22 @@ async fn writer<S: Store>(
     committed: Arc<Notify>,
     stop: Stop,
 ) {
-    const MAX_BATCH: usize = 2048;
     let mut batch = Vec::with_capacity(256);
     let mut broken = false;
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    while let Some(first) = rx.recv().await {
+        // Gather what arrives within the commit window: one transaction for many results,
+        // while no result waits uncommitted much longer than the window.
+        batch.push(first);
+        let deadline = tokio::time::Instant::now() + COMMIT_WINDOW;
+        // Everything claimed is here: nothing more can come, so waiting would only add latency.
+        while batch.len() < MAX_BATCH && batch.len() < in_flight.load(Ordering::SeqCst) {
+            let room = MAX_BATCH - batch.len();
+            tokio::select! {
+                biased;
+                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
         if !broken {
             let now = quota::now();
             let day = quota::quota_day(now);

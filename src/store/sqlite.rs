@@ -501,62 +501,53 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<u64> {
         let mut tx = self.begin_immediate().await?;
-        let mut applied = 0u64;
+        // One multi-row UPDATE per chunk, guarded by the lease; RETURNING says which applied.
+        let mut applied_ids = std::collections::HashSet::with_capacity(completions.len());
+        for chunk in completions.chunks(ROWS_PER_INSERT / 2) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "UPDATE jobs SET state = v.column2,
+                    next_attempt_at = coalesce(v.column3, jobs.next_attempt_at),
+                    last_error = CASE WHEN v.column6 THEN jobs.last_error ELSE v.column4 END,
+                    attempts = CASE WHEN v.column5 THEN max(jobs.attempts - 1, 0)
+                                    ELSE jobs.attempts END,
+                    lease_owner = NULL, lease_until = NULL, updated_at = ",
+            );
+            qb.push_bind(now_ms).push(" FROM (");
+            qb.push_values(chunk, |mut row, c| {
+                let (state, next_at, error, refund) = job_change(&c.result);
+                row.push_bind(c.job_id)
+                    .push_bind(state)
+                    .push_bind(next_at)
+                    .push_bind(error)
+                    .push_bind(refund)
+                    .push_bind(matches!(c.result, JobResult::GiveBack));
+            });
+            qb.push(") AS v WHERE jobs.id = v.column1 AND jobs.state = 'in_progress' AND jobs.lease_owner = ")
+                .push_bind(run_id)
+                .push(" RETURNING jobs.id");
+            // Batch sizes vary, so each size is a new statement: caching them all would hold
+            // megabytes of prepared VDBE programs.
+            let ids: Vec<i64> = qb
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            applied_ids.extend(ids);
+        }
         let (mut requests, mut done, mut not_found, mut failed, mut retried, mut given_back) =
             (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
+        let mut books = Vec::new();
         for c in completions {
-            if c.requested {
-                requests += 1;
-            }
-            let (state, next_at, error, refund): (&str, Option<i64>, Option<&str>, bool) =
-                match &c.result {
-                    JobResult::Done(_) => (JobState::Done.as_str(), None, None, false),
-                    JobResult::NotFound { note } => {
-                        (JobState::NotFound.as_str(), None, Some(note), false)
-                    }
-                    JobResult::Retry { at, error, refund } => {
-                        (JobState::Pending.as_str(), Some(*at), Some(error), *refund)
-                    }
-                    JobResult::Failed { error } => {
-                        (JobState::Failed.as_str(), None, Some(error), false)
-                    }
-                    JobResult::GiveBack => (JobState::Pending.as_str(), None, None, true),
-                };
-            let keep_error = matches!(c.result, JobResult::GiveBack);
-            let changed = sqlx::query(
-                "UPDATE jobs SET state = ?1,
-                        next_attempt_at = coalesce(?2, next_attempt_at),
-                        last_error = CASE WHEN ?3 THEN last_error ELSE ?4 END,
-                        attempts = CASE WHEN ?5 THEN max(attempts - 1, 0) ELSE attempts END,
-                        lease_owner = NULL, lease_until = NULL, updated_at = ?6
-                 WHERE id = ?7 AND lease_owner = ?8 AND state = 'in_progress'",
-            )
-            .bind(state)
-            .bind(next_at)
-            .bind(keep_error)
-            .bind(error)
-            .bind(refund)
-            .bind(now_ms)
-            .bind(c.job_id)
-            .bind(run_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
-            if changed == 0 {
-                tracing::warn!(
-                    job = c.job_id,
-                    "lease lost before completion; result dropped"
-                );
+            requests += i64::from(c.requested);
+            if !applied_ids.contains(&c.job_id) {
+                tracing::warn!(job = c.job_id, "lease lost before completion; result dropped");
                 continue;
             }
-            applied += 1;
             match &c.result {
                 JobResult::Done(book) => {
                     done += 1;
-                    insert_book(&mut tx, book, run_id, now_ms)
-                        .await
-                        .map_err(|e| self.err(e))?;
+                    books.push(book.as_ref());
                 }
                 JobResult::NotFound { .. } => not_found += 1,
                 JobResult::Retry { .. } => retried += 1,
@@ -564,6 +555,12 @@ impl Store for SqliteStore {
                 JobResult::GiveBack => given_back += 1,
             }
         }
+        for chunk in books.chunks(ROWS_PER_INSERT / 2) {
+            insert_books(&mut tx, chunk, run_id, now_ms)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        let applied = applied_ids.len() as u64;
         if requests > 0 {
             sqlx::query(
                 "INSERT INTO quota_days (day, requests) VALUES (?1, ?2)
@@ -684,40 +681,53 @@ impl Store for SqliteStore {
     }
 }
 
-async fn insert_book(
+/// What a result does to its job row: (state, next_attempt_at, last_error, refund attempt).
+fn job_change(result: &JobResult) -> (&'static str, Option<i64>, Option<&str>, bool) {
+    match result {
+        JobResult::Done(_) => (JobState::Done.as_str(), None, None, false),
+        JobResult::NotFound { note } => (JobState::NotFound.as_str(), None, Some(note), false),
+        JobResult::Retry { at, error, refund } => {
+            (JobState::Pending.as_str(), Some(*at), Some(error), *refund)
+        }
+        JobResult::Failed { error } => (JobState::Failed.as_str(), None, Some(error), false),
+        JobResult::GiveBack => (JobState::Pending.as_str(), None, None, true),
+    }
+}
+
+async fn insert_books(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
-    b: &super::Book,
+    books: &[&super::Book],
     run_id: i64,
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
     // A re-fetched book replaces the old row whole, inside the transaction that marks it done.
-    sqlx::query(
+    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
         "INSERT OR REPLACE INTO books (isbn13, isbn10, volume_id, title, subtitle, authors,
             publisher, published_date, published_year, description, page_count, categories,
-            language, average_rating, ratings_count, thumbnail, raw_json, fetched_at, run_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&b.isbn13)
-    .bind(&b.isbn10)
-    .bind(&b.volume_id)
-    .bind(&b.title)
-    .bind(&b.subtitle)
-    .bind(&b.authors)
-    .bind(&b.publisher)
-    .bind(&b.published_date)
-    .bind(b.published_year)
-    .bind(&b.description)
-    .bind(b.page_count)
-    .bind(&b.categories)
-    .bind(&b.language)
-    .bind(b.average_rating)
-    .bind(b.ratings_count)
-    .bind(&b.thumbnail)
-    .bind(&b.raw_json)
-    .bind(now_ms)
-    .bind(run_id)
-    .execute(&mut **tx)
-    .await?;
+            language, average_rating, ratings_count, thumbnail, raw_json, fetched_at, run_id) ",
+    );
+    qb.push_values(books, |mut row, b| {
+        row.push_bind(b.isbn13.as_str())
+            .push_bind(b.isbn10.as_deref())
+            .push_bind(b.volume_id.as_deref())
+            .push_bind(b.title.as_deref())
+            .push_bind(b.subtitle.as_deref())
+            .push_bind(b.authors.as_deref())
+            .push_bind(b.publisher.as_deref())
+            .push_bind(b.published_date.as_deref())
+            .push_bind(b.published_year)
+            .push_bind(b.description.as_deref())
+            .push_bind(b.page_count)
+            .push_bind(b.categories.as_deref())
+            .push_bind(b.language.as_deref())
+            .push_bind(b.average_rating)
+            .push_bind(b.ratings_count)
+            .push_bind(b.thumbnail.as_deref())
+            .push_bind(b.raw_json.as_str())
+            .push_bind(now_ms)
+            .push_bind(run_id);
+    });
+    qb.build().persistent(false).execute(&mut **tx).await?;
     Ok(())
 }
 
