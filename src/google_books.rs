@@ -102,18 +102,25 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    volumes_url: reqwest::Url,
+    /// `{api}/books/v1/volumes?country=..&maxResults=10&fields=..&q=isbn:` with everything but
+    /// the ISBN encoded once; the key is appended per request and never stored in it.
+    url_prefix: String,
     key: Option<SecretString>,
-    country: String,
 }
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let base = config.api_url.trim_end_matches('/');
-        let volumes_url = reqwest::Url::parse(&format!("{base}/books/v1/volumes"))
+        let mut volumes_url = reqwest::Url::parse(&format!("{base}/books/v1/volumes"))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| Error::BadUrl(config.api_url.clone()))?;
+        volumes_url
+            .query_pairs_mut()
+            .append_pair("country", &config.country)
+            .append_pair("maxResults", "10")
+            .append_pair("fields", FIELDS);
+        let url_prefix = format!("{volumes_url}&q=isbn:");
         let http = reqwest::Client::builder()
             // Google compresses only when the User-Agent says gzip too.
             .user_agent(concat!(
@@ -130,24 +137,20 @@ impl Client {
             .map_err(|e| Error::Build(describe(&e.without_url())))?;
         Ok(Client {
             http,
-            volumes_url,
+            url_prefix,
             key: config.key,
-            country: config.country,
         })
     }
 
     /// Asks for one ISBN and classifies the answer. Never fails: a network error is an outcome.
     pub async fn lookup(&self, isbn: &Isbn13) -> Outcome {
-        let q = format!("isbn:{isbn}");
-        let mut request = self.http.get(self.volumes_url.clone()).query(&[
-            ("q", q.as_str()),
-            ("country", self.country.as_str()),
-            ("maxResults", "10"),
-            ("fields", FIELDS),
-        ]);
+        // An ISBN is digits only: nothing to encode.
+        let mut url = format!("{}{isbn}", self.url_prefix);
         if let Some(key) = &self.key {
-            request = request.query(&[("key", key.expose_secret())]);
+            url.push_str("&key=");
+            url.push_str(&encode_query_value(key.expose_secret()));
         }
+        let request = self.http.get(url);
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => return transient(&e),
@@ -184,6 +187,19 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Outcome> 
             Err(e) => return Err(transient(&e)),
         }
     }
+}
+
+/// Percent-encodes a query value (Google keys are URL-safe; this keeps odd ones intact).
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn transient(e: &reqwest::Error) -> Outcome {
@@ -251,7 +267,9 @@ fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Optio
 struct Item {
     #[serde(default, deserialize_with = "lenient")]
     id: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    // Not `lenient`: going through a `Value` would parse the whole object twice. A
+    // volumeInfo of the wrong shape makes the item unreadable, and so not a match.
+    #[serde(default)]
     volume_info: Option<VolumeInfo>,
 }
 
@@ -617,6 +635,12 @@ mod tests {
         ] {
             assert_eq!(published_year(date), year, "{date:?}");
         }
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query_value("AIza-_.~9"), "AIza-_.~9");
+        assert_eq!(encode_query_value("a b&c=d"), "a%20b%26c%3Dd");
     }
 
     #[test]

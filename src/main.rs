@@ -1,4 +1,5 @@
 use clap::Parser;
+
 use isbn_crawler::{Environment, ExitCode, cli::Cli};
 
 fn main() -> std::process::ExitCode {

@@ -541,7 +541,10 @@ impl Store for SqliteStore {
         for c in completions {
             requests += i64::from(c.requested);
             if !applied_ids.contains(&c.job_id) {
-                tracing::warn!(job = c.job_id, "lease lost before completion; result dropped");
+                tracing::warn!(
+                    job = c.job_id,
+                    "lease lost before completion; result dropped"
+                );
                 continue;
             }
             match &c.result {
