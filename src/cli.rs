@@ -218,6 +218,10 @@ pub struct CrawlArgs {
     /// Time allowed to connect.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+    /// ISBNs asked per request (`isbn:A OR isbn:B ...`, up to 40). Every returned item is
+    /// verified; ISBNs a batch misses are asked again alone before they can be `not_found`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=40))]
+    pub batch: u32,
     /// How long a claimed job stays leased without a heartbeat before another run may take it.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub lease: Duration,

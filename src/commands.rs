@@ -186,6 +186,7 @@ fn crawl_options(args: &CrawlArgs, command: &str) -> CrawlOptions {
             max: args.backoff_max,
         },
         lease: args.lease,
+        batch: args.batch as usize,
         command: command.to_string(),
     }
 }
@@ -280,8 +281,13 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
     let c = &s.counts;
     let rate = c.requests as f64 / s.elapsed.as_secs_f64().max(0.001);
     if !quiet || s.stop != StopReason::Finished {
+        let per_request = if c.requests > 0 {
+            c.done as f64 / c.requests as f64
+        } else {
+            0.0
+        };
         println!(
-            "crawl {}: {} requests in {} ({rate:.1}/s): {} done, {} not found, {} failed, {} retried, {} given back; {} jobs still open",
+            "crawl {}: {} requests in {} ({rate:.1}/s): {} done, {} not found, {} failed, {} retried, {} given back; {per_request:.2} books per request; {} jobs still open",
             s.run_id,
             c.requests,
             human_duration(s.elapsed),
@@ -392,6 +398,7 @@ async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result
         timeout: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(5),
         lease: Duration::from_secs(60),
+        batch: 1,
     };
     let client = client_for(&args, None)?;
     let summary = crawl_with(&store, client, crawl_options(&args, "demo"), env, quiet).await?;

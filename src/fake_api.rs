@@ -83,12 +83,18 @@ pub struct FakeConfig {
     /// When set, a fake quota day lasts this long, then the quota resets by itself.
     pub day_length: Option<Duration>,
     pub random: FaultRates,
+    /// ISBN-13s an OR query never returns (they come back only when asked alone).
+    pub batch_misses: HashSet<String>,
+    /// A book every OR query returns although nobody asked for it.
+    pub batch_extra: Option<String>,
 }
 
 #[derive(Debug, Default)]
 struct State {
     config: FakeConfig,
     requests_per_isbn: HashMap<String, u32>,
+    /// ISBNs asked per request, in arrival order.
+    requests: Vec<usize>,
     /// When each request arrived, in order.
     arrivals: Vec<Instant>,
     window: (u64, u32),
@@ -174,6 +180,11 @@ impl FakeApi {
 
     pub fn requests_per_isbn(&self) -> HashMap<String, u32> {
         self.state().requests_per_isbn.clone()
+    }
+
+    /// How many ISBNs each request asked for, in arrival order.
+    pub fn isbns_per_request(&self) -> Vec<usize> {
+        self.state().requests.clone()
     }
 
     /// Arrival times of all requests, as offsets from the fake's start.
@@ -347,12 +358,21 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     if !params.contains_key("country") {
         return (fault_answer(&Fault::UnknownLocation, ""), latency);
     }
-    let isbn = params
+    // `isbn:A` or `isbn:A OR isbn:B ...`: every ISBN asked counts as asked.
+    let asked: Vec<String> = params
         .get("q")
-        .and_then(|q| q.strip_prefix("isbn:"))
-        .unwrap_or("")
-        .to_string();
-    *st.requests_per_isbn.entry(isbn.clone()).or_default() += 1;
+        .map(|q| {
+            q.split(" OR ")
+                .map(|term| term.trim().trim_start_matches("isbn:").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    for one in &asked {
+        *st.requests_per_isbn.entry(one.clone()).or_default() += 1;
+    }
+    st.requests.push(asked.len());
+    // Faults (scripted ones included) belong to the request, keyed by its first ISBN.
+    let isbn = asked.first().cloned().unwrap_or_default();
 
     if let Some(limit) = st.config.per_second_limit {
         let second = now.duration_since(t0).as_secs();
@@ -405,6 +425,9 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
             }
         }
     }
+    if asked.len() > 1 {
+        return (batch_answer(&st.config, &asked), latency);
+    }
     let fault = if st.config.unknown.contains(&isbn) {
         Fault::NoMatch
     } else if st.config.wrong_book.contains(&isbn) {
@@ -420,6 +443,31 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         );
     };
     (fault_answer(&fault, &isbn), latency)
+}
+
+/// An OR query answered like Google's relevance search: known books come back except those in
+/// `batch_misses` (found only when asked alone), and `batch_extra` comes back unasked.
+fn batch_answer(config: &FakeConfig, asked: &[String]) -> Answer {
+    let mut items: Vec<String> = asked
+        .iter()
+        .filter(|i| !config.unknown.contains(*i) && !config.batch_misses.contains(*i))
+        .map(|i| {
+            if config.wrong_book.contains(i) {
+                volume_json("9780306406157", i)
+            } else {
+                volume_json(i, i)
+            }
+        })
+        .collect();
+    if let Some(extra) = &config.batch_extra {
+        items.insert(0, volume_json(extra, extra));
+    }
+    let body = if items.is_empty() {
+        r#"{"kind":"books#volumes","totalItems":0}"#.to_string()
+    } else {
+        volumes_body(&items)
+    };
+    error_answer(200, &body)
 }
 
 fn error_answer(status: u16, body: &str) -> Answer {

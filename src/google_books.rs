@@ -105,22 +105,28 @@ pub struct Client {
     /// `{api}/books/v1/volumes?country=..&maxResults=10&fields=..&q=isbn:` with everything but
     /// the ISBN encoded once; the key is appended per request and never stored in it.
     url_prefix: String,
+    /// The same with `maxResults=40`, for batches.
+    batch_prefix: String,
     key: Option<SecretString>,
 }
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
         let base = config.api_url.trim_end_matches('/');
-        let mut volumes_url = reqwest::Url::parse(&format!("{base}/books/v1/volumes"))
+        let volumes_url = reqwest::Url::parse(&format!("{base}/books/v1/volumes"))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| Error::BadUrl(config.api_url.clone()))?;
-        volumes_url
-            .query_pairs_mut()
-            .append_pair("country", &config.country)
-            .append_pair("maxResults", "10")
-            .append_pair("fields", FIELDS);
-        let url_prefix = format!("{volumes_url}&q=isbn:");
+        let prefix = |max_results: &str| {
+            let mut url = volumes_url.clone();
+            url.query_pairs_mut()
+                .append_pair("country", &config.country)
+                .append_pair("maxResults", max_results)
+                .append_pair("fields", FIELDS);
+            format!("{url}&q=isbn:")
+        };
+        let url_prefix = prefix("10");
+        let batch_prefix = prefix("40");
         let http = reqwest::Client::builder()
             // Google compresses only when the User-Agent says gzip too.
             .user_agent(concat!(
@@ -138,23 +144,45 @@ impl Client {
         Ok(Client {
             http,
             url_prefix,
+            batch_prefix,
             key: config.key,
         })
     }
 
     /// Asks for one ISBN and classifies the answer. Never fails: a network error is an outcome.
     pub async fn lookup(&self, isbn: &Isbn13) -> Outcome {
-        // An ISBN is digits only: nothing to encode.
-        let mut url = format!("{}{isbn}", self.url_prefix);
+        match self.fetch(std::slice::from_ref(isbn)).await {
+            Ok((status, retry_after, body)) => classify(status, retry_after, &body, isbn),
+            Err(outcome) => outcome,
+        }
+    }
+
+    /// Asks for several ISBNs in one request (`isbn:A OR isbn:B ...`, at most [`MAX_BATCH`]).
+    pub async fn lookup_batch(&self, isbns: &[Isbn13]) -> BatchAnswer {
+        match self.fetch(isbns).await {
+            Ok((status, retry_after, body)) => classify_batch(status, retry_after, &body, isbns),
+            Err(outcome) => BatchAnswer::Failed(outcome),
+        }
+    }
+
+    async fn fetch(&self, isbns: &[Isbn13]) -> Result<(u16, Option<Duration>, Vec<u8>), Outcome> {
+        // ISBNs are digits only: nothing to encode but the spaces around OR.
+        let mut url = if isbns.len() > 1 {
+            self.batch_prefix.clone()
+        } else {
+            self.url_prefix.clone()
+        };
+        for (i, isbn) in isbns.iter().enumerate() {
+            if i > 0 {
+                url.push_str("%20OR%20isbn:");
+            }
+            url.push_str(isbn.as_str());
+        }
         if let Some(key) = &self.key {
             url.push_str("&key=");
             url.push_str(&encode_query_value(key.expose_secret()));
         }
-        let request = self.http.get(url);
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) => return transient(&e),
-        };
+        let response = self.http.get(url).send().await.map_err(|e| transient(&e))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -162,10 +190,38 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        match read_body(response).await {
-            Ok(body) => classify(status, retry_after, &body, isbn),
-            Err(outcome) => outcome,
-        }
+        let body = read_body(response).await?;
+        Ok((status, retry_after, body))
+    }
+}
+
+/// The most ISBNs one request may ask for (Google's `maxResults` limit).
+pub const MAX_BATCH: usize = 40;
+
+/// What a multi-ISBN request brought.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchAnswer {
+    /// A 200, matched item by item. A miss is not a verdict: Google's OR search drops books
+    /// it finds alone.
+    Books(Matches),
+    /// The request failed as a whole; the outcome applies to every ISBN in it.
+    Failed(Outcome),
+}
+
+/// [`classify`] for a batch: a 200 is matched item by item, anything else is the batch's fate.
+pub fn classify_batch(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    isbns: &[Isbn13],
+) -> BatchAnswer {
+    match (status, isbns.first()) {
+        (200, _) => match match_items(body, isbns) {
+            Ok((found, _)) => BatchAnswer::Books(found),
+            Err(error) => BatchAnswer::Failed(Outcome::Transient { error, retry_after }),
+        },
+        (_, Some(first)) => BatchAnswer::Failed(classify(status, retry_after, body, first)),
+        (_, None) => BatchAnswer::Books(Vec::new()),
     }
 }
 
@@ -345,43 +401,63 @@ pub fn published_year(date: &str) -> Option<i64> {
     }
 }
 
-/// Finds the item that is `isbn` among a 200 answer's items.
-fn verify(body: &[u8], isbn: &Isbn13) -> Result<Outcome, String> {
+/// Per requested ISBN (same order), its verified book if one came back.
+pub type Matches = Vec<Option<Box<Book>>>;
+
+/// For each requested ISBN, the first item of a 200 answer whose identifiers carry it.
+/// Also returns how many items came back (for `not_found` notes).
+fn match_items(body: &[u8], isbns: &[Isbn13]) -> Result<(Matches, usize), String> {
     let volumes: Volumes = serde_json::from_slice(body)
         .map_err(|e| format!("malformed JSON in a 200 answer ({} bytes): {e}", body.len()))?;
     let items = volumes.items.unwrap_or_default();
+    let mut found: Matches = vec![None; isbns.len()];
     for raw in &items {
+        if found.iter().all(Option::is_some) {
+            break;
+        }
         let Ok(item) = serde_json::from_str::<Item>(raw.get()) else {
             continue;
         };
         let info = item.volume_info.unwrap_or_default();
-        let ids = info.industry_identifiers.as_deref().unwrap_or_default();
-        if !matches(isbn, ids.iter().filter_map(|i| i.identifier.as_deref())) {
+        let ids: Vec<&str> = info
+            .industry_identifiers
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|i| i.identifier.as_deref())
+            .collect();
+        let Some(slot) = isbns
+            .iter()
+            .zip(found.iter())
+            .position(|(isbn, f)| f.is_none() && matches(isbn, ids.iter().copied()))
+        else {
             continue;
-        }
-        let json_list = |v: Option<Vec<String>>| v.and_then(|v| serde_json::to_string(&v).ok());
+        };
+        let isbn = &isbns[slot];
+        let json_list =
+            |v: &Option<Vec<String>>| v.as_ref().and_then(|v| serde_json::to_string(v).ok());
         let links = info.image_links.unwrap_or_default();
-        return Ok(Outcome::Found(Box::new(Book {
+        found[slot] = Some(Box::new(Book {
             isbn13: isbn.as_str().to_string(),
             isbn10: isbn.isbn10(),
             volume_id: item.id,
+            authors: json_list(&info.authors),
+            categories: json_list(&info.categories),
+            published_year: info.published_date.as_deref().and_then(published_year),
             title: info.title,
             subtitle: info.subtitle,
-            authors: json_list(info.authors),
             publisher: info.publisher,
-            published_year: info.published_date.as_deref().and_then(published_year),
             published_date: info.published_date,
             description: info.description,
             page_count: info.page_count,
-            categories: json_list(info.categories),
             language: info.language,
             average_rating: info.average_rating,
             ratings_count: info.ratings_count,
             thumbnail: links.thumbnail.or(links.small_thumbnail),
             raw_json: raw.get().to_string(),
-        })));
+        }));
     }
-    Ok(Outcome::NotFound { items: items.len() })
+    Ok((found, items.len()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -458,8 +534,13 @@ impl ApiError {
 /// The outcome table: what an HTTP status and body mean. Pure, so each row has a test.
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8], isbn: &Isbn13) -> Outcome {
     if status == 200 {
-        return verify(body, isbn)
-            .unwrap_or_else(|error| Outcome::Transient { error, retry_after });
+        return match match_items(body, std::slice::from_ref(isbn)) {
+            Ok((mut found, items)) => match found.pop().flatten() {
+                Some(book) => Outcome::Found(book),
+                None => Outcome::NotFound { items },
+            },
+            Err(error) => Outcome::Transient { error, retry_after },
+        };
     }
     let api = serde_json::from_slice::<ErrorBody>(body)
         .ok()
@@ -635,6 +716,38 @@ mod tests {
         ] {
             assert_eq!(published_year(date), year, "{date:?}");
         }
+    }
+
+    #[test]
+    fn a_batch_answer_is_matched_item_by_item() {
+        let a: Isbn13 = "9780439023481".parse().expect("valid");
+        let b: Isbn13 = "9780306406157".parse().expect("valid");
+        let c: Isbn13 = "080442957X".parse().expect("valid");
+        // An unrequested book first, then b, then a (by its ISBN-10); c is missing.
+        let body = br#"{"items":[
+            {"id":"intruder","volumeInfo":{"industryIdentifiers":[{"type":"ISBN_13","identifier":"9781234567897"}]}},
+            {"id":"b","volumeInfo":{"industryIdentifiers":[{"type":"ISBN_13","identifier":"9780306406157"}]}},
+            {"id":"a","volumeInfo":{"industryIdentifiers":[{"type":"ISBN_10","identifier":"0439023483"}]}}]}"#;
+        let BatchAnswer::Books(found) = classify_batch(200, None, body, &[a, b, c]) else {
+            panic!("a 200 is books")
+        };
+        let ids: Vec<Option<&str>> = found
+            .iter()
+            .map(|f| f.as_ref().and_then(|b| b.volume_id.as_deref()))
+            .collect();
+        assert_eq!(ids, [Some("a"), Some("b"), None]);
+        assert_eq!(
+            found[0].as_ref().map(|b| b.isbn13.as_str()),
+            Some("9780439023481")
+        );
+        assert!(matches!(
+            classify_batch(503, None, b"", &[a, b]),
+            BatchAnswer::Failed(Outcome::Transient { .. })
+        ));
+        assert!(matches!(
+            classify_batch(429, None, DAILY_429.as_bytes(), &[a, b]),
+            BatchAnswer::Failed(Outcome::QuotaExhausted { .. })
+        ));
     }
 
     #[test]

@@ -37,7 +37,10 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::google_books::{Client, Outcome, Rejection};
+use crate::google_books::{
+    BatchAnswer, Client, MAX_BATCH as MAX_ISBNS_PER_REQUEST, Outcome, Rejection,
+};
+use crate::isbn::Isbn13;
 use crate::progress::Reporter;
 use crate::store::{self, ClaimedJob, Completion, JobResult, RunEnd, RunInfo, Store};
 use limiter::Limiter;
@@ -54,6 +57,8 @@ pub struct CrawlOptions {
     pub quota_probe_interval: Duration,
     pub retry: RetryPolicy,
     pub lease: Duration,
+    /// ISBNs asked per request (1 to 40); see [`process_batch`].
+    pub batch: usize,
     /// What the `runs` table calls this run (`crawl`, `run`, `demo`).
     pub command: String,
 }
@@ -114,9 +119,8 @@ pub struct Counts {
 impl Counters {
     fn add(&self, batch: &[Completion]) {
         for c in batch {
-            if c.requested {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-            }
+            self.requests
+                .fetch_add(u64::from(c.requests), Ordering::Relaxed);
             let counter = match c.result {
                 JobResult::Done(_) => &self.done,
                 JobResult::NotFound { .. } => &self.not_found,
@@ -349,8 +353,9 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
         return;
     }
     let concurrency = ctx.opts.concurrency.max(1);
-    // Room for two claims of `concurrency` jobs: one being worked through, one refilled.
-    let (job_tx, job_rx) = mpsc::channel::<ClaimedJob>(2 * concurrency);
+    // Jobs travel in groups of one request's worth (`--batch`). Room for two claims of a group
+    // per worker: one being worked through, one refilled.
+    let (job_tx, job_rx) = mpsc::channel::<Vec<ClaimedJob>>(2 * concurrency);
     let (done_tx, done_rx) = mpsc::channel::<Completion>(concurrency * 4 + 64);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let committed = Arc::new(Notify::new());
@@ -393,21 +398,27 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
 async fn dispatch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
-    job_tx: &mpsc::Sender<ClaimedJob>,
+    job_tx: &mpsc::Sender<Vec<ClaimedJob>>,
     in_flight: &AtomicUsize,
     committed: &Notify,
     mut probe: bool,
 ) -> Result<(), store::Error> {
     let lease_ms = ctx.opts.lease.as_millis() as i64;
-    let batch = ctx.opts.concurrency.max(1);
+    let per_request = ctx.opts.batch.clamp(1, MAX_ISBNS_PER_REQUEST);
+    let groups = ctx.opts.concurrency.max(1);
     loop {
-        // Claim a worker-count of jobs at a time, once that many slots are free: one claim
-        // statement per `concurrency` requests, and workers never wait on an empty channel.
-        let want = if probe { 1 } else { batch };
+        // Claim a request's worth for every worker at a time, once that many slots are free:
+        // one claim statement per `concurrency` requests, and workers never wait on an empty
+        // channel.
+        let (want_groups, want) = if probe {
+            (1, 1)
+        } else {
+            (groups, groups * per_request)
+        };
         let permits = tokio::select! {
             biased;
             _ = stop.soft.cancelled() => return Ok(()),
-            p = job_tx.reserve_many(want) => match p {
+            p = job_tx.reserve_many(want_groups) => match p {
                 Ok(p) => p,
                 Err(_) => return Ok(()),
             },
@@ -433,9 +444,10 @@ async fn dispatch<S: Store>(
             continue;
         }
         in_flight.fetch_add(jobs.len(), Ordering::SeqCst);
-        // `claim` returns at most `want` jobs, one per permit; unused permits free their slots.
-        for (permit, job) in permits.zip(jobs) {
-            permit.send(job);
+        // `claim` returns at most `want` jobs: at most one group per permit; unused permits
+        // free their slots.
+        for (permit, group) in permits.zip(jobs.chunks(per_request)) {
+            permit.send(group.to_vec());
         }
         if probe {
             // After a quota stop, one request alone tells whether the quota is back.
@@ -450,50 +462,55 @@ async fn dispatch<S: Store>(
     }
 }
 
-fn give_back(job: &ClaimedJob, requested: bool) -> Completion {
+fn give_back(job: &ClaimedJob, requests: u32) -> Completion {
     Completion {
         job_id: job.id,
         result: JobResult::GiveBack,
-        requested,
+        requests,
     }
 }
 
 async fn worker<S: Store>(
     ctx: Arc<Ctx<S>>,
     stop: Stop,
-    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<ClaimedJob>>>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<ClaimedJob>>>>,
     done: mpsc::Sender<Completion>,
 ) {
     loop {
-        let job = jobs.lock().await.recv().await;
-        let Some(job) = job else { return };
-        let completion = process(&ctx, &stop, job).await;
-        if done.send(completion).await.is_err() {
-            return;
+        let group = jobs.lock().await.recv().await;
+        let Some(mut group) = group else { return };
+        let completions = match group.len() {
+            1 => vec![process(&ctx, &stop, group.remove(0)).await],
+            _ => process_batch(&ctx, &stop, group).await,
+        };
+        for c in completions {
+            if done.send(c).await.is_err() {
+                return;
+            }
         }
     }
 }
 
-/// One job: a permit, a unit of budget, the request, and what it means.
-async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Completion {
+/// Waits for a rate permit and takes a unit of budget; `false` means the run is stopping.
+async fn permit_and_budget<S: Store>(ctx: &Ctx<S>, stop: &Stop) -> bool {
     if stop.is_stopping() {
-        return give_back(&job, false);
+        return false;
     }
     tokio::select! {
         biased;
-        _ = stop.soft.cancelled() => return give_back(&job, false),
+        _ = stop.soft.cancelled() => return false,
         _ = ctx.limiter.until_ready() => {}
     }
     if !ctx.budget.try_take(&quota::quota_day(quota::now())) {
         stop.request(StopReason::BudgetSpent);
-        return give_back(&job, false);
+        return false;
     }
-    let outcome = tokio::select! {
-        biased;
-        _ = stop.hard.cancelled() => return give_back(&job, true),
-        o = ctx.client.lookup(&job.isbn) => o,
-    };
-    match &outcome {
+    true
+}
+
+/// What an outcome means for the whole crawl: the rate, and whether to stop.
+fn react<S: Store>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
+    match outcome {
         Outcome::Found(_) | Outcome::NotFound { .. } => ctx.limiter.on_success(),
         Outcome::RateLimited { .. } => ctx.limiter.on_rate_limited(),
         Outcome::QuotaExhausted { message } => stop.request(StopReason::QuotaExhausted {
@@ -504,21 +521,85 @@ async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Comple
             message: message.clone(),
         }),
         Outcome::Transient { error, .. } | Outcome::Permanent { error } => {
-            tracing::debug!(isbn = %job.isbn, attempt = job.attempts, "{error}");
+            tracing::debug!("{error}");
         }
     }
-    let result = retry::job_result(
-        outcome,
-        job.attempts,
-        &ctx.opts.retry,
-        now_ms(),
-        &mut rand::rng(),
-    );
+}
+
+fn complete(policy: &RetryPolicy, job: &ClaimedJob, outcome: Outcome, requests: u32) -> Completion {
     Completion {
         job_id: job.id,
-        result,
-        requested: true,
+        result: retry::job_result(outcome, job.attempts, policy, now_ms(), &mut rand::rng()),
+        requests,
     }
+}
+
+/// One job: a permit, a unit of budget, the request, and what it means.
+async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Completion {
+    if !permit_and_budget(ctx, stop).await {
+        return give_back(&job, 0);
+    }
+    let outcome = tokio::select! {
+        biased;
+        _ = stop.hard.cancelled() => return give_back(&job, 1),
+        o = ctx.client.lookup(&job.isbn) => o,
+    };
+    react(ctx, stop, &outcome);
+    complete(&ctx.opts.retry, &job, outcome, 1)
+}
+
+/// Several jobs in one request (`--batch`). Matched books are done; every miss is asked again
+/// alone before it can be called `not_found`, since an OR search drops books it finds alone.
+/// The request counts once against the rate and the budget (on the first job's completion).
+async fn process_batch<S: Store>(
+    ctx: &Ctx<S>,
+    stop: &Stop,
+    jobs: Vec<ClaimedJob>,
+) -> Vec<Completion> {
+    if !permit_and_budget(ctx, stop).await {
+        return jobs.iter().map(|j| give_back(j, 0)).collect();
+    }
+    let isbns: Vec<Isbn13> = jobs.iter().map(|j| j.isbn).collect();
+    let answer = tokio::select! {
+        biased;
+        _ = stop.hard.cancelled() => {
+            let mut out: Vec<Completion> = jobs.iter().map(|j| give_back(j, 0)).collect();
+            out[0].requests = 1;
+            return out;
+        }
+        a = ctx.client.lookup_batch(&isbns) => a,
+    };
+    let mut out = Vec::with_capacity(jobs.len());
+    let mut alone = Vec::new();
+    match answer {
+        BatchAnswer::Books(found) => {
+            ctx.limiter.on_success();
+            for (job, book) in jobs.into_iter().zip(found) {
+                match book {
+                    Some(book) => {
+                        out.push(complete(&ctx.opts.retry, &job, Outcome::Found(book), 0))
+                    }
+                    None => alone.push(job),
+                }
+            }
+        }
+        // A refusal no retry of the batch can fix: ask each alone.
+        BatchAnswer::Failed(Outcome::Permanent { .. }) => alone = jobs,
+        BatchAnswer::Failed(outcome) => {
+            react(ctx, stop, &outcome);
+            for job in &jobs {
+                out.push(complete(&ctx.opts.retry, job, outcome.clone(), 0));
+            }
+        }
+    }
+    for job in alone {
+        out.push(process(ctx, stop, job).await);
+    }
+    // The batch request itself, counted once whatever became of its jobs.
+    if let Some(first) = out.first_mut() {
+        first.requests += 1;
+    }
+    out
 }
 
 /// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.

@@ -196,8 +196,9 @@ pub enum JobResult {
 pub struct Completion {
     pub job_id: i64,
     pub result: JobResult,
-    /// Whether a request was sent for it (counted against the day's quota).
-    pub requested: bool,
+    /// Requests sent for it (counted against the day's quota): 0 when given back unsent, 1
+    /// usually; a `--batch` request is counted on one of its jobs.
+    pub requests: u32,
 }
 
 /// What a run is, for the `runs` table and lease recovery.

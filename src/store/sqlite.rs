@@ -539,7 +539,7 @@ impl Store for SqliteStore {
             (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
         let mut books = Vec::new();
         for c in completions {
-            requests += i64::from(c.requested);
+            requests += i64::from(c.requests);
             if !applied_ids.contains(&c.job_id) {
                 tracing::warn!(
                     job = c.job_id,
@@ -798,7 +798,7 @@ mod tests {
                 raw_json: "{}".into(),
                 ..Book::default()
             })),
-            requested: true,
+            requests: 1,
         };
         let applied = store
             .complete(a, &[done(claimed[0].id)], "d", 2500)

@@ -1,0 +1,198 @@
+//! `crawl --batch N`: several ISBNs per request, verified item by item, misses asked alone.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{KEY, Scratch, binary_async, isbns, text};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, title_for};
+
+async fn crawl_batch(s: &Scratch, api: &FakeApi, batch: &str, extra: &[&str]) -> ExitCode {
+    let url = api.url();
+    let mut args = vec![
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "2",
+        "--batch",
+        batch,
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args).await
+}
+
+async fn loaded(n: usize) -> (Scratch, Vec<String>) {
+    let s = Scratch::new();
+    let list = isbns(n);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    (s, list)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_where_all_come_back_costs_one_request_per_batch() {
+    let (s, list) = loaded(40).await;
+    let api = FakeApi::start(FakeConfig::default()).await.expect("fake");
+    assert_eq!(crawl_batch(&s, &api, "10", &[]).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 40)].into());
+    assert_eq!(api.isbns_per_request(), [10, 10, 10, 10]);
+    for isbn in &list {
+        let title = s
+            .strings(&format!("SELECT title FROM books WHERE isbn13 = '{isbn}'"))
+            .await;
+        assert_eq!(title, [title_for(isbn)]);
+    }
+    assert_eq!(s.scalar("SELECT requests FROM runs").await, 4);
+    assert_eq!(s.scalar("SELECT sum(requests) FROM quota_days").await, 4);
+    assert_eq!(
+        s.strings("SELECT CAST(books_per_request AS TEXT) FROM runs")
+            .await,
+        ["10.0"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_are_asked_alone_before_any_verdict() {
+    let (s, list) = loaded(20).await;
+    let mut config = FakeConfig::default();
+    // Half of each batch does not come back in the OR search: of those, one is truly
+    // unknown and the rest come back when asked alone.
+    for isbn in list.iter().skip(1).step_by(2) {
+        config.batch_misses.insert(isbn.clone());
+    }
+    config.unknown.insert(list[1].clone());
+    let api = FakeApi::start(config).await.expect("fake");
+    assert_eq!(crawl_batch(&s, &api, "10", &[]).await, ExitCode::Success);
+    let states = s.states().await;
+    assert_eq!(states.get("done"), Some(&19));
+    assert_eq!(states.get("not_found"), Some(&1));
+    assert_eq!(
+        s.strings("SELECT isbn13 FROM jobs WHERE state = 'not_found'")
+            .await,
+        [list[1].clone()]
+    );
+    let mut sizes = api.isbns_per_request();
+    sizes.sort_unstable();
+    assert_eq!(
+        sizes,
+        [[1; 10].as_slice(), &[10, 10]].concat(),
+        "2 batches, then 10 alone"
+    );
+    for (i, isbn) in list.iter().enumerate() {
+        let want = if i % 2 == 1 { 2 } else { 1 };
+        assert_eq!(api.requests_for(isbn), want, "{isbn}");
+    }
+    assert_eq!(s.scalar("SELECT requests FROM runs").await, 12);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrequested_book_is_never_stored_under_a_requested_isbn() {
+    let (s, list) = loaded(12).await;
+    let intruder = isbns(13).pop().expect("one more");
+    let mut config = FakeConfig {
+        batch_extra: Some(intruder.clone()),
+        ..FakeConfig::default()
+    };
+    // The book that should have come back for list[0] is missing from the batch: the
+    // intruder is first in the answer and must not be taken for it.
+    config.batch_misses.insert(list[0].clone());
+    let api = FakeApi::start(config).await.expect("fake");
+    assert_eq!(crawl_batch(&s, &api, "12", &[]).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 12)].into());
+    assert_eq!(
+        s.scalar(&format!(
+            "SELECT count(*) FROM books WHERE raw_json LIKE '%{intruder}%'"
+        ))
+        .await,
+        0
+    );
+    assert_eq!(
+        s.strings(&format!(
+            "SELECT title FROM books WHERE isbn13 = '{}'",
+            list[0]
+        ))
+        .await,
+        [title_for(&list[0])]
+    );
+    assert_eq!(api.requests_for(&list[0]), 2, "asked alone after the miss");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quota_stop_gives_every_job_of_the_batch_back() {
+    let (s, _) = loaded(60).await;
+    let api = FakeApi::start(FakeConfig {
+        daily_quota: Some(2),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    assert_eq!(
+        crawl_batch(&s, &api, "10", &[]).await,
+        ExitCode::QuotaExhausted
+    );
+    let states = s.states().await;
+    assert_eq!(states.get("done"), Some(&20));
+    assert_eq!(states.get("pending"), Some(&40));
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
+            .await,
+        0
+    );
+    api.new_day();
+    api.configure(|c| c.daily_quota = None);
+    assert_eq!(crawl_batch(&s, &api, "10", &[]).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 60)].into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_batches_then_a_rerun_finishes() {
+    let (s, _) = loaded(600).await;
+    let api = FakeApi::start(FakeConfig {
+        latency: Duration::from_millis(20),
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let url = api.url();
+    let args = [
+        "--db",
+        &s.db_str(),
+        "--quiet",
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "4",
+        "--batch",
+        "10",
+    ];
+    let mut child = binary_async()
+        .args(args)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    while api.total_requests() < 12 {
+        tokio::task::yield_now().await;
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("crawl ended before the kill: {status}");
+        }
+    }
+    child.start_kill().expect("SIGKILL");
+    child.wait().await.expect("wait");
+    let out = binary_async()
+        .args(args)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .output()
+        .await
+        .expect("rerun");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert_eq!(s.states().await, [("done".to_string(), 600)].into());
+    assert!(api.requests_per_isbn().values().all(|&n| n <= 2));
+}
