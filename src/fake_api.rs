@@ -187,6 +187,11 @@ impl FakeApi {
         self.state().requests.clone()
     }
 
+    /// When the fake started (arrivals are offsets from it).
+    pub fn started_at(&self) -> Instant {
+        self.started
+    }
+
     /// Arrival times of all requests, as offsets from the fake's start.
     pub fn arrivals(&self) -> Vec<Duration> {
         self.state()

@@ -40,6 +40,16 @@ enum What {
         #[arg(long, default_value_t = 100_000)]
         books: usize,
     },
+    /// Requests per stored book with and without --batch, on a fake whose OR search drops 10%.
+    Quota {
+        #[arg(long, default_value_t = 2_000)]
+        isbns: usize,
+    },
+    /// Crawl start-up and peak RSS on a table of 1,000,000 jobs, almost all done.
+    Scale {
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: usize,
+    },
     /// Only run the fake API (for profiling a crawl by hand): prints its URL, serves until killed.
     Fake {
         #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
@@ -72,6 +82,8 @@ fn main() -> anyhow::Result<()> {
             ))?;
             runtime.block_on(bench_crawl(dir.path(), 20_000, Duration::ZERO, &[64]))?;
             runtime.block_on(bench_export(dir.path(), 100_000))?;
+            runtime.block_on(bench_quota(dir.path(), 2_000))?;
+            runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
         }
         What::Load { lines } => bench_load(dir.path(), lines)?,
         What::Fake { latency } => runtime.block_on(async {
@@ -84,6 +96,8 @@ fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             anyhow::Ok(())
         })?,
+        What::Quota { isbns } => runtime.block_on(bench_quota(dir.path(), isbns))?,
+        What::Scale { jobs } => runtime.block_on(bench_scale(dir.path(), jobs))?,
         What::Export { books } => runtime.block_on(bench_export(dir.path(), books))?,
         What::Crawl {
             isbns,
@@ -153,10 +167,9 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Usage> {
 }
 
 /// `n` valid ISBN-13s in a scattered order (a full-period walk over 10^9 nine-digit bodies).
-fn write_isbns(path: &Path, n: usize) -> anyhow::Result<()> {
-    let mut out = BufWriter::new(std::fs::File::create(path)?);
+fn isbns(n: usize) -> impl Iterator<Item = String> {
     let mut x: u64 = 12_345;
-    for _ in 0..n {
+    (0..n).map(move |_| {
         // Full period mod 10^9: c is coprime with 10, a - 1 divisible by 2, 4 and 5.
         x = (x * 1_103_515_241 + 12_347) % 1_000_000_000;
         let twelve = format!("978{x:09}");
@@ -165,7 +178,14 @@ fn write_isbns(path: &Path, n: usize) -> anyhow::Result<()> {
             .enumerate()
             .map(|(k, b)| u32::from(b - b'0') * if k % 2 == 0 { 1 } else { 3 })
             .sum();
-        writeln!(out, "{twelve}{}", (10 - sum % 10) % 10)?;
+        format!("{twelve}{}", (10 - sum % 10) % 10)
+    })
+}
+
+fn write_isbns(path: &Path, n: usize) -> anyhow::Result<()> {
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    for isbn in isbns(n) {
+        writeln!(out, "{isbn}")?;
     }
     out.flush()?;
     Ok(())
@@ -282,6 +302,71 @@ async fn bench_export(dir: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs `crawl` on `db` against `fake` as a measured child process.
+async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Result<Usage> {
+    let mut cmd = Command::new(crawler()?);
+    cmd.args(["--quiet", "--db"])
+        .arg(db)
+        .args(["crawl", "--rate", "unlimited", "--api-url", &fake.url()])
+        .args(extra)
+        .env("GOOGLE_BOOKS_API_KEY", "bench-key")
+        .stdout(std::process::Stdio::null());
+    let u = tokio::task::spawn_blocking(move || measure(&mut cmd)).await??;
+    if u.status != 0 {
+        bail!("crawl exited {}", u.status);
+    }
+    Ok(u)
+}
+
+async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let list: Vec<String> = isbns(n).collect();
+    for batch in ["1", "20"] {
+        let db = load_fresh(dir, &format!("quota-{batch}"), n)?;
+        let mut config = FakeConfig::default();
+        // Like Google's OR search: one book in ten comes back only when asked alone, and one
+        // in fifty is not known at all.
+        config.batch_misses.extend(list.iter().step_by(10).cloned());
+        config.unknown.extend(list.iter().skip(5).step_by(50).cloned());
+        let fake = FakeApi::start(config).await?;
+        crawl_child(&db, &fake, &["--concurrency", "8", "--batch", batch]).await?;
+        let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
+        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM books")
+            .fetch_one(store.pool())
+            .await?;
+        let requests = fake.total_requests();
+        println!(
+            "quota --batch {batch}: {requests} requests for {done} books stored: {:.3} requests per stored book ({:.2} books per request)",
+            requests as f64 / done as f64,
+            done as f64 / requests as f64
+        );
+    }
+    Ok(())
+}
+
+async fn bench_scale(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let db = load_fresh(dir, "scale", n)?;
+    let pending = 1_000.min(n);
+    let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
+    sqlx::query("UPDATE jobs SET state = 'done' WHERE id > ?")
+        .bind(pending as i64)
+        .execute(store.pool())
+        .await?;
+    store.pool().close().await;
+    let fake = FakeApi::start(FakeConfig::default()).await?;
+    let spawned = Instant::now();
+    let u = crawl_child(&db, &fake, &["--concurrency", "16"]).await?;
+    let first = fake
+        .arrivals()
+        .first()
+        .map(|offset| (fake.started_at() + *offset).saturating_duration_since(spawned))
+        .context("no request arrived")?;
+    let label = format!("scale {n} jobs ({pending} pending)");
+    println!("{label}: start-up to first request {:.0} ms", first.as_secs_f64() * 1000.0);
+    println!("{label}: whole crawl {:.2} s", u.wall.as_secs_f64());
+    println!("{label}: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
+    Ok(())
+}
+
 async fn bench_crawl(
     dir: &Path,
     n: usize,
@@ -295,25 +380,7 @@ async fn bench_crawl(
             ..FakeConfig::default()
         })
         .await?;
-        let url = fake.url();
-        let exe = crawler()?;
-        let db2 = db.clone();
-        let c_s = c.to_string();
-        let u = tokio::task::spawn_blocking(move || {
-            measure(
-                Command::new(exe)
-                    .args(["--quiet", "--db"])
-                    .arg(&db2)
-                    .args(["crawl", "--rate", "unlimited", "--concurrency", &c_s])
-                    .args(["--api-url", &url])
-                    .env("GOOGLE_BOOKS_API_KEY", "bench-key")
-                    .stdout(std::process::Stdio::null()),
-            )
-        })
-        .await??;
-        if u.status != 0 {
-            bail!("crawl exited {}", u.status);
-        }
+        let u = crawl_child(&db, &fake, &["--concurrency", &c.to_string()]).await?;
         let secs = u.wall.as_secs_f64();
         let rate = n as f64 / secs;
         let label = format!("crawl c={c} latency={}ms", latency.as_millis());
