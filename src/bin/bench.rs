@@ -50,6 +50,11 @@ enum What {
         #[arg(long, default_value_t = 1_000_000)]
         jobs: usize,
     },
+    /// The store alone: books written per second through the crawl's completion path.
+    Store {
+        #[arg(long, default_value_t = 100_000)]
+        books: usize,
+    },
     /// Only run the fake API (for profiling a crawl by hand): prints its URL, serves until killed.
     Fake {
         #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
@@ -82,6 +87,7 @@ fn main() -> anyhow::Result<()> {
             ))?;
             runtime.block_on(bench_crawl(dir.path(), 20_000, Duration::ZERO, &[64]))?;
             runtime.block_on(bench_export(dir.path(), 100_000))?;
+            runtime.block_on(bench_store(dir.path(), 100_000))?;
             runtime.block_on(bench_quota(dir.path(), 2_000))?;
             runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
         }
@@ -96,6 +102,7 @@ fn main() -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
             anyhow::Ok(())
         })?,
+        What::Store { books } => runtime.block_on(bench_store(dir.path(), books))?,
         What::Quota { isbns } => runtime.block_on(bench_quota(dir.path(), isbns))?,
         What::Scale { jobs } => runtime.block_on(bench_scale(dir.path(), jobs))?,
         What::Export { books } => runtime.block_on(bench_export(dir.path(), books))?,
@@ -318,6 +325,58 @@ async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Resul
     Ok(u)
 }
 
+async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
+    use isbn_crawler::store::{Book, Completion, JobResult, RunInfo, Store};
+    let db = load_fresh(dir, "store", n)?;
+    let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
+    let info = RunInfo {
+        command: "bench".into(),
+        host: "bench".into(),
+        pid: std::process::id(),
+        pid_start: None,
+    };
+    let run = store.begin_run(&info, 0).await?;
+    // A book as big as the fake's (about 2 KB of raw JSON).
+    let raw = format!(
+        r#"{{"id":"x","volumeInfo":{{"description":"{}"}}}}"#,
+        "x".repeat(1800)
+    );
+    let started = Instant::now();
+    let mut stored = 0usize;
+    loop {
+        let jobs = store.claim(run, 2048, i64::MAX - 1, i64::MAX).await?;
+        if jobs.is_empty() {
+            break;
+        }
+        let completions: Vec<Completion> = jobs
+            .iter()
+            .map(|j| Completion {
+                job_id: j.id,
+                requests: 1,
+                result: JobResult::Done(Box::new(Book {
+                    isbn13: j.isbn.to_string(),
+                    isbn10: j.isbn.isbn10(),
+                    title: Some(format!("Title {}", j.isbn)),
+                    authors: Some(r#"["A","B"]"#.into()),
+                    publisher: Some(format!("P{}", j.id % 50)),
+                    published_year: Some(2000 + j.id % 20),
+                    raw_json: raw.clone(),
+                    ..Book::default()
+                })),
+            })
+            .collect();
+        // The writer's unit: up to 2,048 results per transaction.
+        stored += store.complete(run, &completions, "bench", 0).await? as usize;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("store: {stored} books claimed and stored in {secs:.2} s");
+    println!(
+        "store: {:.0} books/s (claim + complete, 2,048 per transaction)",
+        stored as f64 / secs
+    );
+    Ok(())
+}
+
 async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
     let list: Vec<String> = isbns(n).collect();
     for batch in ["1", "20"] {
@@ -326,7 +385,9 @@ async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
         // Like Google's OR search: one book in ten comes back only when asked alone, and one
         // in fifty is not known at all.
         config.batch_misses.extend(list.iter().step_by(10).cloned());
-        config.unknown.extend(list.iter().skip(5).step_by(50).cloned());
+        config
+            .unknown
+            .extend(list.iter().skip(5).step_by(50).cloned());
         let fake = FakeApi::start(config).await?;
         crawl_child(&db, &fake, &["--concurrency", "8", "--batch", batch]).await?;
         let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
@@ -361,7 +422,10 @@ async fn bench_scale(dir: &Path, n: usize) -> anyhow::Result<()> {
         .map(|offset| (fake.started_at() + *offset).saturating_duration_since(spawned))
         .context("no request arrived")?;
     let label = format!("scale {n} jobs ({pending} pending)");
-    println!("{label}: start-up to first request {:.0} ms", first.as_secs_f64() * 1000.0);
+    println!(
+        "{label}: start-up to first request {:.0} ms",
+        first.as_secs_f64() * 1000.0
+    );
     println!("{label}: whole crawl {:.2} s", u.wall.as_secs_f64());
     println!("{label}: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
     Ok(())
