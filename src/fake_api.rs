@@ -95,6 +95,8 @@ struct State {
     requests_per_isbn: HashMap<String, u32>,
     /// ISBNs asked per request, in arrival order.
     requests: Vec<usize>,
+    /// When each ISBN was last asked for (wall clock, to compare with the database's times).
+    last_request_at: HashMap<String, std::time::SystemTime>,
     /// When each request arrived, in order.
     arrivals: Vec<Instant>,
     window: (u64, u32),
@@ -180,6 +182,11 @@ impl FakeApi {
 
     pub fn requests_per_isbn(&self) -> HashMap<String, u32> {
         self.state().requests_per_isbn.clone()
+    }
+
+    /// When each ISBN was last asked for, by the wall clock.
+    pub fn last_request_at(&self) -> HashMap<String, std::time::SystemTime> {
+        self.state().last_request_at.clone()
     }
 
     /// How many ISBNs each request asked for, in arrival order.
@@ -372,8 +379,10 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
                 .collect()
         })
         .unwrap_or_default();
+    let wall = std::time::SystemTime::now();
     for one in &asked {
         *st.requests_per_isbn.entry(one.clone()).or_default() += 1;
+        st.last_request_at.insert(one.clone(), wall);
     }
     st.requests.push(asked.len());
     // Faults (scripted ones included) belong to the request, keyed by its first ISBN.

@@ -1,0 +1,221 @@
+//! The promise "kill it any time, nothing is lost, nothing stored is fetched again", tried
+//! hard: a faulty fake API and SIGKILL at random moments, at least 8 times, then a run to the
+//! end. The seed is printed; set CHAOS_SEED to replay a failure.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{KEY, Scratch, binary_async, isbns, text};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, title_for};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sqlx::Row;
+
+const ISBNS: usize = 3_000;
+const KILLS: usize = 8;
+const CONCURRENCY: u32 = 16;
+const MAX_ATTEMPTS: i64 = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice() {
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("chaos seed: {seed} (replay with CHAOS_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+
+    let s = Scratch::new();
+    let list = isbns(ISBNS);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    // 10% of the ISBNs are unknown to the catalogue.
+    let unknown: HashSet<String> = list
+        .iter()
+        .filter(|_| rng.random_bool(0.10))
+        .cloned()
+        .collect();
+    let api = FakeApi::start(FakeConfig {
+        latency: Duration::from_millis(2),
+        unknown: unknown.clone(),
+        random: FaultRates {
+            unavailable: 0.05,
+            reset: 0.03,
+            truncated: 0.03,
+            stall: 0.01,
+            stall_for: Duration::from_secs(2),
+            seed,
+        },
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let url = api.url();
+    let db = s.db_str();
+    let args = [
+        "--db",
+        &db,
+        "--quiet",
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "16",
+        "--timeout",
+        "500ms",
+        "--backoff-base",
+        "5ms",
+        "--backoff-max",
+        "50ms",
+        "--max-attempts",
+        "8",
+    ];
+
+    let mut kills = 0;
+    let mut rounds = 0;
+    while kills < KILLS {
+        rounds += 1;
+        assert!(
+            rounds < 40,
+            "the crawl kept finishing before it could be killed"
+        );
+        let mut child = binary_async()
+            .args(args)
+            .env("GOOGLE_BOOKS_API_KEY", KEY)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn");
+        let target = api.total_requests() + rng.random_range(20..250);
+        let waited = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                if api.total_requests() >= target {
+                    return None;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Some(status);
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the crawl neither progressed nor ended within 60 s");
+        match waited {
+            None => {
+                child.start_kill().expect("SIGKILL");
+                child.wait().await.expect("wait");
+                kills += 1;
+            }
+            // It finished first: nothing left to kill; the final run below checks the rest.
+            Some(status) => {
+                eprintln!("round {rounds}: the crawl ended by itself ({status})");
+                break;
+            }
+        }
+    }
+
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        binary_async()
+            .args(args)
+            .env("GOOGLE_BOOKS_API_KEY", KEY)
+            .output(),
+    )
+    .await
+    .expect("the last run finishes within 120 s")
+    .expect("run");
+    let (stdout, stderr) = text(&out);
+    let code = out.status.code();
+    assert!(
+        code == Some(0) || code == Some(i32::from(ExitCode::JobsFailed.code())),
+        "seed {seed}: {stdout}{stderr}"
+    );
+    eprintln!(
+        "seed {seed}: {kills} kills, {} requests",
+        api.total_requests()
+    );
+
+    // Every job is terminal.
+    let states = s.states().await;
+    assert_eq!(states.get("pending"), None, "seed {seed}: {states:?}");
+    assert_eq!(states.get("in_progress"), None, "seed {seed}: {states:?}");
+
+    let store = s.store().await;
+    let rows = sqlx::query(
+        "SELECT j.isbn13, j.state, j.attempts, j.last_error, b.title, b.fetched_at
+         FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("query");
+    let asked = api.requests_per_isbn();
+    let last_asked = api.last_request_at();
+    let mut total_attempts = 0i64;
+    for row in &rows {
+        let isbn: String = row.get(0);
+        let state: String = row.get(1);
+        let attempts: i64 = row.get(2);
+        let last_error: Option<String> = row.get(3);
+        let title: Option<String> = row.get(4);
+        let fetched_at: Option<i64> = row.get(5);
+        total_attempts += attempts;
+        match state.as_str() {
+            // books rows equal done jobs, each with the right title.
+            "done" => assert_eq!(title, Some(title_for(&isbn)), "seed {seed}: {isbn}"),
+            "not_found" => {
+                assert!(title.is_none());
+                assert!(unknown.contains(&isbn), "seed {seed}: {isbn} is known");
+            }
+            "failed" => {
+                assert!(title.is_none());
+                assert!(
+                    last_error.is_some_and(|e| !e.is_empty()),
+                    "seed {seed}: {isbn}"
+                );
+                assert_eq!(attempts, MAX_ATTEMPTS);
+            }
+            other => panic!("seed {seed}: {isbn} is {other}"),
+        }
+        // Nothing stored was asked for again after it was stored.
+        if let (Some(stored), Some(last)) = (fetched_at, last_asked.get(&isbn)) {
+            let last_ms = last
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            assert!(
+                last_ms <= stored,
+                "seed {seed}: {isbn} asked at {last_ms} after it was stored at {stored}"
+            );
+        }
+        // Asked at most once per attempt, plus once per kill that caught it in flight.
+        let n = i64::from(asked.get(&isbn).copied().unwrap_or(0));
+        assert!(n >= 1, "seed {seed}: {isbn} never asked");
+        assert!(
+            n <= attempts + kills as i64,
+            "seed {seed}: {isbn} asked {n} times for {attempts} attempts and {kills} kills"
+        );
+    }
+    assert_eq!(rows.len(), ISBNS);
+    let books = s.scalar("SELECT count(*) FROM books").await;
+    assert_eq!(Some(&books), states.get("done"));
+
+    // In total: one request per attempt, plus what kills could cut off (requests in flight
+    // and results answered but not yet committed, per kill).
+    let per_kill = i64::from(CONCURRENCY) + 2 * (4 * i64::from(CONCURRENCY) + 64);
+    let total = api.total_requests() as i64;
+    assert!(
+        total <= total_attempts + kills as i64 * per_kill,
+        "seed {seed}: {total} requests for {total_attempts} attempts and {kills} kills"
+    );
+    let per_isbn: HashMap<_, _> = asked;
+    eprintln!(
+        "seed {seed}: {:.3} requests per ISBN",
+        per_isbn.values().map(|&n| f64::from(n)).sum::<f64>() / ISBNS as f64
+    );
+}
