@@ -33,6 +33,9 @@ pub struct Cli {
     /// No progress output; only results and errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+    /// How long to wait for another process's write lock on the database before giving up.
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
+    pub busy_timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }

@@ -62,18 +62,18 @@ impl Environment {
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Load(args) => {
-            let store = SqliteStore::open(&cli.db, true).await?;
+            let store = open_db(&cli, true).await?;
             load_files(&store, args, cli.quiet).await
         }
-        Command::Status(args) => status(&cli.db, args).await,
+        Command::Status(args) => status(&cli, args).await,
         Command::Crawl(args) => {
             let key = require_key(&env)?;
-            let store = SqliteStore::open(&cli.db, true).await?;
+            let store = open_db(&cli, true).await?;
             crawl_and_report(&store, args, key, &env, cli.quiet, "crawl").await
         }
         Command::Run(args) => {
             let key = require_key(&env)?;
-            let store = SqliteStore::open(&cli.db, true).await?;
+            let store = open_db(&cli, true).await?;
             let loaded = load_files(&store, &args.load, cli.quiet).await?;
             if loaded == ExitCode::NoInput {
                 return Ok(loaded);
@@ -81,11 +81,16 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
             crawl_and_report(&store, &args.crawl, key, &env, cli.quiet, "run").await
         }
         Command::Demo(args) => demo(args, &env, cli.quiet).await,
-        Command::Show(args) => show(&cli.db, args).await,
-        Command::Export(args) => export(&cli.db, args, cli.quiet).await,
-        Command::Rejects(args) => rejects(&cli.db, args).await,
-        Command::Requeue(args) => requeue(&cli.db, args).await,
+        Command::Show(args) => show(&cli, args).await,
+        Command::Export(args) => export(&cli, args).await,
+        Command::Rejects(args) => rejects(&cli, args).await,
+        Command::Requeue(args) => requeue(&cli, args).await,
     }
+}
+
+/// The database of `--db`; `create` makes (and migrates) it when missing.
+async fn open_db(cli: &Cli, create: bool) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open_with(&cli.db, create, cli.busy_timeout).await?)
 }
 
 fn require_key(env: &Environment) -> anyhow::Result<SecretString> {
@@ -139,8 +144,9 @@ fn load_exit_code(reports: &[SourceReport], quiet: bool, db: &Path) -> ExitCode 
     }
 }
 
-async fn status(db: &Path, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(db, false).await?;
+async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+    let db = cli.db.as_path();
+    let store = open_db(cli, false).await?;
     let day = quota::quota_day(quota::now());
     let status = store.status(now_ms(), &day).await?;
     if args.json {
@@ -476,10 +482,11 @@ fn cannot_write(path: &Path, e: std::io::Error) -> anyhow::Error {
     anyhow::anyhow!("cannot write {}: {why}", path.display())
 }
 
-async fn show(db: &Path, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let db = cli.db.as_path();
     let isbn = crate::isbn::parse(&args.isbn)
         .map_err(|reason| UsageError(format!("{:?} is not a valid ISBN ({reason})", args.isbn)))?;
-    let store = SqliteStore::open(db, false).await?;
+    let store = open_db(cli, false).await?;
     let Some(record) = store.record(isbn.as_str()).await? else {
         eprintln!(
             "isbn-crawler: {isbn} was never loaded into {}; `isbn-crawler load` it first",
@@ -576,8 +583,9 @@ fn shorten(s: &str, max: usize) -> String {
     }
 }
 
-async fn export(db: &Path, args: &ExportArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(db, false).await?;
+async fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
+    let store = open_db(cli, false).await?;
     let columns = args
         .columns
         .as_ref()
@@ -594,8 +602,8 @@ async fn export(db: &Path, args: &ExportArgs, quiet: bool) -> anyhow::Result<Exi
     Ok(ExitCode::Success)
 }
 
-async fn rejects(db: &Path, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(db, false).await?;
+async fn rejects(cli: &Cli, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
+    let store = open_db(cli, false).await?;
     let mut sink = Sink::open(args.output.as_deref())?;
     {
         let mut out = sink.writer();
@@ -638,8 +646,8 @@ async fn rejects(db: &Path, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Success)
 }
 
-async fn requeue(db: &Path, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
-    let store = SqliteStore::open(db, false).await?;
+async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
+    let store = open_db(cli, false).await?;
     let now = now_ms();
     let filter = RequeueFilter {
         states: args.state.0.clone(),

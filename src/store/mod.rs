@@ -66,12 +66,14 @@ pub enum Error {
     NewerSchema { path: String, version: i64 },
     #[error("no database at {path}; `isbn-crawler load FILE` creates one")]
     Missing { path: String },
-    #[error("database {path}: {source}")]
-    Other {
-        path: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(
+        "cannot open database {path}: the file or its directory is not writable (a read-only file system? permissions?)"
+    )]
+    CannotOpen { path: String },
+    /// Anything else. The SQLite error is part of the message, not a `source`: sqlx's errors
+    /// repeat their cause in their own text, and `{:#}` would print it three times.
+    #[error("database {path}: {error}")]
+    Other { path: String, error: sqlx::Error },
 }
 
 /// The states of a job; their names are what the `jobs.state` column holds.

@@ -92,7 +92,7 @@ impl SqliteStore {
         if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::Other {
                 path: shown.clone(),
-                source: sqlx::Error::Io(e),
+                error: sqlx::Error::Io(e),
             })?;
         }
         let options = SqliteConnectOptions::new()
@@ -187,10 +187,11 @@ fn map_err(path: &str, busy: Duration, e: sqlx::Error) -> Error {
             Some(13) => return Error::DiskFull { path },
             Some(8) => return Error::ReadOnly { path },
             Some(26) => return Error::NotADatabase { path },
+            Some(14) => return Error::CannotOpen { path },
             _ => {}
         }
     }
-    Error::Other { path, source: e }
+    Error::Other { path, error: e }
 }
 
 impl Store for SqliteStore {

@@ -1,0 +1,224 @@
+//! Storage faults on the real binary: a locked database, a full disk, a read-only file system,
+//! a file that is not ours, a newer schema. Each is one clear line, exit 7, and nothing lost.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{KEY, Scratch, binary, binary_async, isbns, text};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::{FakeApi, FakeConfig};
+use sqlx::Connection;
+
+const STORAGE: i32 = ExitCode::Storage as i32;
+
+fn run(db: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = binary()
+        .arg("--db")
+        .arg(db)
+        .args(["--busy-timeout", "200ms"])
+        .args(args)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .output()
+        .expect("run");
+    let (o, e) = text(&out);
+    (out.status.code(), format!("{o}{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_past_the_busy_timeout_is_exit_7_for_load_and_crawl() {
+    let s = Scratch::new();
+    let list = isbns(5);
+    assert_eq!(s.load_lines(&list[..3]).await, ExitCode::Success);
+    let more = s.file("more.txt", list[3..].join("\n").as_bytes());
+
+    // Another process holds a write transaction.
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db_str()))
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    sqlx::query("UPDATE jobs SET updated_at = updated_at")
+        .execute(&mut holder)
+        .await
+        .expect("write");
+
+    let (code, out) = run(&s.db(), &["load", &more]);
+    assert_eq!(code, Some(STORAGE), "{out}");
+    assert!(out.contains("is locked by another process"), "{out}");
+    let api = FakeApi::start(FakeConfig::default()).await.expect("fake");
+    let (code, out) = run(&s.db(), &["crawl", "--api-url", &api.url()]);
+    assert_eq!(code, Some(STORAGE), "{out}");
+    assert!(out.contains("is locked by another process"), "{out}");
+    assert_eq!(
+        api.total_requests(),
+        0,
+        "nothing was fetched that could not be stored"
+    );
+
+    sqlx::query("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .expect("rollback");
+    drop(holder);
+    let (code, out) = run(&s.db(), &["load", &more]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs").await,
+        5,
+        "nothing lost"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_sqlite_or_from_a_newer_version_is_exit_7() {
+    let s = Scratch::new();
+    let notes = s.file("notes.db", &vec![b'#'; 10_000]);
+    let (code, out) = run(Path::new(&notes), &["status"]);
+    assert_eq!(code, Some(STORAGE), "{out}");
+    assert!(
+        out.contains("is not an isbn-crawler SQLite database"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(&notes).expect("read"),
+        vec![b'#'; 10_000],
+        "left untouched"
+    );
+
+    let list = s.file("list.txt", b"0306406152\n");
+    let (code, out) = run(&s.db(), &["load", &list]);
+    assert_eq!(code, Some(0), "{out}");
+    let newer = tokio::runtime::Runtime::new().expect("rt").block_on(async {
+        let store = s.store().await;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES (9999, 'from the future', 1, x'00', 0)",
+        )
+        .execute(store.pool())
+        .await
+    });
+    newer.expect("insert");
+    let (code, out) = run(&s.db(), &["status"]);
+    assert_eq!(code, Some(STORAGE), "{out}");
+    assert!(out.contains("written by a newer isbn-crawler"), "{out}");
+}
+
+/// A small tmpfs of our own; None where mounting is not allowed (not root).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().expect("dir");
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // CI runs as root and mounts; elsewhere this test cannot make a full disk.
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI must be able to mount a tmpfs"
+            );
+            eprintln!("cannot mount a tmpfs here (not root?): skipped");
+            return None;
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn remount(&self, options: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(self.dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "remount {options}");
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_crawl_keeps_every_book_and_the_next_run_finishes() {
+    let Some(disk) = SmallDisk::mount("400k") else {
+        return;
+    };
+    let db = disk.dir.path().join("books.db");
+    let s = Scratch::new();
+    let list = isbns(400);
+    let file = s.file("list.txt", list.join("\n").as_bytes());
+    let (code, out) = run(&db, &["load", &file]);
+    assert_eq!(code, Some(0), "{out}");
+    let api = FakeApi::start(FakeConfig::default()).await.expect("fake");
+    let url = api.url();
+    let crawl = ["crawl", "--api-url", url.as_str(), "--rate", "unlimited"];
+    let (code, out) = run(&db, &crawl);
+    assert_eq!(code, Some(STORAGE), "{out}");
+    assert!(out.contains("the disk is full"), "{out}");
+
+    disk.remount("size=64m");
+    let books_before = count(&db, "SELECT count(*) FROM books").await;
+    let done_before = count(&db, "SELECT count(*) FROM jobs WHERE state = 'done'").await;
+    assert_eq!(books_before, done_before);
+    assert!(books_before < 400, "the disk filled before the end");
+    let out = binary_async()
+        .arg("--db")
+        .arg(&db)
+        .args(crawl)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .output()
+        .await
+        .expect("rerun");
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{o}{e}");
+    assert_eq!(count(&db, "SELECT count(*) FROM books").await, 400);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM jobs WHERE state = 'done'").await,
+        400
+    );
+    // Books stored before the disk filled were not fetched again.
+    let asked_twice = api.requests_per_isbn().values().filter(|&&n| n > 1).count() as i64;
+    assert!(asked_twice <= 400 - books_before, "{asked_twice}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_file_system_is_exit_7_and_changes_nothing() {
+    let Some(disk) = SmallDisk::mount("8m") else {
+        return;
+    };
+    let db = disk.dir.path().join("books.db");
+    let s = Scratch::new();
+    let file = s.file("list.txt", b"0306406152\n");
+    let (code, out) = run(&db, &["load", &file]);
+    assert_eq!(code, Some(0), "{out}");
+    let before = std::fs::read(&db).expect("read");
+    disk.remount("ro");
+    let more = s.file("more.txt", b"9780439023481\n");
+    let (code, out) = run(&db, &["load", &more]);
+    assert_eq!(code, Some(STORAGE), "{out}");
+    assert!(out.contains("read-only"), "{out}");
+    assert_eq!(std::fs::read(&db).expect("read"), before);
+    disk.remount("rw");
+}
+
+async fn count(db: &Path, sql: &str) -> i64 {
+    let store = isbn_crawler::store::SqliteStore::open_with(db, false, Duration::from_secs(5))
+        .await
+        .expect("open");
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .expect("query")
+}
