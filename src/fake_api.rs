@@ -49,6 +49,8 @@ pub enum Fault {
     WrongBook,
     /// `totalItems: 0`.
     NoMatch,
+    /// Any status and body, as given (huge, nested, malformed: whatever a test needs).
+    Raw(u16, std::sync::Arc<String>),
 }
 
 /// Random faults, each a probability in 0..=1, drawn from a seeded generator.
@@ -521,6 +523,7 @@ fn fault_answer(fault: &Fault, isbn: &str) -> Answer {
             error_answer(200, &volumes_body(&[volume_json(other, other)]))
         }
         Fault::NoMatch => error_answer(200, r#"{"kind":"books#volumes","totalItems":0}"#),
+        Fault::Raw(status, body) => error_answer(*status, body),
     }
 }
 

@@ -750,6 +750,59 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn classify_never_panics_on_arbitrary_bodies(
+            status in proptest::prelude::prop_oneof![
+                proptest::prelude::Just(200u16), 100u16..600
+            ],
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+        ) {
+            let _ = classify(status, None, &body, &isbn());
+            let _ = classify_batch(status, None, &body, &[isbn(), isbn()]);
+        }
+
+        #[test]
+        fn classify_never_panics_on_json_shaped_noise(
+            body in r#"\{("(items|error|volumeInfo|industryIdentifiers|identifier)":)?[\[\]\{\}",:0-9a-z ]{0,200}"#,
+        ) {
+            let _ = classify(200, None, body.as_bytes(), &isbn());
+            let _ = classify(429, None, body.as_bytes(), &isbn());
+        }
+    }
+
+    #[test]
+    fn hostile_bodies_are_errors_not_crashes() {
+        // Nesting past serde_json's recursion limit, at the top and inside an item.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(!matches!(
+            classify(200, None, deep.as_bytes(), &isbn()),
+            Outcome::Found(_)
+        ));
+        let inside = format!(
+            r#"{{"items":[{{"volumeInfo":{{"industryIdentifiers":[{{"identifier":"9780439023481"}}],"x":{}{}}}}}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        // Unknown fields are skipped without recursing into them: the item still matches.
+        let outcome = classify(200, None, inside.as_bytes(), &isbn());
+        assert!(matches!(outcome, Outcome::Found(_)), "not found");
+        let ids: Vec<String> = (0..10_000)
+            .map(|i| format!(r#"{{"type":"OTHER","identifier":"X{i}"}}"#))
+            .chain([r#"{"type":"ISBN_13","identifier":"9780439023481"}"#.to_string()])
+            .collect();
+        let many = format!(
+            r#"{{"items":[{{"id":"m","volumeInfo":{{"industryIdentifiers":[{}]}}}}]}}"#,
+            ids.join(",")
+        );
+        assert!(matches!(
+            classify(200, None, many.as_bytes(), &isbn()),
+            Outcome::Found(_)
+        ));
+    }
+
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(encode_query_value("AIza-_.~9"), "AIza-_.~9");

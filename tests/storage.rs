@@ -24,7 +24,9 @@ fn run(db: &Path, args: &[&str]) -> (Option<i32>, String) {
         .output()
         .expect("run");
     let (o, e) = text(&out);
-    (out.status.code(), format!("{o}{e}"))
+    let all = format!("{o}{e}");
+    assert!(!all.contains(KEY), "the key leaked: {all}");
+    (out.status.code(), all)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
