@@ -213,6 +213,11 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
         total <= total_attempts + kills as i64 * per_kill,
         "seed {seed}: {total} requests for {total_attempts} attempts and {kills} kills"
     );
+    // The key is nowhere in the database's files.
+    for file in common::db_files(&s.db()) {
+        let bytes = std::fs::read(&file).expect("read db");
+        assert!(!bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()));
+    }
     let per_isbn: HashMap<_, _> = asked;
     eprintln!(
         "seed {seed}: {:.3} requests per ISBN",
