@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KEY, Scratch, binary_async, isbns, text};
+use common::{KEY, Scratch, binary_async, isbns, loaded, text, wait_for_requests};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, title_for};
 
@@ -23,13 +23,6 @@ async fn crawl_batch(s: &Scratch, api: &FakeApi, batch: &str, extra: &[&str]) ->
     ];
     args.extend_from_slice(extra);
     s.run(&args).await
-}
-
-async fn loaded(n: usize) -> (Scratch, Vec<String>) {
-    let s = Scratch::new();
-    let list = isbns(n);
-    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
-    (s, list)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,11 +170,8 @@ async fn kill_9_during_batches_then_a_rerun_finishes() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    while api.total_requests() < 12 {
-        tokio::task::yield_now().await;
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("crawl ended before the kill: {status}");
-        }
+    if let Err(status) = wait_for_requests(&api, &mut child, 12).await {
+        panic!("crawl ended before the kill: {status}");
     }
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("wait");

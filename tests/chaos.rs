@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{KEY, Scratch, binary_async, isbns, text};
+use common::{KEY, Scratch, binary_async, isbns, text, wait_for_requests};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, title_for};
 use rand::rngs::StdRng;
@@ -94,27 +94,15 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
             .spawn()
             .expect("spawn");
         let target = api.total_requests() + rng.random_range(20..250);
-        let waited = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                if api.total_requests() >= target {
-                    return None;
-                }
-                if let Ok(Some(status)) = child.try_wait() {
-                    return Some(status);
-                }
-                tokio::task::yield_now().await;
-            }
-        })
-        .await
-        .expect("the crawl neither progressed nor ended within 60 s");
+        let waited = wait_for_requests(&api, &mut child, target).await;
         match waited {
-            None => {
+            Ok(()) => {
                 child.start_kill().expect("SIGKILL");
                 child.wait().await.expect("wait");
                 kills += 1;
             }
             // It finished first: nothing left to kill; the final run below checks the rest.
-            Some(status) => {
+            Err(status) => {
                 eprintln!("round {rounds}: the crawl ended by itself ({status})");
                 break;
             }

@@ -5,7 +5,9 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::{KEY, Scratch, binary_async, db_files, env_with_key, isbns, text};
+use common::{
+    KEY, Scratch, binary_async, db_files, env_with_key, isbns, loaded, text, wait_for_requests,
+};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, FaultRates, title_for};
 
@@ -33,13 +35,6 @@ async fn crawl(s: &Scratch, api: &FakeApi, extra: &[&str]) -> ExitCode {
     ];
     args.extend_from_slice(extra);
     s.run(&args).await
-}
-
-async fn loaded(n: usize) -> (Scratch, Vec<String>) {
-    let s = Scratch::new();
-    let list = isbns(n);
-    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
-    (s, list)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,11 +430,8 @@ async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    while api.total_requests() < 150 {
-        tokio::task::yield_now().await;
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("crawl ended before the kill: {status}");
-        }
+    if let Err(status) = wait_for_requests(&api, &mut child, 150).await {
+        panic!("crawl ended before the kill: {status}");
     }
     child.start_kill().expect("SIGKILL");
     let status = child.wait().await.expect("wait");
@@ -672,11 +664,8 @@ async fn sigterm_gives_jobs_back_and_exits_130() {
         .kill_on_drop(true)
         .spawn()
         .expect("spawn");
-    while api.total_requests() < 20 {
-        tokio::task::yield_now().await;
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("crawl ended before the signal: {status}");
-        }
+    if let Err(status) = wait_for_requests(&api, &mut child, 20).await {
+        panic!("crawl ended before the signal: {status}");
     }
     let pid = child.id().expect("pid") as libc::pid_t;
     // SAFETY: plain kill(2) on our own child.

@@ -6,16 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{KEY, Scratch, binary_async, isbns, text};
+use common::{KEY, binary_async, loaded, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
-
-async fn loaded(n: usize) -> (Scratch, Vec<String>) {
-    let s = Scratch::new();
-    let list = isbns(n);
-    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
-    (s, list)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_responses_fail_their_job_and_nothing_else() {

@@ -179,13 +179,9 @@ fn isbns(n: usize) -> impl Iterator<Item = String> {
     (0..n).map(move |_| {
         // Full period mod 10^9: c is coprime with 10, a - 1 divisible by 2, 4 and 5.
         x = (x * 1_103_515_241 + 12_347) % 1_000_000_000;
-        let twelve = format!("978{x:09}");
-        let sum: u32 = twelve
-            .bytes()
-            .enumerate()
-            .map(|(k, b)| u32::from(b - b'0') * if k % 2 == 0 { 1 } else { 3 })
-            .sum();
-        format!("{twelve}{}", (10 - sum % 10) % 10)
+        isbn_crawler::isbn::with_check_digit(&format!("978{x:09}"))
+            .map(|i| i.to_string())
+            .unwrap_or_default()
     })
 }
 

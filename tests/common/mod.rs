@@ -143,15 +143,40 @@ pub fn text(out: &Output) -> (String, String) {
 pub fn isbns(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
-            let twelve = format!("978{:09}", 100_000 + i);
-            let sum: u32 = twelve
-                .bytes()
-                .enumerate()
-                .map(|(k, b)| u32::from(b - b'0') * if k % 2 == 0 { 1 } else { 3 })
-                .sum();
-            format!("{twelve}{}", (10 - sum % 10) % 10)
+            isbn_crawler::isbn::with_check_digit(&format!("978{:09}", 100_000 + i))
+                .expect("valid")
+                .to_string()
         })
         .collect()
+}
+
+/// A scratch database with `n` ISBNs loaded (see [`isbns`]).
+pub async fn loaded(n: usize) -> (Scratch, Vec<String>) {
+    let s = Scratch::new();
+    let list = isbns(n);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    (s, list)
+}
+
+/// Waits until the fake has seen `n` requests in all; panics if `child` ends first. Bounded
+/// by a minute so a stuck crawl fails the test instead of hanging it.
+pub async fn wait_for_requests(
+    api: &isbn_crawler::fake_api::FakeApi,
+    child: &mut tokio::process::Child,
+    n: u64,
+) -> Result<(), std::process::ExitStatus> {
+    let wait = async {
+        while api.total_requests() < n {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(status);
+            }
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+        .await
+        .expect("no progress within 60 s")
 }
 
 /// Every file of the database (main, WAL, shared memory), for byte sweeps.
