@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{KEY, Scratch, binary_async, isbns, loaded, text, wait_for_requests};
+use common::{Scratch, isbns, loaded, text, wait_for_requests, with_key};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, title_for};
 
@@ -164,23 +164,13 @@ async fn kill_9_during_batches_then_a_rerun_finishes() {
         "--batch",
         "10",
     ];
-    let mut child = binary_async()
-        .args(args)
-        .env("GOOGLE_BOOKS_API_KEY", KEY)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let mut child = with_key(&args).spawn().expect("spawn");
     if let Err(status) = wait_for_requests(&api, &mut child, 12).await {
         panic!("crawl ended before the kill: {status}");
     }
     child.start_kill().expect("SIGKILL");
     child.wait().await.expect("wait");
-    let out = binary_async()
-        .args(args)
-        .env("GOOGLE_BOOKS_API_KEY", KEY)
-        .output()
-        .await
-        .expect("rerun");
+    let out = with_key(&args).output().await.expect("rerun");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert_eq!(s.states().await, [("done".to_string(), 600)].into());

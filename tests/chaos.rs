@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{KEY, Scratch, binary_async, isbns, text, wait_for_requests};
+use common::{KEY, Scratch, isbns, text, wait_for_requests, with_key};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, title_for};
 use rand::rngs::StdRng;
@@ -87,12 +87,7 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
             rounds < 40,
             "the crawl kept finishing before it could be killed"
         );
-        let mut child = binary_async()
-            .args(args)
-            .env("GOOGLE_BOOKS_API_KEY", KEY)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn");
+        let mut child = with_key(&args).spawn().expect("spawn");
         let target = api.total_requests() + rng.random_range(20..250);
         let waited = wait_for_requests(&api, &mut child, target).await;
         match waited {
@@ -109,16 +104,10 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
         }
     }
 
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        binary_async()
-            .args(args)
-            .env("GOOGLE_BOOKS_API_KEY", KEY)
-            .output(),
-    )
-    .await
-    .expect("the last run finishes within 120 s")
-    .expect("run");
+    let out = tokio::time::timeout(Duration::from_secs(120), with_key(&args).output())
+        .await
+        .expect("the last run finishes within 120 s")
+        .expect("run");
     let (stdout, stderr) = text(&out);
     let code = out.status.code();
     assert!(

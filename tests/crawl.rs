@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{
     KEY, Scratch, binary_async, db_files, env_with_key, isbns, loaded, text, wait_for_requests,
+    with_key,
 };
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, FaultRates, title_for};
@@ -424,12 +425,7 @@ async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
         "--concurrency",
         "8",
     ];
-    let mut child = binary_async()
-        .args(args)
-        .env("GOOGLE_BOOKS_API_KEY", KEY)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn");
+    let mut child = with_key(&args).spawn().expect("spawn");
     if let Err(status) = wait_for_requests(&api, &mut child, 150).await {
         panic!("crawl ended before the kill: {status}");
     }
@@ -439,12 +435,7 @@ async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
     let before = api.total_requests();
     assert!(before < 400, "killed mid-crawl ({before} requests)");
 
-    let out = binary_async()
-        .args(args)
-        .env("GOOGLE_BOOKS_API_KEY", KEY)
-        .output()
-        .await
-        .expect("rerun");
+    let out = with_key(&args).output().await.expect("rerun");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert_eq!(s.states().await, [("done".to_string(), 400)].into());

@@ -132,6 +132,15 @@ pub fn binary_async() -> tokio::process::Command {
     tokio::process::Command::from(std)
 }
 
+/// The real binary with `args` and the test key, killed if the test drops it.
+pub fn with_key(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = binary_async();
+    cmd.args(args)
+        .env("GOOGLE_BOOKS_API_KEY", KEY)
+        .kill_on_drop(true);
+    cmd
+}
+
 pub fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
