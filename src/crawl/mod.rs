@@ -479,14 +479,15 @@ async fn worker<S: Store>(
     loop {
         let group = jobs.lock().await.recv().await;
         let Some(mut group) = group else { return };
-        let completions = match group.len() {
-            1 => vec![process(&ctx, &stop, group.remove(0)).await],
-            _ => process_batch(&ctx, &stop, group).await,
+        let sent = match group.len() {
+            1 => done
+                .send(process(&ctx, &stop, group.remove(0)).await)
+                .await
+                .is_ok(),
+            _ => process_batch(&ctx, &stop, group, &done).await,
         };
-        for c in completions {
-            if done.send(c).await.is_err() {
-                return;
-            }
+        if !sent {
+            return;
         }
     }
 }
@@ -548,28 +549,50 @@ async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Comple
     complete(&ctx.opts.retry, &job, outcome, 1)
 }
 
-/// Several jobs in one request (`--batch`). Matched books are done; every miss is asked again
-/// alone before it can be called `not_found`, since an OR search drops books it finds alone.
-/// The request counts once against the rate and the budget (on the first job's completion).
+/// Sends completions to the writer, counting a not yet counted request on the first one.
+struct Outbox<'a> {
+    done: &'a mpsc::Sender<Completion>,
+    uncounted: u32,
+}
+
+impl Outbox<'_> {
+    /// `false` when the writer is gone.
+    async fn send(&mut self, mut c: Completion) -> bool {
+        c.requests += std::mem::take(&mut self.uncounted);
+        self.done.send(c).await.is_ok()
+    }
+
+    async fn give_back_all(&mut self, jobs: &[ClaimedJob]) -> bool {
+        for j in jobs {
+            if !self.send(give_back(j, 0)).await {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Several jobs in one request (`--batch`). Matched books are done, and sent to the writer at
+/// once; every miss is then asked again alone before it can be called `not_found`, since an
+/// OR search drops books it finds alone. The request counts once against the rate and the
+/// budget, on the first completion sent. Returns `false` when the writer is gone.
 async fn process_batch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
     jobs: Vec<ClaimedJob>,
-) -> Vec<Completion> {
+    done: &mpsc::Sender<Completion>,
+) -> bool {
+    let mut out = Outbox { done, uncounted: 0 };
     if !permit_and_budget(ctx, stop).await {
-        return jobs.iter().map(|j| give_back(j, 0)).collect();
+        return out.give_back_all(&jobs).await;
     }
+    out.uncounted = 1;
     let isbns: Vec<Isbn13> = jobs.iter().map(|j| j.isbn).collect();
     let answer = tokio::select! {
         biased;
-        _ = stop.hard.cancelled() => {
-            let mut out: Vec<Completion> = jobs.iter().map(|j| give_back(j, 0)).collect();
-            out[0].requests = 1;
-            return out;
-        }
+        _ = stop.hard.cancelled() => return out.give_back_all(&jobs).await,
         a = ctx.client.lookup_batch(&isbns) => a,
     };
-    let mut out = Vec::with_capacity(jobs.len());
     let mut alone = Vec::new();
     match answer {
         BatchAnswer::Books(found) => {
@@ -577,7 +600,10 @@ async fn process_batch<S: Store>(
             for (job, book) in jobs.into_iter().zip(found) {
                 match book {
                     Some(book) => {
-                        out.push(complete(&ctx.opts.retry, &job, Outcome::Found(book), 0))
+                        let c = complete(&ctx.opts.retry, &job, Outcome::Found(book), 0);
+                        if !out.send(c).await {
+                            return false;
+                        }
                     }
                     None => alone.push(job),
                 }
@@ -588,18 +614,22 @@ async fn process_batch<S: Store>(
         BatchAnswer::Failed(outcome) => {
             react(ctx, stop, &outcome);
             for job in &jobs {
-                out.push(complete(&ctx.opts.retry, job, outcome.clone(), 0));
+                if !out
+                    .send(complete(&ctx.opts.retry, job, outcome.clone(), 0))
+                    .await
+                {
+                    return false;
+                }
             }
         }
     }
     for job in alone {
-        out.push(process(ctx, stop, job).await);
+        let c = process(ctx, stop, job).await;
+        if !out.send(c).await {
+            return false;
+        }
     }
-    // The batch request itself, counted once whatever became of its jobs.
-    if let Some(first) = out.first_mut() {
-        first.requests += 1;
-    }
-    out
+    true
 }
 
 /// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
