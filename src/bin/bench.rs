@@ -453,7 +453,7 @@ async fn bench_crawl(
                 100.0 * rate / bound
             );
         } else {
-            println!("{label}: store throughput {rate:.0} books/s");
+            println!("{label}: {rate:.0} books/s end to end (the store alone: bench store)");
         }
         println!(
             "{label}: CPU per ISBN {:.0} µs (crawler only)",
