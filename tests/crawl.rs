@@ -681,3 +681,64 @@ async fn sigterm_gives_jobs_back_and_exits_130() {
         ["interrupted"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_and_the_next_run_recovers() {
+    use tokio::io::AsyncBufReadExt;
+    let (s, _) = loaded(8).await;
+    // Every request stalls, so the first signal's grace period would be spent waiting.
+    let api = fake(FakeConfig {
+        always: Some(Fault::Stall(Duration::from_secs(30))),
+        ..FakeConfig::default()
+    })
+    .await;
+    let url = api.url();
+    let args = [
+        "--db",
+        &s.db_str(),
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "4",
+        "--timeout",
+        "60s",
+    ];
+    let mut child = with_key(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Err(status) = wait_for_requests(&api, &mut child, 4).await {
+        panic!("crawl ended early: {status}");
+    }
+    let pid = child.id().expect("pid") as libc::pid_t;
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut stderr = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    while let Some(line) = stderr.next_line().await.expect("read") {
+        if line.contains("stopping: finishing requests in flight") {
+            break;
+        }
+    }
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().await.expect("wait");
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(130));
+    assert!(
+        !stdout.contains("interrupted;"),
+        "no summary: it exited at once"
+    );
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM runs WHERE ended_at IS NULL")
+            .await,
+        1
+    );
+    // The next run takes the leases back and finishes.
+    api.configure(|c| c.always = None);
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 8)].into());
+}
