@@ -162,11 +162,20 @@ async fn a_permanent_503_fails_after_max_attempts_with_its_last_error() {
         ..FakeConfig::default()
     })
     .await;
+    let code = crawl(&s, &api, &["--max-attempts", "3"]).await;
+    let states = s.states().await;
+    let runs = s
+        .strings(
+            "SELECT stop_reason || ' ' || requests || ' ' || failed || ' ' || retried FROM runs",
+        )
+        .await;
     assert_eq!(
-        crawl(&s, &api, &["--max-attempts", "3"]).await,
-        ExitCode::JobsFailed
+        code,
+        ExitCode::JobsFailed,
+        "{states:?} {runs:?} {:?}",
+        api.requests_per_isbn()
     );
-    assert_eq!(s.states().await, [("failed".to_string(), 4)].into());
+    assert_eq!(states, [("failed".to_string(), 4)].into());
     for isbn in &list {
         assert_eq!(api.requests_for(isbn), 3);
     }

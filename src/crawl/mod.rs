@@ -258,8 +258,11 @@ pub async fn crawl<S: Store>(
         tracing::info!(recovered, "took back the leases of runs that are gone");
     }
     let today = quota::quota_day(quota::now());
-    let used = store.quota_day(&today).await?.requests;
-    let mut probe = store.last_stop_reason().await?.as_deref() == Some("quota");
+    let quota_today = store.quota_day(&today).await?;
+    let used = quota_today.requests;
+    // After a quota stop (even one whose wait was interrupted), one request alone first.
+    let mut probe = store.last_stop_reason().await?.as_deref() == Some("quota")
+        || quota_today.exhausted_at.is_some();
     progress.attach_budget(used, opts.daily_budget);
     let ctx = Arc::new(Ctx {
         limiter: Limiter::new(opts.rate),
@@ -430,8 +433,12 @@ async fn dispatch<S: Store>(
             .await?;
         if jobs.is_empty() {
             drop(permits);
+            // Read `in_flight` before asking for the next due job: a commit landing between
+            // the two could otherwise turn in-flight jobs into pending ones unseen, and the
+            // crawl would end with work left. With nothing in flight, nothing can commit.
+            let idle = in_flight.load(Ordering::SeqCst) == 0;
             let next_due = ctx.store.next_due_at().await?;
-            if in_flight.load(Ordering::SeqCst) == 0 && next_due.is_none() {
+            if idle && next_due.is_none() {
                 return Ok(());
             }
             // Wait for a commit (which may bring a retry), the next due time, or a stop.

@@ -1,0 +1,150 @@
+//! The crawl's end-of-work decision under a slow store: a regression test for a race the
+//! fault tests found. The dispatcher asked the store for the next due job, and only then
+//! looked at what was in flight; a commit in between (in-flight jobs back to `pending` for a
+//! retry) went unseen, and the crawl ended with jobs left. A store whose `next_due_at` answers
+//! late, with what was true when it was asked, makes that window wide every time.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Scratch, env_with_key, loaded};
+use futures_util::stream::BoxStream;
+use isbn_crawler::crawl::{self, CrawlOptions, StopReason, retry::RetryPolicy};
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
+use isbn_crawler::google_books::{Client, ClientConfig};
+use isbn_crawler::progress::Reporter;
+use isbn_crawler::store::*;
+
+/// Delegates everything to SQLite, but answers `next_due_at` 100 ms after reading it.
+#[derive(Clone)]
+struct SlowStore(SqliteStore);
+
+impl Store for SlowStore {
+    async fn save_load_batch(
+        &self,
+        source: &str,
+        jobs: &[NewJob],
+        rejects: &[Reject],
+    ) -> Result<u64> {
+        self.0.save_load_batch(source, jobs, rejects).await
+    }
+    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
+        self.0.status(now_ms, quota_day).await
+    }
+    async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
+        self.0.record(isbn13).await
+    }
+    fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
+        self.0.records(states)
+    }
+    async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
+        self.0.reject_groups(examples).await
+    }
+    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
+        self.0.rejected_lines()
+    }
+    async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
+        self.0.requeue(filter, now_ms).await
+    }
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+        self.0.begin_run(info, now_ms).await
+    }
+    async fn recover_leases(
+        &self,
+        me: i64,
+        now_ms: i64,
+        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+    ) -> Result<u64> {
+        self.0.recover_leases(me, now_ms, is_alive).await
+    }
+    async fn claim(
+        &self,
+        run_id: i64,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        self.0.claim(run_id, n, now_ms, lease_until_ms).await
+    }
+    async fn complete(
+        &self,
+        run_id: i64,
+        c: &[Completion],
+        quota_day: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
+        self.0.complete(run_id, c, quota_day, now_ms).await
+    }
+    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+        self.0.heartbeat(run_id, now_ms, lease_until_ms).await
+    }
+    async fn next_due_at(&self) -> Result<Option<i64>> {
+        let answer = self.0.next_due_at().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer
+    }
+    async fn open_jobs(&self) -> Result<u64> {
+        self.0.open_jobs().await
+    }
+    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
+        self.0.quota_day(day).await
+    }
+    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
+        self.0.mark_quota_exhausted(day, at_ms, resets_at_ms).await
+    }
+    async fn last_stop_reason(&self) -> Result<Option<String>> {
+        self.0.last_stop_reason().await
+    }
+    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+        self.0.end_run(run_id, end, now_ms).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
+    let (s, list): (Scratch, Vec<String>) = loaded(4).await;
+    // Two 503s each: the jobs go back to pending (retry) while the dispatcher is checking.
+    let mut config = FakeConfig {
+        latency: Duration::from_millis(20),
+        ..FakeConfig::default()
+    };
+    for isbn in &list {
+        config.scripted.insert(
+            isbn.clone(),
+            [Fault::Unavailable, Fault::Unavailable].into(),
+        );
+    }
+    let api = FakeApi::start(config).await.expect("fake");
+    let client = Client::new(ClientConfig {
+        api_url: api.url(),
+        key: env_with_key().api_key,
+        country: "US".into(),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+    })
+    .expect("client");
+    let opts = CrawlOptions {
+        rate: None,
+        concurrency: 4,
+        daily_budget: None,
+        wait_for_quota: false,
+        quota_probe_interval: Duration::from_secs(60),
+        retry: RetryPolicy {
+            max_attempts: 5,
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(2),
+        },
+        lease: Duration::from_secs(60),
+        batch: 1,
+        command: "test".into(),
+    };
+    let store = SlowStore(s.store().await);
+    let summary = crawl::crawl(store, client, opts, Default::default(), &Reporter::quiet())
+        .await
+        .expect("crawl");
+    assert_eq!(summary.stop, StopReason::Finished);
+    assert_eq!(summary.open_jobs, 0, "the crawl ended with work left");
+    assert_eq!(summary.counts.done, 4);
+    assert_eq!(s.states().await, [("done".to_string(), 4)].into());
+}
