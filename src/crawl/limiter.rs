@@ -147,10 +147,6 @@ impl Limiter {
             tracing::info!(rate = ?st.0.current(), "no 429 for a while: speeding up");
         }
     }
-
-    pub fn current(&self) -> Option<f64> {
-        self.lock().0.current()
-    }
 }
 
 #[cfg(test)]

@@ -74,12 +74,6 @@ impl Budget {
             None => true,
         }
     }
-
-    /// Requests counted today, and the limit.
-    pub fn used(&self) -> (u64, Option<u64>) {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        (st.1, self.limit)
-    }
 }
 
 #[cfg(test)]
@@ -120,7 +114,9 @@ mod tests {
         assert!(!b.has_room("d1"));
         assert!(b.has_room("d2"));
         assert!(b.try_take("d2"));
-        assert_eq!(b.used(), (1, Some(3)));
+        assert!(b.try_take("d2"));
+        assert!(b.try_take("d2"));
+        assert!(!b.try_take("d2"), "a new day has the whole limit, no more");
         let unlimited = Budget::new(None, "d1".into(), 10_000);
         assert!(unlimited.try_take("d1"));
     }
