@@ -535,7 +535,7 @@ async fn the_key_never_leaks_on_any_path() {
                 "1s",
             ])
             .env("GOOGLE_BOOKS_API_KEY", KEY)
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace")
             .output()
             .await
             .expect("run");
