@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Scratch, isbns, loaded, text, wait_for_requests, with_key};
+use common::{Scratch, crawl_binary, isbns, kill_after, loaded, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, title_for};
 
@@ -149,28 +149,11 @@ async fn kill_9_during_batches_then_a_rerun_finishes() {
     })
     .await
     .expect("fake");
-    let url = api.url();
-    let args = [
-        "--db",
-        &s.db_str(),
-        "--quiet",
-        "crawl",
-        "--api-url",
-        &url,
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "4",
-        "--batch",
-        "10",
-    ];
-    let mut child = with_key(&args).spawn().expect("spawn");
-    if let Err(status) = wait_for_requests(&api, &mut child, 12).await {
+    let crawl = || crawl_binary(&s, &api, &["--concurrency", "4", "--batch", "10"]);
+    if let Err(status) = kill_after(&api, crawl(), 12).await {
         panic!("crawl ended before the kill: {status}");
     }
-    child.start_kill().expect("SIGKILL");
-    child.wait().await.expect("wait");
-    let out = with_key(&args).output().await.expect("rerun");
+    let out = crawl().output().await.expect("rerun");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert_eq!(s.states().await, [("done".to_string(), 600)].into());

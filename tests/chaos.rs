@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{KEY, Scratch, isbns, text, wait_for_requests, with_key};
+use common::{KEY, Scratch, crawl_binary, isbns, kill_after, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, title_for};
 use rand::rngs::StdRng;
@@ -56,28 +56,24 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
     })
     .await
     .expect("fake");
-    let url = api.url();
-    let db = s.db_str();
-    let args = [
-        "--db",
-        &db,
-        "--quiet",
-        "crawl",
-        "--api-url",
-        &url,
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "16",
-        "--timeout",
-        "500ms",
-        "--backoff-base",
-        "5ms",
-        "--backoff-max",
-        "50ms",
-        "--max-attempts",
-        "8",
-    ];
+    let crawl = || {
+        crawl_binary(
+            &s,
+            &api,
+            &[
+                "--concurrency",
+                "16",
+                "--timeout",
+                "500ms",
+                "--backoff-base",
+                "5ms",
+                "--backoff-max",
+                "50ms",
+                "--max-attempts",
+                "8",
+            ],
+        )
+    };
 
     let mut kills = 0;
     let mut rounds = 0;
@@ -87,15 +83,9 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
             rounds < 40,
             "the crawl kept finishing before it could be killed"
         );
-        let mut child = with_key(&args).spawn().expect("spawn");
         let target = api.total_requests() + rng.random_range(20..250);
-        let waited = wait_for_requests(&api, &mut child, target).await;
-        match waited {
-            Ok(()) => {
-                child.start_kill().expect("SIGKILL");
-                child.wait().await.expect("wait");
-                kills += 1;
-            }
+        match kill_after(&api, crawl(), target).await {
+            Ok(()) => kills += 1,
             // It finished first: nothing left to kill; the final run below checks the rest.
             Err(status) => {
                 eprintln!("round {rounds}: the crawl ended by itself ({status})");
@@ -104,7 +94,7 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
         }
     }
 
-    let out = tokio::time::timeout(Duration::from_secs(120), with_key(&args).output())
+    let out = tokio::time::timeout(Duration::from_secs(120), crawl().output())
         .await
         .expect("the last run finishes within 120 s")
         .expect("run");

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{
-    KEY, Scratch, binary_async, db_files, env_with_key, isbns, loaded, text, wait_for_requests,
-    with_key,
+    KEY, Scratch, binary_async, crawl_binary, db_files, env_with_key, isbns, kill_after, loaded,
+    text, wait_for_requests,
 };
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, FaultRates, title_for};
@@ -421,30 +421,14 @@ async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
         ..FakeConfig::default()
     })
     .await;
-    let url = api.url();
-    let args = [
-        "--db",
-        &s.db_str(),
-        "--quiet",
-        "crawl",
-        "--api-url",
-        &url,
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "8",
-    ];
-    let mut child = with_key(&args).spawn().expect("spawn");
-    if let Err(status) = wait_for_requests(&api, &mut child, 150).await {
+    let crawl = || crawl_binary(&s, &api, &["--concurrency", "8"]);
+    if let Err(status) = kill_after(&api, crawl(), 150).await {
         panic!("crawl ended before the kill: {status}");
     }
-    child.start_kill().expect("SIGKILL");
-    let status = child.wait().await.expect("wait");
-    assert_eq!(status.code(), None, "killed by a signal");
     let before = api.total_requests();
     assert!(before < 400, "killed mid-crawl ({before} requests)");
 
-    let out = with_key(&args).output().await.expect("rerun");
+    let out = crawl().output().await.expect("rerun");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
     assert_eq!(s.states().await, [("done".to_string(), 400)].into());
@@ -646,22 +630,7 @@ async fn sigterm_gives_jobs_back_and_exits_130() {
         ..FakeConfig::default()
     })
     .await;
-    let mut child = binary_async()
-        .args([
-            "--db",
-            &s.db_str(),
-            "crawl",
-            "--api-url",
-            &api.url(),
-            "--rate",
-            "unlimited",
-            "--concurrency",
-            "4",
-        ])
-        .env("GOOGLE_BOOKS_API_KEY", KEY)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
+    let mut child = crawl_binary(&s, &api, &["--concurrency", "4"])
         .spawn()
         .expect("spawn");
     if let Err(status) = wait_for_requests(&api, &mut child, 20).await {
@@ -701,23 +670,7 @@ async fn a_second_signal_exits_at_once_and_the_next_run_recovers() {
         ..FakeConfig::default()
     })
     .await;
-    let url = api.url();
-    let args = [
-        "--db",
-        &s.db_str(),
-        "crawl",
-        "--api-url",
-        &url,
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "4",
-        "--timeout",
-        "60s",
-    ];
-    let mut child = with_key(&args)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
+    let mut child = crawl_binary(&s, &api, &["--concurrency", "4", "--timeout", "60s"])
         .spawn()
         .expect("spawn");
     if let Err(status) = wait_for_requests(&api, &mut child, 4).await {

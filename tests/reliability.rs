@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{KEY, binary_async, loaded, text};
+use common::{crawl_binary, loaded, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
 
@@ -204,24 +204,7 @@ async fn two_processes_on_one_database_never_fetch_the_same_isbn() {
     })
     .await
     .expect("fake");
-    let url = api.url();
-    let spawn = || {
-        binary_async()
-            .args([
-                "--db",
-                &s.db_str(),
-                "--quiet",
-                "crawl",
-                "--api-url",
-                &url,
-                "--rate",
-                "unlimited",
-                "--concurrency",
-                "8",
-            ])
-            .env("GOOGLE_BOOKS_API_KEY", KEY)
-            .output()
-    };
+    let spawn = || crawl_binary(&s, &api, &["--concurrency", "8"]).output();
     let (a, b) = tokio::join!(spawn(), spawn());
     for out in [a.expect("a"), b.expect("b")] {
         let (o, e) = text(&out);

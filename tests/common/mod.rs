@@ -141,6 +141,46 @@ pub fn with_key(args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
+/// `isbn-crawler --db DB --quiet crawl --api-url FAKE --rate unlimited EXTRA...` with the test
+/// key, output piped, killed if the test drops it. A later option in `extra` wins.
+pub fn crawl_binary(
+    s: &Scratch,
+    api: &isbn_crawler::fake_api::FakeApi,
+    extra: &[&str],
+) -> tokio::process::Command {
+    let (db, url) = (s.db_str(), api.url());
+    let mut args = vec![
+        "--db",
+        &db,
+        "--quiet",
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+    ];
+    args.extend_from_slice(extra);
+    let mut cmd = with_key(&args);
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+/// Spawns `cmd`, SIGKILLs it once the fake has seen `n` requests in all, and reaps it.
+/// `Err` carries the exit status if it ended by itself first.
+pub async fn kill_after(
+    api: &isbn_crawler::fake_api::FakeApi,
+    mut cmd: tokio::process::Command,
+    n: u64,
+) -> Result<(), std::process::ExitStatus> {
+    let mut child = cmd.spawn().expect("spawn");
+    wait_for_requests(api, &mut child, n).await?;
+    child.start_kill().expect("SIGKILL");
+    let status = child.wait().await.expect("wait");
+    assert_eq!(status.code(), None, "killed by a signal");
+    Ok(())
+}
+
 pub fn text(out: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&out.stdout).into_owned(),
