@@ -4,31 +4,20 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Scratch, crawl_binary, isbns, kill_after, loaded, text};
+use common::{Scratch, crawl, crawl_binary, isbns, kill_after, loaded, start_fake, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, title_for};
 
 async fn crawl_batch(s: &Scratch, api: &FakeApi, batch: &str, extra: &[&str]) -> ExitCode {
-    let url = api.url();
-    let mut args = vec![
-        "crawl",
-        "--api-url",
-        &url,
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "2",
-        "--batch",
-        batch,
-    ];
+    let mut args = vec!["--concurrency", "2", "--batch", batch];
     args.extend_from_slice(extra);
-    s.run(&args).await
+    crawl(s, api, &args).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_where_all_come_back_costs_one_request_per_batch() {
     let (s, list) = loaded(40).await;
-    let api = FakeApi::start(FakeConfig::default()).await.expect("fake");
+    let api = start_fake(FakeConfig::default()).await;
     assert_eq!(crawl_batch(&s, &api, "10", &[]).await, ExitCode::Success);
     assert_eq!(s.states().await, [("done".to_string(), 40)].into());
     assert_eq!(api.isbns_per_request(), [10, 10, 10, 10]);
@@ -57,7 +46,7 @@ async fn misses_are_asked_alone_before_any_verdict() {
         config.batch_misses.insert(isbn.clone());
     }
     config.unknown.insert(list[1].clone());
-    let api = FakeApi::start(config).await.expect("fake");
+    let api = start_fake(config).await;
     assert_eq!(crawl_batch(&s, &api, "10", &[]).await, ExitCode::Success);
     let states = s.states().await;
     assert_eq!(states.get("done"), Some(&19));
@@ -92,7 +81,7 @@ async fn an_unrequested_book_is_never_stored_under_a_requested_isbn() {
     // The book that should have come back for list[0] is missing from the batch: the
     // intruder is first in the answer and must not be taken for it.
     config.batch_misses.insert(list[0].clone());
-    let api = FakeApi::start(config).await.expect("fake");
+    let api = start_fake(config).await;
     assert_eq!(crawl_batch(&s, &api, "12", &[]).await, ExitCode::Success);
     assert_eq!(s.states().await, [("done".to_string(), 12)].into());
     assert_eq!(
@@ -116,12 +105,11 @@ async fn an_unrequested_book_is_never_stored_under_a_requested_isbn() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_stop_gives_every_job_of_the_batch_back() {
     let (s, _) = loaded(60).await;
-    let api = FakeApi::start(FakeConfig {
+    let api = start_fake(FakeConfig {
         daily_quota: Some(2),
         ..FakeConfig::default()
     })
-    .await
-    .expect("fake");
+    .await;
     assert_eq!(
         crawl_batch(&s, &api, "10", &[]).await,
         ExitCode::QuotaExhausted
@@ -143,12 +131,11 @@ async fn a_quota_stop_gives_every_job_of_the_batch_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_batches_then_a_rerun_finishes() {
     let (s, _) = loaded(600).await;
-    let api = FakeApi::start(FakeConfig {
+    let api = start_fake(FakeConfig {
         latency: Duration::from_millis(20),
         ..FakeConfig::default()
     })
-    .await
-    .expect("fake");
+    .await;
     let crawl = || crawl_binary(&s, &api, &["--concurrency", "4", "--batch", "10"]);
     if let Err(status) = kill_after(&api, crawl(), 12).await {
         panic!("crawl ended before the kill: {status}");

@@ -6,42 +6,16 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::{
-    KEY, Scratch, binary_async, crawl_binary, db_files, env_with_key, isbns, kill_after, loaded,
-    text, wait_for_requests,
+    KEY, binary_async, crawl, crawl_binary, db_files, env_with_key, isbns, kill_after, loaded,
+    start_fake, text, wait_for_requests,
 };
 use isbn_crawler::ExitCode;
-use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, FaultRates, title_for};
-
-async fn fake(config: FakeConfig) -> FakeApi {
-    FakeApi::start(config).await.expect("fake API starts")
-}
-
-/// `crawl` with fast test settings; `extra` comes last so it can override them.
-async fn crawl(s: &Scratch, api: &FakeApi, extra: &[&str]) -> ExitCode {
-    let url = api.url();
-    let mut args = vec![
-        "crawl",
-        "--api-url",
-        url.as_str(),
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "8",
-        "--backoff-base",
-        "1ms",
-        "--backoff-max",
-        "5ms",
-        "--timeout",
-        "2s",
-    ];
-    args.extend_from_slice(extra);
-    s.run(&args).await
-}
+use isbn_crawler::fake_api::{FakeConfig, Fault, FaultRates, title_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
     let (s, list) = loaded(300).await;
-    let api = fake(FakeConfig::default()).await;
+    let api = start_fake(FakeConfig::default()).await;
     assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
 
     assert_eq!(s.states().await, [("done".to_string(), 300)].into());
@@ -87,7 +61,7 @@ async fn a_wrong_book_is_not_found_and_never_stored() {
     let mut config = FakeConfig::default();
     config.wrong_book.insert(list[1].clone());
     config.unknown.insert(list[2].clone());
-    let api = fake(config).await;
+    let api = start_fake(config).await;
     assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
     let state = |i: usize| {
         format!(
@@ -133,7 +107,7 @@ async fn transient_errors_are_retried_until_done() {
         list[1].clone(),
         [Fault::Stall(Duration::from_secs(5))].into(),
     );
-    let api = fake(config).await;
+    let api = start_fake(config).await;
     assert_eq!(
         crawl(&s, &api, &["--timeout", "300ms"]).await,
         ExitCode::Success
@@ -157,7 +131,7 @@ async fn transient_errors_are_retried_until_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_permanent_503_fails_after_max_attempts_with_its_last_error() {
     let (s, list) = loaded(4).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         always: Some(Fault::Unavailable),
         ..FakeConfig::default()
     })
@@ -191,7 +165,7 @@ async fn a_permanent_503_fails_after_max_attempts_with_its_last_error() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_quota_stops_then_a_probe_then_resumes_the_next_day() {
     let (s, _) = loaded(100).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         daily_quota: Some(60),
         ..FakeConfig::default()
     })
@@ -243,7 +217,7 @@ async fn the_daily_quota_stops_then_a_probe_then_resumes_the_next_day() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_for_quota_sleeps_through_short_fake_days_in_one_run() {
     let (s, _) = loaded(50).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         daily_quota: Some(20),
         day_length: Some(Duration::from_millis(300)),
         ..FakeConfig::default()
@@ -269,7 +243,7 @@ async fn wait_for_quota_sleeps_through_short_fake_days_in_one_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_daily_budget_stops_a_rerun_without_any_request() {
     let (s, _) = loaded(20).await;
-    let api = fake(FakeConfig::default()).await;
+    let api = start_fake(FakeConfig::default()).await;
     assert_eq!(
         crawl(&s, &api, &["--daily-budget", "5", "--concurrency", "2"]).await,
         ExitCode::QuotaExhausted
@@ -301,7 +275,7 @@ async fn a_spent_daily_budget_stops_a_rerun_without_any_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_key_stops_at_the_first_answer_and_burns_no_attempt() {
     let (s, _) = loaded(10).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         api_key: Some("another-key".into()),
         ..FakeConfig::default()
     })
@@ -329,7 +303,7 @@ async fn per_minute_429s_slow_the_crawl_and_cost_no_attempt() {
             [Fault::RateLimited(None), Fault::RateLimited(Some(0))].into(),
         );
     }
-    let api = fake(config).await;
+    let api = start_fake(config).await;
     // max-attempts 1: had a 429 used an attempt, these jobs would fail.
     assert_eq!(
         crawl(&s, &api, &["--max-attempts", "1", "--rate", "200/s"]).await,
@@ -342,7 +316,7 @@ async fn per_minute_429s_slow_the_crawl_and_cost_no_attempt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_never_sees_more_than_the_configured_rate() {
     let (s, _) = loaded(30).await;
-    let api = fake(FakeConfig::default()).await;
+    let api = start_fake(FakeConfig::default()).await;
     assert_eq!(
         crawl(&s, &api, &["--rate", "20/s"]).await,
         ExitCode::Success
@@ -365,7 +339,7 @@ async fn the_fake_never_sees_more_than_the_configured_rate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupt_gives_every_unfinished_job_back() {
     let (s, _) = loaded(200).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         latency: Duration::from_millis(20),
         ..FakeConfig::default()
     })
@@ -416,7 +390,7 @@ async fn an_interrupt_gives_every_unfinished_job_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
     let (s, _) = loaded(400).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         latency: Duration::from_millis(10),
         ..FakeConfig::default()
     })
@@ -454,7 +428,7 @@ async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_is_a_clear_usage_error_before_any_request() {
     let (s, _) = loaded(3).await;
-    let api = fake(FakeConfig::default()).await;
+    let api = start_fake(FakeConfig::default()).await;
     let out = binary_async()
         .args(["--db", &s.db_str(), "crawl", "--api-url", &api.url()])
         .output()
@@ -477,14 +451,14 @@ async fn the_key_never_leaks_on_any_path() {
         config
             .scripted
             .insert(isbns(1)[0].clone(), [Fault::Reset].into());
-        fake(config).await
+        start_fake(config).await
     };
-    let bad_key = fake(FakeConfig {
+    let bad_key = start_fake(FakeConfig {
         api_key: Some("other".into()),
         ..FakeConfig::default()
     })
     .await;
-    let quota = fake(FakeConfig {
+    let quota = start_fake(FakeConfig {
         daily_quota: Some(2),
         ..FakeConfig::default()
     })
@@ -555,7 +529,7 @@ async fn the_key_never_leaks_on_any_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn random_faults_end_with_every_job_terminal() {
     let (s, _) = loaded(300).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         random: FaultRates {
             unavailable: 0.05,
             reset: 0.03,
@@ -600,7 +574,7 @@ async fn demo_runs_offline_and_prints_results() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_crawls_on_one_database_share_the_work_without_overlap() {
     let (s, _) = loaded(300).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         latency: Duration::from_millis(2),
         ..FakeConfig::default()
     })
@@ -625,7 +599,7 @@ async fn two_crawls_on_one_database_share_the_work_without_overlap() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_gives_jobs_back_and_exits_130() {
     let (s, _) = loaded(300).await;
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         latency: Duration::from_millis(20),
         ..FakeConfig::default()
     })
@@ -665,7 +639,7 @@ async fn a_second_signal_exits_at_once_and_the_next_run_recovers() {
     use tokio::io::AsyncBufReadExt;
     let (s, _) = loaded(8).await;
     // Every request stalls, so the first signal's grace period would be spent waiting.
-    let api = fake(FakeConfig {
+    let api = start_fake(FakeConfig {
         always: Some(Fault::Stall(Duration::from_secs(30))),
         ..FakeConfig::default()
     })

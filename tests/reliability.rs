@@ -6,9 +6,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{crawl_binary, loaded, text};
+use common::{crawl, crawl_binary, loaded, start_fake, text};
 use isbn_crawler::ExitCode;
-use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
+use isbn_crawler::fake_api::{FakeConfig, Fault};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_responses_fail_their_job_and_nothing_else() {
@@ -41,21 +41,20 @@ async fn hostile_responses_fail_their_job_and_nothing_else() {
         .into(),
     );
     config.scripted.insert(list[2].clone(), raw(many));
-    let api = FakeApi::start(config).await.expect("fake");
-    let url = api.url();
-    let code = s
-        .run(&[
-            "crawl",
-            "--api-url",
-            &url,
+    let api = start_fake(config).await;
+    let code = crawl(
+        &s,
+        &api,
+        &[
             "--rate",
             "unlimited",
             "--max-attempts",
             "2",
             "--backoff-base",
             "1ms",
-        ])
-        .await;
+        ],
+    )
+    .await;
     assert_eq!(code, ExitCode::JobsFailed);
     let state = |i: usize| {
         format!(
@@ -79,24 +78,12 @@ async fn hostile_responses_fail_their_job_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_configured_rate_the_fake_sees_almost_no_429() {
     let (s, _) = loaded(100).await;
-    let api = FakeApi::start(FakeConfig {
+    let api = start_fake(FakeConfig {
         per_second_limit: Some(20),
         ..FakeConfig::default()
     })
-    .await
-    .expect("fake");
-    let url = api.url();
-    let code = s
-        .run(&[
-            "crawl",
-            "--api-url",
-            &url,
-            "--rate",
-            "20/s",
-            "--concurrency",
-            "4",
-        ])
-        .await;
+    .await;
+    let code = crawl(&s, &api, &["--rate", "20/s", "--concurrency", "4"]).await;
     assert_eq!(code, ExitCode::Success);
     assert_eq!(s.states().await, [("done".to_string(), 100)].into());
     let rejected = api.total_requests() - 100;
@@ -109,27 +96,25 @@ async fn at_the_configured_rate_the_fake_sees_almost_no_429() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fake_stricter_than_the_configured_rate_slows_the_crawl_down() {
     let (s, _) = loaded(60).await;
-    let api = FakeApi::start(FakeConfig {
+    let api = start_fake(FakeConfig {
         per_second_limit: Some(10),
         ..FakeConfig::default()
     })
-    .await
-    .expect("fake");
-    let url = api.url();
+    .await;
     // --max-attempts 1: a job failed for rate reasons would show at once.
-    let code = s
-        .run(&[
-            "crawl",
-            "--api-url",
-            &url,
+    let code = crawl(
+        &s,
+        &api,
+        &[
             "--rate",
             "40/s",
             "--concurrency",
             "4",
             "--max-attempts",
             "1",
-        ])
-        .await;
+        ],
+    )
+    .await;
     assert_eq!(code, ExitCode::Success);
     assert_eq!(s.states().await, [("done".to_string(), 60)].into());
     // The crawl found the fake's pace: most requests went through.
@@ -141,25 +126,15 @@ async fn a_fake_stricter_than_the_configured_rate_slows_the_crawl_down() {
 async fn four_quota_days_for_two_thousand_isbns() {
     const CONCURRENCY: u64 = 4;
     let (s, _) = loaded(2_000).await;
-    let api = FakeApi::start(FakeConfig {
+    let api = start_fake(FakeConfig {
         daily_quota: Some(500),
         ..FakeConfig::default()
     })
-    .await
-    .expect("fake");
-    let url = api.url();
-    let crawl = [
-        "crawl",
-        "--api-url",
-        &url,
-        "--rate",
-        "unlimited",
-        "--concurrency",
-        "4",
-    ];
+    .await;
+    let day_run = || crawl(&s, &api, &["--concurrency", "4"]);
     let mut probes = 0;
     for day in 1..=4 {
-        let code = s.run(&crawl).await;
+        let code = day_run().await;
         let done = s.states().await.get("done").copied().unwrap_or(0);
         assert_eq!(done, 500 * day, "day {day}");
         assert_eq!(s.states().await.get("in_progress"), None);
@@ -173,7 +148,7 @@ async fn four_quota_days_for_two_thousand_isbns() {
             assert_eq!(code, ExitCode::QuotaExhausted, "day {day}");
             // Before the reset: one probe, and a stop.
             let before = api.total_requests();
-            assert_eq!(s.run(&crawl).await, ExitCode::QuotaExhausted);
+            assert_eq!(day_run().await, ExitCode::QuotaExhausted);
             assert_eq!(api.total_requests(), before + 1);
             probes += 1;
         } else {
@@ -198,12 +173,11 @@ async fn four_quota_days_for_two_thousand_isbns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_processes_on_one_database_never_fetch_the_same_isbn() {
     let (s, _) = loaded(600).await;
-    let api = FakeApi::start(FakeConfig {
+    let api = start_fake(FakeConfig {
         latency: Duration::from_millis(5),
         ..FakeConfig::default()
     })
-    .await
-    .expect("fake");
+    .await;
     let spawn = || crawl_binary(&s, &api, &["--concurrency", "8"]).output();
     let (a, b) = tokio::join!(spawn(), spawn());
     for out in [a.expect("a"), b.expect("b")] {

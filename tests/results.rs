@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Scratch, binary, isbns, text};
+use common::{Scratch, binary, crawl, isbns, start_fake, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault, title_for};
 
@@ -29,21 +29,20 @@ async fn crawled() -> (Scratch, Vec<String>, FakeApi) {
             [Fault::Unavailable, Fault::Unavailable].into(),
         );
     }
-    let api = FakeApi::start(config).await.expect("fake");
-    let url = api.url();
-    let code = s
-        .run(&[
-            "crawl",
-            "--api-url",
-            &url,
+    let api = start_fake(config).await;
+    let code = crawl(
+        &s,
+        &api,
+        &[
             "--rate",
             "unlimited",
             "--max-attempts",
             "2",
             "--backoff-base",
             "1ms",
-        ])
-        .await;
+        ],
+    )
+    .await;
     assert_eq!(code, ExitCode::JobsFailed);
     (s, list, api)
 }
@@ -264,11 +263,7 @@ async fn requeue_failed_then_crawl_finishes_them() {
             .await,
         0
     );
-    let url = api.url();
-    let code = s
-        .run(&["crawl", "--api-url", &url, "--rate", "unlimited"])
-        .await;
-    assert_eq!(code, ExitCode::Success);
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
     let states = s.states().await;
     assert_eq!(states.get("done"), Some(&38));
     assert_eq!(

@@ -109,6 +109,37 @@ impl Scratch {
     }
 }
 
+pub async fn start_fake(
+    config: isbn_crawler::fake_api::FakeConfig,
+) -> isbn_crawler::fake_api::FakeApi {
+    isbn_crawler::fake_api::FakeApi::start(config)
+        .await
+        .expect("fake API starts")
+}
+
+/// `crawl` through the library with fast test settings (unlimited rate, concurrency 8,
+/// millisecond backoff, 2 s timeout); `extra` comes last so it can override them.
+pub async fn crawl(s: &Scratch, api: &isbn_crawler::fake_api::FakeApi, extra: &[&str]) -> ExitCode {
+    let url = api.url();
+    let mut args = vec![
+        "crawl",
+        "--api-url",
+        &url,
+        "--rate",
+        "unlimited",
+        "--concurrency",
+        "8",
+        "--backoff-base",
+        "1ms",
+        "--backoff-max",
+        "5ms",
+        "--timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    s.run(&args).await
+}
+
 pub fn env_with_key() -> Environment {
     Environment {
         api_key: Some(SecretString::from(KEY.to_string())),
