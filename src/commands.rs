@@ -116,26 +116,27 @@ async fn load_files(store: &SqliteStore, args: &LoadArgs, quiet: bool) -> anyhow
         print!("{}", report.render());
         reports.push(report);
     }
-    Ok(load_exit_code(&reports, quiet, store.path()))
+    if !quiet {
+        if reports.len() > 1 {
+            let valid: u64 = reports.iter().map(|r| r.valid).sum();
+            let queued: u64 = reports.iter().map(|r| r.queued).sum();
+            let rejected: u64 = reports.iter().map(|r| r.rejected_total()).sum();
+            println!(
+                "total: {queued} new ISBNs queued, {} already known, {rejected} rejected",
+                valid - queued
+            );
+        }
+        println!(
+            "jobs are in {}; `isbn-crawler crawl` fetches them",
+            store.path().display()
+        );
+    }
+    Ok(load_exit_code(&reports))
 }
 
 /// Loading succeeds unless a source could not be read at all, or nothing held a valid ISBN.
-fn load_exit_code(reports: &[SourceReport], quiet: bool, db: &Path) -> ExitCode {
+fn load_exit_code(reports: &[SourceReport]) -> ExitCode {
     let valid: u64 = reports.iter().map(|r| r.valid).sum();
-    let queued: u64 = reports.iter().map(|r| r.queued).sum();
-    if reports.len() > 1 && !quiet {
-        let rejected: u64 = reports.iter().map(|r| r.rejected_total()).sum();
-        println!(
-            "total: {queued} new ISBNs queued, {} already known, {rejected} rejected",
-            valid - queued
-        );
-    }
-    if !quiet {
-        println!(
-            "jobs are in {}; `isbn-crawler crawl` fetches them",
-            db.display()
-        );
-    }
     let unreadable = reports.iter().any(|r| r.problem.is_some() && r.valid == 0);
     if valid == 0 || unreadable {
         ExitCode::NoInput
@@ -247,37 +248,51 @@ async fn crawl_with<S: Store>(
 /// Ctrl-C or SIGTERM: stop claiming; after [`GRACE`], cut requests in flight; a second signal
 /// exits at once (the next run recovers whatever was leased).
 fn spawn_signal_handler(control: Control) -> tokio::task::JoinHandle<()> {
+    // Listen before returning: a signal that arrived before the task first ran, or between the
+    // first and a second listener, would otherwise be lost (or kill the process outright).
+    let mut signals = Signals::listen();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         eprintln!("stopping: finishing requests in flight (press Ctrl-C again to quit at once)");
         control.interrupt.cancel();
         tokio::select! {
             _ = tokio::time::sleep(GRACE) => control.abort.cancel(),
-            _ = wait_for_signal() => std::process::exit(i32::from(ExitCode::Interrupted.code())),
+            _ = signals.next() => std::process::exit(i32::from(ExitCode::Interrupted.code())),
         }
-        wait_for_signal().await;
+        signals.next().await;
         std::process::exit(i32::from(ExitCode::Interrupted.code()));
     })
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened to once for the whole run.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn listen() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Signals { streams }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -680,15 +695,11 @@ mod tests {
             problem: Some("the input is empty".into()),
             ..SourceReport::default()
         };
-        let db = Path::new("x.db");
+        assert_eq!(load_exit_code(std::slice::from_ref(&ok)), ExitCode::Success);
         assert_eq!(
-            load_exit_code(std::slice::from_ref(&ok), true, db),
-            ExitCode::Success
-        );
-        assert_eq!(
-            load_exit_code(std::slice::from_ref(&empty), true, db),
+            load_exit_code(std::slice::from_ref(&empty)),
             ExitCode::NoInput
         );
-        assert_eq!(load_exit_code(&[ok, empty], true, db), ExitCode::NoInput);
+        assert_eq!(load_exit_code(&[ok, empty]), ExitCode::NoInput);
     }
 }

@@ -662,8 +662,8 @@ async fn a_second_signal_exits_at_once_and_the_next_run_recovers() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let out = child.wait_with_output().await.expect("wait");
-    let (stdout, _) = text(&out);
-    assert_eq!(out.status.code(), Some(130));
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(130), "{stdout}{stderr}");
     assert!(
         !stdout.contains("interrupted;"),
         "no summary: it exited at once"
