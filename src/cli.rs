@@ -167,12 +167,26 @@ pub struct LoadArgs {
     /// Files to read; `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<String>,
-    /// The CSV/TSV column holding ISBNs (default: isbn13/ean, falling back to isbn/isbn10).
+    /// The table column holding ISBNs: a header name, or a number (1 = first) for a table
+    /// without a header (default: known ISBN header names, else the column of ISBN values).
     #[arg(long, value_name = "NAME")]
     pub column: Option<String>,
-    /// Input format (default: sniffed from the first line).
+    /// Input format (default: decided from the content).
     #[arg(long, value_enum, default_value_t = Format::Auto)]
     pub format: Format,
+    /// The spreadsheet sheet to read (default: the first).
+    #[arg(long, value_name = "NAME")]
+    pub sheet: Option<String>,
+    /// The text encoding, as any WHATWG label: utf-8, utf-16le, windows-1252, latin2, ...
+    /// (default: detected; the load report says what).
+    #[arg(long, value_name = "LABEL", value_parser = parse_encoding)]
+    pub encoding: Option<&'static encoding_rs::Encoding>,
+}
+
+fn parse_encoding(label: &str) -> Result<&'static encoding_rs::Encoding, String> {
+    crate::input::encoding_by_label(label).ok_or_else(|| {
+        format!("unknown encoding {label:?}; try utf-8, utf-16le, utf-16be, windows-1252, latin2")
+    })
 }
 
 #[derive(Debug, Args, Clone)]

@@ -109,6 +109,8 @@ async fn load_files(store: &SqliteStore, args: &LoadArgs, quiet: bool) -> anyhow
     let opts = InputOptions {
         format: args.format,
         column: args.column.clone(),
+        sheet: args.sheet.clone(),
+        encoding: args.encoding,
     };
     let mut reports = Vec::new();
     for file in &args.files {
@@ -538,7 +540,11 @@ pub fn render_record(r: &Record, width: usize) -> String {
     });
     let description = plain_text(r.description.as_deref().unwrap_or_default());
     let loaded_from = r.source.as_ref().map_or_else(String::new, |s| {
-        format!("{s} line {}", r.source_line.unwrap_or(0))
+        let line = r.source_line.unwrap_or(0);
+        match &r.source_ref {
+            Some(id) => format!("{s} record {line} (control number {id})"),
+            None => format!("{s} line {line}"),
+        }
     });
     let fields = [
         ("isbn13", r.isbn13.clone()),

@@ -48,12 +48,13 @@ pub enum Column {
     LastError,
     Source,
     SourceLine,
+    SourceRef,
     FetchedAt,
     RawJson,
 }
 
 impl Column {
-    pub const ALL: [Column; 23] = [
+    pub const ALL: [Column; 24] = [
         Column::Isbn13,
         Column::Isbn10,
         Column::State,
@@ -75,6 +76,7 @@ impl Column {
         Column::LastError,
         Column::Source,
         Column::SourceLine,
+        Column::SourceRef,
         Column::FetchedAt,
         Column::RawJson,
     ];
@@ -102,6 +104,7 @@ impl Column {
             Column::LastError => "last_error",
             Column::Source => "source",
             Column::SourceLine => "source_line",
+            Column::SourceRef => "source_ref",
             Column::FetchedAt => "fetched_at",
             Column::RawJson => "raw_json",
         }
@@ -171,6 +174,7 @@ impl Column {
             Column::LastError => text(&r.last_error),
             Column::Source => text(&r.source),
             Column::SourceLine => int(r.source_line),
+            Column::SourceRef => text(&r.source_ref),
             Column::FetchedAt => r.fetched_at.map_or(Cell::Null, Cell::Time),
             Column::RawJson => r
                 .raw_json

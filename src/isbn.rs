@@ -6,10 +6,12 @@ Everything here is pure (no I/O) because the job table trusts it: a job's key is
 canonical ISBN-13 this module produces, so a book reached through its ISBN-10, a hyphenated
 ISBN-13 or an `ISBN:` label is always the same job.
 
-Two repairs are made, and only these two, because both are provably lossless:
+Three repairs are made, and only these three, because each is provably lossless:
 - Excel's `="0306406152"` wrapping and surrounding quotes are removed.
 - A 7 to 9 digit value is taken to be an ISBN-10 whose leading zeros a spreadsheet dropped,
   but only if the zero-padded value has a valid check digit.
+- A 14-digit GTIN whose indicator digit is 0 (`09780306406157`, as distributors' lists write
+  it) is the EAN-13 after that zero, check digit and all.
 
 Scientific notation (`9.78044E+12`) is never repaired: the digits it lost cannot be known.
 */
@@ -42,10 +44,14 @@ pub enum RejectReason {
     LineTooLong,
     /// (Input level) the file holds NUL bytes: it is not a text list.
     BinaryFile,
+    /// Only identifiers of other schemes (`goodreads:123`, `amazon:B00...`, `oclc:...`).
+    OtherIdentifier,
+    /// (Input level) a MARC record whose leader or directory cannot be read.
+    BadRecord,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 11] = [
+    pub const ALL: [RejectReason; 13] = [
         RejectReason::Empty,
         RejectReason::WrongLength,
         RejectReason::BadCheckDigit,
@@ -57,6 +63,8 @@ impl RejectReason {
         RejectReason::RaggedRow,
         RejectReason::LineTooLong,
         RejectReason::BinaryFile,
+        RejectReason::OtherIdentifier,
+        RejectReason::BadRecord,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +80,8 @@ impl RejectReason {
             RejectReason::RaggedRow => "ragged-row",
             RejectReason::LineTooLong => "line-too-long",
             RejectReason::BinaryFile => "binary-file",
+            RejectReason::OtherIdentifier => "other-identifier",
+            RejectReason::BadRecord => "bad-record",
         }
     }
 
@@ -83,6 +93,16 @@ impl RejectReason {
     /// when a CSV row offers another candidate column, that column's reason is the better one.
     pub fn is_uninformative(self) -> bool {
         matches!(self, RejectReason::Empty | RejectReason::ScientificNotation)
+    }
+
+    /// Of two reasons for one row (first `self`, then `later`), the one to report: the first,
+    /// unless it says little and the later one says more.
+    pub fn or_better(self, later: RejectReason) -> RejectReason {
+        if self.is_uninformative() && !later.is_uninformative() {
+            later
+        } else {
+            self
+        }
     }
 }
 
@@ -228,6 +248,19 @@ fn is_scientific_notation(s: &str) -> bool {
     mantissa_ok && !exponent.is_empty() && exponent.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// `0` + an EAN-13 (a GTIN-14 with indicator 0) → the EAN-13; anything else unchanged.
+fn strip_gtin14_zero(s: &str) -> &str {
+    let significant = || s.bytes().filter(|&b| b != b'-' && b != b' ');
+    if significant().count() == 14
+        && significant().all(|b| b.is_ascii_digit())
+        && let Some(zero) = s.find('0')
+        && s[..zero].bytes().all(|b| b == b'-' || b == b' ')
+    {
+        return &s[zero + 1..];
+    }
+    s
+}
+
 /// Parses any accepted form of an ISBN into its canonical ISBN-13.
 pub fn parse(raw: &str) -> Result<Isbn13, RejectReason> {
     let s = strip_decorations(raw);
@@ -237,6 +270,7 @@ pub fn parse(raw: &str) -> Result<Isbn13, RejectReason> {
     if is_scientific_notation(s) {
         return Err(RejectReason::ScientificNotation);
     }
+    let s = strip_gtin14_zero(s);
     // At most 13 significant characters are kept; anything longer is the wrong length, but
     // its characters are still checked first so the reason names the real problem.
     let mut buf = [0u8; 13];
@@ -314,6 +348,7 @@ mod tests {
             "'0306406152'",
             "  9780306406157\t",
             "\" ISBN: 978-0306406157 \"",
+            "09780306406157",
         ];
         for form in forms {
             let isbn = parse(form).unwrap_or_else(|e| panic!("{form:?} rejected: {e}"));

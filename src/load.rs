@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::input::{self, Detected, InputOptions, Item};
+use crate::input::{self, Detected, InputOptions, Item, Shape};
 use crate::isbn::RejectReason;
 use crate::store::{self, NewJob, Reject, Store};
 
@@ -26,13 +26,16 @@ const EXAMPLES: usize = 3;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SourceReport {
     pub source: String,
-    /// Content lines read (blank lines, comments and a header are not counted).
+    /// Content lines (rows, records) read: those that gave an ISBN or a rejection. Blank
+    /// lines, comments, a header, and in `scan` mode lines without an ISBN are not counted.
     pub lines: u64,
-    /// Lines with a valid ISBN.
+    /// Valid ISBNs read (a row naming two books counts two).
     pub valid: u64,
     /// Valid ISBNs that were new jobs.
     pub queued: u64,
     pub rejected: BTreeMap<String, ReasonReport>,
+    /// What the source was read as (`semicolon-separated, with a header, windows-1252; ...`).
+    pub read_as: Option<String>,
     /// Why the source could not be read at all, if it could not.
     pub problem: Option<String>,
 }
@@ -75,6 +78,9 @@ impl SourceReport {
             self.already_known(),
             self.rejected_total()
         );
+        if let Some(read_as) = &self.read_as {
+            out.push_str(&format!("  read as {read_as}\n"));
+        }
         if let Some(problem) = &self.problem {
             out.push_str(&format!("  {problem}\n"));
         }
@@ -129,6 +135,8 @@ fn open(file: &str) -> std::io::Result<Box<dyn BufRead + Send>> {
 struct Batch {
     jobs: Vec<NewJob>,
     rejects: Vec<Reject>,
+    /// Content lines that ended in this batch.
+    lines: u64,
 }
 
 impl Batch {
@@ -168,10 +176,31 @@ async fn load_with<S: Store>(
     let reader = tokio::task::spawn_blocking(move || -> Result<Detected, input::Error> {
         let reader = open()?;
         let mut batch = Batch::default();
+        let mut last_line = 0u64;
         let detected = input::read_items(reader, &opts, &mut |item| {
-            match item {
-                Item::Valid { line, isbn } => batch.jobs.push(NewJob { isbn, line }),
-                Item::Rejected(r) => batch.rejects.push(r),
+            let line = match item {
+                Item::Valid {
+                    line,
+                    isbn,
+                    reference,
+                } => {
+                    batch.jobs.push(NewJob {
+                        isbn,
+                        line,
+                        reference,
+                    });
+                    line
+                }
+                Item::Rejected(r) => {
+                    let line = r.line;
+                    batch.rejects.push(r);
+                    line
+                }
+            };
+            // Items of one row arrive together: a new line number is a new row.
+            if line != last_line {
+                batch.lines += 1;
+                last_line = line;
             }
             if batch.len() >= BATCH {
                 // A closed channel means the store failed; the error is reported from there.
@@ -189,7 +218,7 @@ async fn load_with<S: Store>(
         ..SourceReport::default()
     };
     while let Some(mut batch) = rx.recv().await {
-        report.lines += batch.len() as u64;
+        report.lines += batch.lines;
         report.valid += batch.jobs.len() as u64;
         for r in &batch.rejects {
             report.note_reject(r);
@@ -207,9 +236,14 @@ async fn load_with<S: Store>(
             "reader thread failed: {e}"
         ))))
     });
-    report.problem = match detected {
-        Ok(Detected::Empty) => Some("the input is empty".to_string()),
-        Ok(Detected::Binary) => Some(format!(
+    if let Ok(d) = &detected
+        && !matches!(d.shape, Shape::Empty | Shape::Binary)
+    {
+        report.read_as = Some(d.describe());
+    }
+    report.problem = match detected.map(|d| d.shape) {
+        Ok(Shape::Empty) => Some("the input is empty".to_string()),
+        Ok(Shape::Binary) => Some(format!(
             "looks like a binary file (a NUL byte in the first 8 KiB), not an ISBN list; \
              skipped (rejected as {})",
             RejectReason::BinaryFile

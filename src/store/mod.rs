@@ -116,6 +116,8 @@ impl JobState {
 pub struct NewJob {
     pub isbn: Isbn13,
     pub line: u64,
+    /// The record's own identifier in its source, where it has one (a MARC control number).
+    pub reference: Option<String>,
 }
 
 /// An input line that yielded no valid ISBN.
@@ -237,6 +239,7 @@ pub struct Record {
     pub last_error: Option<String>,
     pub source: Option<String>,
     pub source_line: Option<i64>,
+    pub source_ref: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub volume_id: Option<String>,

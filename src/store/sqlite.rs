@@ -53,7 +53,7 @@ pub const CLAIM_SQL: &str = "UPDATE jobs SET state = 'in_progress', attempts = a
 macro_rules! record_select {
     () => {
         "SELECT j.isbn13, j.isbn10, j.state, j.attempts, j.next_attempt_at,
-            j.last_error, j.source, j.source_line, j.created_at, j.updated_at,
+            j.last_error, j.source, j.source_line, j.source_ref, j.created_at, j.updated_at,
             b.volume_id, b.title, b.subtitle, b.authors, b.publisher, b.published_date,
             b.published_year, b.description, b.page_count, b.categories, b.language,
             b.average_rating, b.ratings_count, b.thumbnail, b.raw_json, b.fetched_at, b.run_id
@@ -215,13 +215,15 @@ impl Store for SqliteStore {
             .zip(tens.chunks(ROWS_PER_INSERT))
         {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO jobs (isbn13, isbn10, source, source_line, created_at, updated_at) ",
+                "INSERT INTO jobs (isbn13, isbn10, source, source_line, source_ref, created_at, \
+                 updated_at) ",
             );
             qb.push_values(chunk.iter().zip(chunk_tens), |mut row, (job, ten)| {
                 row.push_bind(job.isbn.as_str())
                     .push_bind(ten.as_ref().and_then(|t| std::str::from_utf8(t).ok()))
                     .push_bind(source)
                     .push_bind(job.line as i64)
+                    .push_bind(job.reference.as_deref())
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -752,6 +754,7 @@ mod tests {
             .expect("open");
         let jobs: Vec<NewJob> = (0..n)
             .map(|i| NewJob {
+                reference: None,
                 isbn: isbn(i),
                 line: i as u64 + 1,
             })
