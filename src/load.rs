@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::input::{self, Detected, InputOptions, Item, Shape};
 use crate::isbn::RejectReason;
-use crate::store::{self, NewJob, Reject, Store};
+use crate::store::{self, LoadBatch, NewJob, Reject, Store};
 
 /// Items per transaction.
 pub const BATCH: usize = 250_000;
@@ -133,15 +133,14 @@ fn open(file: &str) -> std::io::Result<Box<dyn BufRead + Send>> {
 
 #[derive(Default)]
 struct Batch {
-    jobs: Vec<NewJob>,
-    rejects: Vec<Reject>,
+    save: LoadBatch,
     /// Content lines that ended in this batch.
     lines: u64,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.jobs.len() + self.rejects.len()
+        self.save.jobs.len() + self.save.rejects.len()
     }
 }
 
@@ -184,16 +183,17 @@ async fn load_with<S: Store>(
                     isbn,
                     reference,
                 } => {
-                    batch.jobs.push(NewJob {
-                        isbn,
-                        line,
-                        reference,
-                    });
+                    batch.save.jobs.push(NewJob { isbn, line });
+                    if let Some(reference) = reference
+                        && batch.save.references.last().is_none_or(|(l, _)| *l != line)
+                    {
+                        batch.save.references.push((line, reference));
+                    }
                     line
                 }
                 Item::Rejected(r) => {
                     let line = r.line;
-                    batch.rejects.push(r);
+                    batch.save.rejects.push(r);
                     line
                 }
             };
@@ -217,19 +217,16 @@ async fn load_with<S: Store>(
         source: source.clone(),
         ..SourceReport::default()
     };
-    while let Some(mut batch) = rx.recv().await {
-        report.lines += batch.lines;
-        report.valid += batch.jobs.len() as u64;
-        for r in &batch.rejects {
+    while let Some(Batch { mut save, lines }) = rx.recv().await {
+        report.lines += lines;
+        report.valid += save.jobs.len() as u64;
+        for r in &save.rejects {
             report.note_reject(r);
         }
-        batch
-            .jobs
+        save.jobs
             .sort_unstable_by(|a, b| a.isbn.cmp(&b.isbn).then(a.line.cmp(&b.line)));
-        batch.jobs.dedup_by(|later, first| later.isbn == first.isbn);
-        report.queued += store
-            .save_load_batch(&source, &batch.jobs, &batch.rejects)
-            .await?;
+        save.jobs.dedup_by(|later, first| later.isbn == first.isbn);
+        report.queued += store.save_load_batch(&source, &save).await?;
     }
     let detected = reader.await.unwrap_or_else(|e| {
         Err(input::Error::Io(std::io::Error::other(format!(

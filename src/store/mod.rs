@@ -116,8 +116,26 @@ impl JobState {
 pub struct NewJob {
     pub isbn: Isbn13,
     pub line: u64,
-    /// The record's own identifier in its source, where it has one (a MARC control number).
-    pub reference: Option<String>,
+}
+
+/// What one load transaction saves: new jobs, rejected lines, and the own identifiers of the
+/// records some jobs came from (`(line, reference)`, sorted by line; only MARC has them, so
+/// they live beside the jobs instead of making every job larger).
+#[derive(Debug, Clone, Default)]
+pub struct LoadBatch {
+    pub jobs: Vec<NewJob>,
+    pub rejects: Vec<Reject>,
+    pub references: Vec<(u64, String)>,
+}
+
+impl LoadBatch {
+    /// The reference of the record at `line`, if it has one.
+    pub fn reference(&self, line: u64) -> Option<&str> {
+        self.references
+            .binary_search_by_key(&line, |(l, _)| *l)
+            .ok()
+            .map(|i| self.references[i].1.as_str())
+    }
 }
 
 /// An input line that yielded no valid ISBN.
@@ -300,8 +318,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn save_load_batch(
         &self,
         source: &str,
-        jobs: &[NewJob],
-        rejects: &[Reject],
+        batch: &LoadBatch,
     ) -> impl Future<Output = Result<u64>> + Send;
 
     fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;

@@ -22,8 +22,8 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::{
-    ClaimedJob, Completion, Error, JobResult, JobState, NewJob, QuotaDay, Record, Reject,
-    RejectGroup, RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, Status, Store,
+    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, QuotaDay, Record, RejectGroup,
+    RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
 
@@ -195,12 +195,8 @@ fn map_err(path: &str, busy: Duration, e: sqlx::Error) -> Error {
 }
 
 impl Store for SqliteStore {
-    async fn save_load_batch(
-        &self,
-        source: &str,
-        jobs: &[NewJob],
-        rejects: &[Reject],
-    ) -> Result<u64> {
+    async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
+        let (jobs, rejects) = (&batch.jobs, &batch.rejects);
         let now = crate::now_ms();
         let mut tx = self.begin_immediate().await?;
         sqlx::query(LOAD_CACHE_SIZE)
@@ -223,7 +219,7 @@ impl Store for SqliteStore {
                     .push_bind(ten.as_ref().and_then(|t| std::str::from_utf8(t).ok()))
                     .push_bind(source)
                     .push_bind(job.line as i64)
-                    .push_bind(job.reference.as_deref())
+                    .push_bind(batch.reference(job.line))
                     .push_bind(now)
                     .push_bind(now);
             });
@@ -752,14 +748,17 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("t.db"), true)
             .await
             .expect("open");
-        let jobs: Vec<NewJob> = (0..n)
-            .map(|i| NewJob {
-                reference: None,
+        let jobs: Vec<crate::store::NewJob> = (0..n)
+            .map(|i| crate::store::NewJob {
                 isbn: isbn(i),
                 line: i as u64 + 1,
             })
             .collect();
-        store.save_load_batch("t", &jobs, &[]).await.expect("load");
+        let batch = LoadBatch {
+            jobs,
+            ..LoadBatch::default()
+        };
+        store.save_load_batch("t", &batch).await.expect("load");
         (dir, store)
     }
 
