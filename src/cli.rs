@@ -115,6 +115,9 @@ pub struct RequeueArgs {
     /// Only jobs whose last error contains this text (e.g. 503).
     #[arg(long, value_name = "TEXT")]
     pub error: Option<String>,
+    /// Only these providers' lookups, comma-separated (default: every provider).
+    #[arg(long, value_parser = parse_providers)]
+    pub provider: Option<Providers>,
 }
 
 /// A comma-separated list of job states.
@@ -227,7 +230,7 @@ pub struct CrawlArgs {
     #[arg(long, default_value = "US", value_parser = parse_country)]
     pub country: String,
     /// Base URL of the API (a test server, a proxy).
-    #[arg(long, env = "GOOGLE_BOOKS_API_URL", default_value = crate::google_books::DEFAULT_API_URL)]
+    #[arg(long, env = "GOOGLE_BOOKS_API_URL", default_value = crate::providers::google::DEFAULT_API_URL)]
     pub api_url: String,
     /// Total time allowed for one request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -242,6 +245,53 @@ pub struct CrawlArgs {
     /// How long a claimed job stays leased without a heartbeat before another run may take it.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub lease: Duration,
+    /// Sources to ask, comma-separated, in order of precedence for merged fields: google,
+    /// openlibrary.
+    #[arg(long, default_value = "google,openlibrary", value_parser = parse_providers)]
+    pub providers: Providers,
+    /// `all`: ask every provider for every ISBN; `missing`: ask a later provider only for the
+    /// ISBNs every earlier one did not find (saves Google's quota).
+    #[arg(long, value_enum, default_value_t = Fill::All)]
+    pub fill: Fill,
+    /// Base URL of Open Library (a mirror, a test server).
+    #[arg(long, env = "OPEN_LIBRARY_API_URL", default_value = crate::providers::open_library::DEFAULT_URL)]
+    pub openlibrary_url: String,
+    /// ISBNs per Open Library request (1-50).
+    #[arg(long, default_value_t = crate::providers::open_library::DEFAULT_BATCH as u32,
+          value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub openlibrary_batch: u32,
+    /// Open Library requests allowed (at most 3/s, and 1/s without ISBN_CRAWLER_CONTACT).
+    #[arg(long, default_value = "1/s", value_parser = parse_rate)]
+    pub openlibrary_rate: Rate,
+    /// Open Library requests in flight at once.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub openlibrary_concurrency: u32,
+}
+
+/// Whether later providers are asked for every ISBN or only for the ones not yet found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fill {
+    All,
+    Missing,
+}
+
+/// A comma-separated list of providers, in order of precedence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Providers(pub Vec<crate::providers::ProviderId>);
+
+pub fn parse_providers(s: &str) -> Result<Providers, String> {
+    let mut list = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let id = crate::providers::ProviderId::parse(p)
+            .ok_or_else(|| format!("unknown provider {p:?}; known: google, openlibrary"))?;
+        if !list.contains(&id) {
+            list.push(id);
+        }
+    }
+    if list.is_empty() {
+        return Err("no provider named".into());
+    }
+    Ok(Providers(list))
 }
 
 #[derive(Debug, Args, Clone)]

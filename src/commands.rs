@@ -6,6 +6,7 @@ prints what the user reads. Nothing here is reused by other modules.
 use std::fmt::Write as _;
 use std::io::Cursor;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,17 +15,20 @@ use secrecy::SecretString;
 use std::io::Write as _;
 
 use crate::cli::{
-    Cli, Command, CrawlArgs, DemoArgs, ExportArgs, LoadArgs, RejectsArgs, RejectsFormat,
+    Cli, Command, CrawlArgs, DemoArgs, ExportArgs, Fill, LoadArgs, RejectsArgs, RejectsFormat,
     RequeueArgs, ShowArgs, StatusArgs,
 };
-use crate::crawl::{self, Control, CrawlOptions, StopReason, Summary, quota, retry::RetryPolicy};
+use crate::crawl::{
+    self, Control, CrawlOptions, Lane, StopReason, Summary, quota, retry::RetryPolicy,
+};
 use crate::exit::ExitCode;
 use crate::export::Column;
 use crate::fake_api::{FakeApi, FakeConfig, Fault};
-use crate::google_books::{self, Client, ClientConfig};
 use crate::input::InputOptions;
 use crate::load::{self, SourceReport};
 use crate::progress::{Reporter, human_duration};
+use crate::providers::google::{self, Client, ClientConfig};
+use crate::providers::{ProviderId, open_library};
 use crate::store::{JobState, Record, RequeueFilter, SqliteStore, Status, Store};
 use crate::{UsageError, now_ms};
 
@@ -39,6 +43,8 @@ const GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     pub api_key: Option<SecretString>,
+    /// An e-mail or URL for Open Library's User-Agent (ISBN_CRAWLER_CONTACT).
+    pub contact: Option<String>,
     /// Install Ctrl-C/SIGTERM handlers (the binary does; tests driving `run` need not).
     pub handle_signals: bool,
     /// Signals from a caller that drives `run` itself.
@@ -53,6 +59,9 @@ impl Environment {
                 .ok()
                 .filter(|k| !k.trim().is_empty())
                 .map(|k| SecretString::from(k.trim().to_string())),
+            contact: std::env::var("ISBN_CRAWLER_CONTACT")
+                .ok()
+                .filter(|c| !c.trim().is_empty()),
             handle_signals: true,
             control: Control::default(),
         }
@@ -67,18 +76,18 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
         }
         Command::Status(args) => status(&cli, args).await,
         Command::Crawl(args) => {
-            let key = require_key(&env)?;
+            let lanes = lanes_for(args, &env)?;
             let store = open_db(&cli, true).await?;
-            crawl_and_report(&store, args, key, &env, cli.quiet, "crawl").await
+            crawl_and_report(&store, args, lanes, &env, cli.quiet, "crawl").await
         }
         Command::Run(args) => {
-            let key = require_key(&env)?;
+            let lanes = lanes_for(&args.crawl, &env)?;
             let store = open_db(&cli, true).await?;
             let loaded = load_files(&store, &args.load, cli.quiet).await?;
             if loaded == ExitCode::NoInput {
                 return Ok(loaded);
             }
-            crawl_and_report(&store, &args.crawl, key, &env, cli.quiet, "run").await
+            crawl_and_report(&store, &args.crawl, lanes, &env, cli.quiet, "run").await
         }
         Command::Demo(args) => demo(args, &env, cli.quiet).await,
         Command::Show(args) => show(&cli, args).await,
@@ -97,12 +106,78 @@ fn require_key(env: &Environment) -> anyhow::Result<SecretString> {
     env.api_key.clone().ok_or_else(|| {
         UsageError(
             "GOOGLE_BOOKS_API_KEY is not set: Google refuses keyless requests. Put it in the \
-             environment or in .env (see .env.example), or try `isbn-crawler demo`, which needs \
-             no key"
+             environment or in .env (see .env.example), or leave Google out with \
+             `--providers openlibrary` (Open Library needs no key); `isbn-crawler demo` needs \
+             neither"
                 .into(),
         )
         .into()
     })
+}
+
+/// One lane per provider named, in their order, with each provider's client and limits.
+fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<Vec<Lane>> {
+    let mut lanes = Vec::new();
+    for id in &args.providers.0 {
+        lanes.push(match id {
+            ProviderId::Google => Lane {
+                provider: Arc::new(client_for(args, Some(require_key(env)?))?),
+                rate: args.rate.0,
+                concurrency: args.concurrency as usize,
+                batch: args.batch as usize,
+                daily_budget: args.daily_budget,
+            },
+            ProviderId::OpenLibrary => {
+                let client = open_library::Client::new(open_library::ClientConfig {
+                    base_url: args.openlibrary_url.clone(),
+                    contact: env.contact.clone(),
+                    timeout: args.timeout,
+                    connect_timeout: args.connect_timeout,
+                    batch: args.openlibrary_batch as usize,
+                })
+                .map_err(|e| UsageError(e.to_string()))?;
+                Lane {
+                    provider: Arc::new(client),
+                    rate: openlibrary_rate(args, env)?,
+                    concurrency: args.openlibrary_concurrency as usize,
+                    batch: args.openlibrary_batch as usize,
+                    daily_budget: None,
+                }
+            }
+        });
+    }
+    Ok(lanes)
+}
+
+/// `--openlibrary-rate`, within what Open Library allows: 3/s for a client that names a contact,
+/// 1/s for one that does not. A server on this machine (a test, a mirror) is not Open Library.
+fn openlibrary_rate(args: &CrawlArgs, env: &Environment) -> anyhow::Result<Option<f64>> {
+    let local = reqwest::Url::parse(&args.openlibrary_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]");
+    let asked = args.openlibrary_rate.0;
+    if local {
+        return Ok(asked);
+    }
+    if asked.is_none_or(|r| r > open_library::MAX_RATE) {
+        return Err(UsageError(
+            "--openlibrary-rate: Open Library allows at most 3 requests a second (1/s without \
+             ISBN_CRAWLER_CONTACT); for bulk use see its dumps, https://openlibrary.org/developers/dumps"
+                .into(),
+        )
+        .into());
+    }
+    if env.contact.is_none() {
+        let capped = asked.map(|r| r.min(open_library::ANONYMOUS_RATE));
+        if capped != asked {
+            tracing::warn!(
+                "--openlibrary-rate capped at 1/s: set ISBN_CRAWLER_CONTACT to identify this client"
+            );
+        }
+        return Ok(capped);
+    }
+    Ok(asked)
 }
 
 async fn load_files(store: &SqliteStore, args: &LoadArgs, quiet: bool) -> anyhow::Result<ExitCode> {
@@ -184,9 +259,7 @@ pub fn render_status(s: &Status, db: &Path) -> String {
 
 fn crawl_options(args: &CrawlArgs, command: &str) -> CrawlOptions {
     CrawlOptions {
-        rate: args.rate.0,
-        concurrency: args.concurrency as usize,
-        daily_budget: args.daily_budget,
+        fill_missing: args.fill == Fill::Missing,
         wait_for_quota: args.wait_for_quota,
         quota_probe_interval: args.quota_probe_interval,
         retry: RetryPolicy {
@@ -195,7 +268,6 @@ fn crawl_options(args: &CrawlArgs, command: &str) -> CrawlOptions {
             max: args.backoff_max,
         },
         lease: args.lease,
-        batch: args.batch as usize,
         command: command.to_string(),
     }
 }
@@ -209,7 +281,7 @@ fn client_for(args: &CrawlArgs, key: Option<SecretString>) -> anyhow::Result<Cli
         connect_timeout: args.connect_timeout,
     })
     .map_err(|e| match e {
-        google_books::Error::BadUrl(_) => UsageError(e.to_string()).into(),
+        google::Error::BadUrl(_) => UsageError(e.to_string()).into(),
         e => anyhow::Error::new(e),
     })
 }
@@ -217,19 +289,18 @@ fn client_for(args: &CrawlArgs, key: Option<SecretString>) -> anyhow::Result<Cli
 async fn crawl_and_report<S: Store>(
     store: &S,
     args: &CrawlArgs,
-    key: SecretString,
+    lanes: Vec<Lane>,
     env: &Environment,
     quiet: bool,
     command: &str,
 ) -> anyhow::Result<ExitCode> {
-    let client = client_for(args, Some(key))?;
-    let summary = crawl_with(store, client, crawl_options(args, command), env, quiet).await?;
+    let summary = crawl_with(store, lanes, crawl_options(args, command), env, quiet).await?;
     Ok(report_summary(&summary, quiet))
 }
 
 async fn crawl_with<S: Store>(
     store: &S,
-    client: Client,
+    lanes: Vec<Lane>,
     opts: CrawlOptions,
     env: &Environment,
     quiet: bool,
@@ -239,7 +310,7 @@ async fn crawl_with<S: Store>(
         .handle_signals
         .then(|| spawn_signal_handler(control.clone()));
     let reporter = Reporter::new(quiet, store.open_jobs().await?);
-    let result = crawl::crawl(store.clone(), client, opts, control, &reporter).await;
+    let result = crawl::crawl(store.clone(), lanes, opts, control, &reporter).await;
     reporter.finish();
     if let Some(task) = signals {
         task.abort();
@@ -322,8 +393,27 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
             s.open_jobs
         );
     }
+    if s.lanes.len() > 1 && !quiet {
+        for l in &s.lanes {
+            let c = &l.counts;
+            println!(
+                "  {:<12} {} requests: {} found, {} not found, {} failed, {} retried, {} given back ({})",
+                l.provider.title(),
+                c.requests,
+                c.done,
+                c.not_found,
+                c.failed,
+                c.retried,
+                c.given_back,
+                l.stop.code()
+            );
+        }
+    }
     if s.recovered > 0 && !quiet {
-        println!("took back {} jobs from runs that were killed", s.recovered);
+        println!(
+            "took back {} lookups from runs that were killed",
+            s.recovered
+        );
     }
     match &s.stop {
         StopReason::Finished if c.failed > 0 => {
@@ -332,6 +422,18 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
         }
         StopReason::Finished => ExitCode::Success,
         StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent => {
+            let others: Vec<&str> = s
+                .lanes
+                .iter()
+                .filter(|l| l.provider != ProviderId::Google && l.stop == StopReason::Finished)
+                .map(|l| l.provider.title())
+                .collect();
+            if !others.is_empty() {
+                println!(
+                    "{} finished its lookups; Google's part resumes after the quota resets.",
+                    others.join(", ")
+                );
+            }
             let what = if s.stop == StopReason::BudgetSpent {
                 "the --daily-budget"
             } else {
@@ -350,8 +452,13 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
             ExitCode::QuotaExhausted
         }
         StopReason::ApiRejected { kind, message } => {
+            let who = if *kind == crate::providers::Rejection::Blocked {
+                "Open Library"
+            } else {
+                "Google"
+            };
             println!(
-                "stopped: Google refused the request ({message}); {}",
+                "stopped: {who} refused the request ({message}); {}",
                 kind.advice()
             );
             ExitCode::ApiRejected
@@ -362,6 +469,68 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
         }
         StopReason::StoreFailed => ExitCode::Storage,
     }
+}
+
+/// The demo's fake: real books (as the goodreads export names them), known to one source or
+/// both, with a wrong book, a 503 that a retry fixes, and fields only one source has.
+fn demo_fake() -> FakeConfig {
+    let mut config = FakeConfig {
+        latency: Duration::from_millis(40),
+        ..FakeConfig::default()
+    };
+    let books = [
+        ("9780002005883", "Gilead", "Marilynne Robinson"),
+        ("9780002261982", "Spider's Web", "Agatha Christie"),
+        ("9780006163831", "The One Tree", "Stephen R. Donaldson"),
+        ("9780006178736", "Rage of Angels", "Sidney Sheldon"),
+        ("9780006280897", "The Four Loves", "C.S. Lewis"),
+        ("9780006280934", "The Problem of Pain", "C.S. Lewis"),
+        (
+            "9780006380832",
+            "Empires of the Monsoon: A History of the Indian Ocean and Its Invaders",
+            "Richard Seymour Hall",
+        ),
+    ];
+    for (isbn, title, author) in books {
+        config
+            .catalogue
+            .insert(isbn.into(), (title.into(), vec![author.into()]));
+    }
+    // Neither source knows the three the goodreads export does not name either.
+    for isbn in ["9780002238304", "9780006353287", "9780006470229"] {
+        config.unknown.insert(isbn.into());
+        config.openlibrary.unknown.insert(isbn.into());
+    }
+    // Open Library alone knows one; Google alone another; Google sends a wrong book for a third.
+    config.unknown.insert("9780006380832".into());
+    config.openlibrary.unknown.insert("9780002005883".into());
+    config.wrong_book.insert("9780006178736".into());
+    config
+        .scripted
+        .insert("9780002238304".into(), [Fault::Unavailable].into());
+    config
+}
+
+/// `{"title":"google","page_count":"openlibrary"}` as `google: title, ... · openlibrary: ...`.
+fn provenance_summary(provenance: Option<&str>) -> String {
+    let Some(map) = provenance
+        .and_then(|p| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(p).ok())
+    else {
+        return String::new();
+    };
+    let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (field, provider) in map {
+        by.entry(provider.as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(field);
+    }
+    by.into_iter()
+        .map(|(p, fields)| match fields.len() {
+            n if n <= 3 => format!("{p}: {}", fields.join(", ")),
+            n => format!("{p}: {n} fields"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The whole flow offline, against the fake API, in a database of its own.
@@ -379,22 +548,11 @@ async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result
         }
     }
     let store = SqliteStore::open(db, true).await?;
-    // The fake answers like Google, with a few of its habits: a wrong book for one ISBN
-    // (verification turns it into not_found), one unknown ISBN, one 503 that a retry fixes.
-    let mut config = FakeConfig {
-        latency: Duration::from_millis(40),
-        ..FakeConfig::default()
-    };
-    config.wrong_book.insert("9780006178736".into());
-    config.unknown.insert("9780006380832".into());
-    config
-        .scripted
-        .insert("9780002238304".into(), [Fault::Unavailable].into());
-    let fake = FakeApi::start(config)
+    let fake = FakeApi::start(demo_fake())
         .await
         .context("cannot start the fake API on 127.0.0.1")?;
     println!(
-        "demo: fake Google Books at {}, database {}",
+        "demo: fake Google Books and Open Library at {}, database {}",
         fake.url(),
         db.display()
     );
@@ -407,35 +565,50 @@ async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result
     .await?;
     print!("{}", report.render());
 
-    let args = CrawlArgs {
-        rate: crate::cli::Rate(Some(20.0)),
-        concurrency: 4,
-        daily_budget: None,
-        wait_for_quota: false,
-        quota_probe_interval: Duration::from_secs(60),
-        max_attempts: 6,
-        backoff_base: Duration::from_millis(200),
-        backoff_max: Duration::from_secs(2),
-        country: "US".into(),
-        api_url: fake.url(),
-        timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(5),
-        lease: Duration::from_secs(60),
-        batch: 1,
+    // The options a user would type, against the fake.
+    #[derive(clap::Parser)]
+    struct DemoCrawl {
+        #[command(flatten)]
+        crawl: CrawlArgs,
+    }
+    let url = fake.url();
+    let args = <DemoCrawl as clap::Parser>::try_parse_from([
+        "demo",
+        "--rate=20/s",
+        "--openlibrary-rate=20/s",
+        "--backoff-base=200ms",
+        "--backoff-max=2s",
+        "--timeout=10s",
+        "--api-url",
+        &url,
+        "--openlibrary-url",
+        &url,
+    ])?
+    .crawl;
+    let demo_env = Environment {
+        api_key: Some(SecretString::from("demo-key".to_string())),
+        ..env.clone()
     };
-    let client = client_for(&args, None)?;
-    let summary = crawl_with(&store, client, crawl_options(&args, "demo"), env, quiet).await?;
+    let lanes = lanes_for(&args, &demo_env)?;
+    let summary = crawl_with(&store, lanes, crawl_options(&args, "demo"), env, quiet).await?;
     let code = report_summary(&summary, false);
     println!();
     println!(
-        "{:<13}  {:<9}  {:<4}  title / why",
-        "isbn13", "state", "year"
+        "{:<13}  {:<9}  {:<34}  {:<22}  where the fields came from",
+        "isbn13", "state", "title / why", "authors"
     );
     let mut records = store.records(&JobState::ALL);
     while let Some(r) = records.try_next().await? {
-        let year = r.published_year.map(|y| y.to_string()).unwrap_or_default();
+        let authors = Column::Authors.cell(&r).to_text();
+        let from = provenance_summary(r.provenance.as_deref());
         let what = r.title.or(r.last_error).unwrap_or_default();
-        println!("{:<13}  {:<9}  {:<4}  {what}", r.isbn13, r.state, year);
+        println!(
+            "{:<13}  {:<9}  {:<34}  {:<22}  {from}",
+            r.isbn13,
+            r.state,
+            shorten(&what, 34),
+            shorten(&authors, 22)
+        );
     }
     println!(
         "\nquery it: sqlite3 {} 'select isbn13, title, authors from books'",
@@ -672,6 +845,11 @@ async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
     let now = now_ms();
     let filter = RequeueFilter {
         states: args.state.0.clone(),
+        providers: args
+            .provider
+            .as_ref()
+            .map(|p| p.0.clone())
+            .unwrap_or_default(),
         updated_before_ms: args
             .older_than
             .map(|d| now.saturating_sub(d.as_millis() as i64)),

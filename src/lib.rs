@@ -6,7 +6,7 @@ arguments, prints the error once and returns the exit code. Tests drive [`run`] 
 binary) against the in-process fake API in [`fake_api`].
 
 Data flows one way: [`input`] → [`load`] → [`store`] (jobs) → [`crawl`] (workers using
-[`google_books`]) → [`store`] (books, runs) → `status`. See ARCHITECTURE.md for the map.
+[`providers`]) → [`store`] (books, runs) → `status`. See ARCHITECTURE.md for the map.
 */
 
 pub mod cli;
@@ -15,11 +15,11 @@ pub mod crawl;
 pub mod exit;
 pub mod export;
 pub mod fake_api;
-pub mod google_books;
 pub mod input;
 pub mod isbn;
 pub mod load;
 pub mod progress;
+pub mod providers;
 pub mod store;
 
 pub use commands::Environment;

@@ -355,6 +355,7 @@ async fn claiming_is_an_index_scan() {
     .bind(2)
     .bind(3)
     .bind(10)
+    .bind("google")
     .fetch_all(store.pool())
     .await
     .expect("plan")
@@ -363,7 +364,7 @@ async fn claiming_is_an_index_scan() {
     .collect();
     let plan = plan.join(" | ");
     assert!(
-        plan.contains("INDEX jobs_due (next_attempt_at<?)"),
+        plan.contains("INDEX lookups_due (provider=? AND next_attempt_at<?)"),
         "{plan}"
     );
     assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");

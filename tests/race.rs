@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use common::{Scratch, env_with_key, loaded};
 use futures_util::stream::BoxStream;
-use isbn_crawler::crawl::{self, CrawlOptions, StopReason, retry::RetryPolicy};
+use isbn_crawler::crawl::{self, CrawlOptions, Lane, StopReason, retry::RetryPolicy};
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
-use isbn_crawler::google_books::{Client, ClientConfig};
 use isbn_crawler::progress::Reporter;
+use isbn_crawler::providers::ProviderId;
+use isbn_crawler::providers::google::{Client, ClientConfig};
 use isbn_crawler::store::*;
 
 /// Delegates everything to SQLite, but answers `next_due_at` 100 ms after reading it.
@@ -53,29 +54,46 @@ impl Store for SlowStore {
     ) -> Result<u64> {
         self.0.recover_leases(me, now_ms, is_alive).await
     }
+    async fn ensure_lookups(
+        &self,
+        providers: &[ProviderId],
+        fill_missing: bool,
+        now_ms: i64,
+    ) -> Result<u64> {
+        self.0.ensure_lookups(providers, fill_missing, now_ms).await
+    }
+    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
+        self.0.provider_records(isbn13).await
+    }
     async fn claim(
         &self,
         run_id: i64,
+        provider: ProviderId,
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Vec<ClaimedJob>> {
-        self.0.claim(run_id, n, now_ms, lease_until_ms).await
+        self.0
+            .claim(run_id, provider, n, now_ms, lease_until_ms)
+            .await
     }
     async fn complete(
         &self,
         run_id: i64,
         c: &[Completion],
+        precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,
     ) -> Result<u64> {
-        self.0.complete(run_id, c, quota_day, now_ms).await
+        self.0
+            .complete(run_id, c, precedence, quota_day, now_ms)
+            .await
     }
     async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         self.0.heartbeat(run_id, now_ms, lease_until_ms).await
     }
-    async fn next_due_at(&self) -> Result<Option<i64>> {
-        let answer = self.0.next_due_at().await;
+    async fn next_due_at(&self, provider: ProviderId) -> Result<Option<i64>> {
+        let answer = self.0.next_due_at(provider).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         answer
     }
@@ -119,10 +137,15 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
         connect_timeout: Duration::from_secs(5),
     })
     .expect("client");
-    let opts = CrawlOptions {
+    let lanes = vec![Lane {
+        provider: std::sync::Arc::new(client),
         rate: None,
         concurrency: 4,
+        batch: 1,
         daily_budget: None,
+    }];
+    let opts = CrawlOptions {
+        fill_missing: false,
         wait_for_quota: false,
         quota_probe_interval: Duration::from_secs(60),
         retry: RetryPolicy {
@@ -131,11 +154,10 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
             max: Duration::from_millis(2),
         },
         lease: Duration::from_secs(60),
-        batch: 1,
         command: "test".into(),
     };
     let store = SlowStore(s.store().await);
-    let summary = crawl::crawl(store, client, opts, Default::default(), &Reporter::quiet())
+    let summary = crawl::crawl(store, lanes, opts, Default::default(), &Reporter::quiet())
         .await
         .expect("crawl");
     assert_eq!(summary.stop, StopReason::Finished);

@@ -53,7 +53,10 @@ async fn a_database_locked_past_the_busy_timeout_is_exit_7_for_load_and_crawl() 
     assert_eq!(code, Some(STORAGE), "{out}");
     assert!(out.contains("is locked by another process"), "{out}");
     let api = FakeApi::start(FakeConfig::default()).await.expect("fake");
-    let (code, out) = run(&s.db(), &["crawl", "--api-url", &api.url()]);
+    let (code, out) = run(
+        &s.db(),
+        &["crawl", "--providers", "google", "--api-url", &api.url()],
+    );
     assert_eq!(code, Some(STORAGE), "{out}");
     assert!(out.contains("is locked by another process"), "{out}");
     assert_eq!(
@@ -165,7 +168,15 @@ async fn a_full_disk_stops_the_crawl_keeps_every_book_and_the_next_run_finishes(
     assert_eq!(code, Some(0), "{out}");
     let api = FakeApi::start(FakeConfig::default()).await.expect("fake");
     let url = api.url();
-    let crawl = ["crawl", "--api-url", url.as_str(), "--rate", "unlimited"];
+    let crawl = [
+        "crawl",
+        "--providers",
+        "google",
+        "--api-url",
+        url.as_str(),
+        "--rate",
+        "unlimited",
+    ];
     let (code, out) = run(&db, &crawl);
     assert_eq!(code, Some(STORAGE), "{out}");
     assert!(out.contains("the disk is full"), "{out}");

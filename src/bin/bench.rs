@@ -340,7 +340,8 @@ async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Resul
     let mut cmd = Command::new(crawler()?);
     cmd.args(["--quiet", "--db"])
         .arg(db)
-        .args(["crawl", "--rate", "unlimited", "--api-url", &fake.url()])
+        .args(["crawl", "--providers", "google", "--rate", "unlimited"])
+        .args(["--api-url", &fake.url()])
         .args(extra)
         .env("GOOGLE_BOOKS_API_KEY", "bench-key")
         .stdout(std::process::Stdio::null());
@@ -352,6 +353,7 @@ async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Resul
 }
 
 async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
+    use isbn_crawler::providers::ProviderId;
     use isbn_crawler::store::{Book, Completion, JobResult, RunInfo, Store};
     let db = load_fresh(dir, "store", n)?;
     let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
@@ -362,6 +364,9 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
         pid_start: None,
     };
     let run = store.begin_run(&info, 0).await?;
+    store
+        .ensure_lookups(&[ProviderId::Google], false, 0)
+        .await?;
     // A book as big as the fake's (about 2 KB of raw JSON).
     let raw = format!(
         r#"{{"id":"x","volumeInfo":{{"description":"{}"}}}}"#,
@@ -370,14 +375,18 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut stored = 0usize;
     loop {
-        let jobs = store.claim(run, 2048, i64::MAX - 1, i64::MAX).await?;
+        let jobs = store
+            .claim(run, ProviderId::Google, 2048, i64::MAX - 1, i64::MAX)
+            .await?;
         if jobs.is_empty() {
             break;
         }
         let completions: Vec<Completion> = jobs
             .iter()
             .map(|j| Completion {
-                job_id: j.id,
+                lookup_id: j.id,
+                provider: ProviderId::Google,
+                then: None,
                 requests: 1,
                 result: JobResult::Done(Box::new(Book {
                     isbn13: j.isbn.to_string(),
@@ -392,7 +401,9 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
             })
             .collect();
         // The writer's unit: up to 2,048 results per transaction.
-        stored += store.complete(run, &completions, "bench", 0).await? as usize;
+        stored += store
+            .complete(run, &completions, &ProviderId::ALL, "bench", 0)
+            .await? as usize;
     }
     let secs = started.elapsed().as_secs_f64();
     println!("store: {stored} books claimed and stored in {secs:.2} s");

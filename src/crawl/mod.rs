@@ -20,7 +20,13 @@ Why this shape:
 - The writer counts what it has committed (`in_flight`) and wakes the dispatcher, which is how
   the dispatcher knows the crawl is over: nothing claimable, nothing in flight, no retry due.
 
-Stopping: the first stop request wins ([`StopReason`]). A stop for the quota, a refused key or
+Providers: one *lane* per provider (its own dispatcher, workers, writer, rate limiter and, for
+Google, the daily budget), all in one run. A lane claims only its provider's lookups, so a
+Google quota stop pauses Google alone while Open Library goes on. With `--fill missing` a
+lane's "not found" makes the next provider's lookup in the same transaction, and that lane does
+not finish while the lanes feeding it may still make work.
+
+Stopping: the first stop request of a lane wins ([`StopReason`]). A stop for the quota, a refused key or
 a signal stops claiming at once; jobs not yet sent go back to `pending` with their attempt
 refunded. Requests in flight finish, except after an interrupt's grace period (`abort`).
 */
@@ -37,30 +43,48 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::google_books::{
-    BatchAnswer, Client, MAX_BATCH as MAX_ISBNS_PER_REQUEST, Outcome, Rejection,
-};
+use std::collections::VecDeque;
+
 use crate::isbn::Isbn13;
 use crate::progress::Reporter;
+use crate::providers::{Answer, Outcome, Provider, ProviderId, Rejection};
 use crate::store::{self, ClaimedJob, Completion, JobResult, RunEnd, RunInfo, Store};
 use limiter::Limiter;
 use quota::Budget;
 use retry::RetryPolicy;
 
+/// What the whole run shares.
 #[derive(Debug, Clone)]
 pub struct CrawlOptions {
-    /// Requests per second; `None` is unlimited.
-    pub rate: Option<f64>,
-    pub concurrency: usize,
-    pub daily_budget: Option<u64>,
     pub wait_for_quota: bool,
     pub quota_probe_interval: Duration,
     pub retry: RetryPolicy,
     pub lease: Duration,
-    /// ISBNs asked per request (1 to 40); see [`process_batch`].
-    pub batch: usize,
+    /// `--fill missing`: a later provider is asked only where every earlier one found nothing.
+    pub fill_missing: bool,
     /// What the `runs` table calls this run (`crawl`, `run`, `demo`).
     pub command: String,
+}
+
+/// One provider's part of a run, in precedence order.
+#[derive(Clone)]
+pub struct Lane {
+    pub provider: Arc<dyn Provider>,
+    /// Requests per second; `None` is unlimited.
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    /// ISBNs asked per request (1 to the provider's maximum); see [`process_group`].
+    pub batch: usize,
+    /// Requests allowed per quota day (Google's; counted in `quota_days`).
+    pub daily_budget: Option<u64>,
+}
+
+/// How one lane ended.
+#[derive(Debug, Clone)]
+pub struct LaneSummary {
+    pub provider: ProviderId,
+    pub stop: StopReason,
+    pub counts: Counts,
 }
 
 /// Why a crawl ended.
@@ -149,7 +173,10 @@ impl Counters {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub run_id: i64,
+    /// The lanes' stops combined: the one that most needs the user (an error, an interrupt, a
+    /// refusal, the quota), else finished.
     pub stop: StopReason,
+    pub lanes: Vec<LaneSummary>,
     pub counts: Counts,
     /// Jobs a dead run held that this run took back before starting.
     pub recovered: u64,
@@ -224,15 +251,27 @@ impl Stop {
     }
 }
 
-/// What every task of one crawl shares.
+/// What every task of one lane shares.
 struct Ctx<S> {
     store: S,
-    client: Client,
+    provider: Arc<dyn Provider>,
+    id: ProviderId,
+    lane: Lane,
     opts: CrawlOptions,
     run_id: i64,
     limiter: Limiter,
     budget: Budget,
+    /// This lane's counts, and the run's.
     counters: Arc<Counters>,
+    total: Arc<Counters>,
+    /// The provider to ask next where this one finds nothing (`--fill missing`).
+    then: Option<ProviderId>,
+    precedence: Vec<ProviderId>,
+    /// Lanes that may still make lookups for this one; it waits for them before finishing.
+    upstream: Vec<Arc<std::sync::atomic::AtomicBool>>,
+    running: Arc<std::sync::atomic::AtomicBool>,
+    /// Woken when any lane commits or ends.
+    wake: Arc<Notify>,
 }
 
 pub fn now_ms() -> i64 {
@@ -242,7 +281,7 @@ pub fn now_ms() -> i64 {
 /// Runs a crawl to its end: everything done, or a stop. See the module docs.
 pub async fn crawl<S: Store>(
     store: S,
-    client: Client,
+    lanes: Vec<Lane>,
     opts: CrawlOptions,
     control: Control,
     progress: &Reporter,
@@ -257,31 +296,151 @@ pub async fn crawl<S: Store>(
     if recovered > 0 {
         tracing::info!(recovered, "took back the leases of runs that are gone");
     }
+    let order: Vec<ProviderId> = lanes.iter().map(|l| l.provider.id()).collect();
+    store
+        .ensure_lookups(&order, opts.fill_missing, now_ms())
+        .await?;
     let today = quota::quota_day(quota::now());
     let quota_today = store.quota_day(&today).await?;
     let used = quota_today.requests;
     // After a quota stop (even one whose wait was interrupted), one request alone first.
-    let mut probe = store.last_stop_reason().await?.as_deref() == Some("quota")
+    let probe = store.last_stop_reason().await?.as_deref() == Some("quota")
         || quota_today.exhausted_at.is_some();
-    progress.attach_budget(used, opts.daily_budget);
-    let ctx = Arc::new(Ctx {
-        limiter: Limiter::new(opts.rate),
-        budget: Budget::new(opts.daily_budget, today, used),
-        counters: Arc::new(Counters::default()),
-        store,
-        client,
-        opts,
-        run_id,
-    });
-    progress.attach(ctx.counters.clone());
+    let budget = lanes
+        .iter()
+        .find(|l| l.provider.id() == ProviderId::Google)
+        .and_then(|l| l.daily_budget);
+    progress.attach_budget(used, budget);
+    let total = Arc::new(Counters::default());
+    progress.attach(total.clone());
+    let wake = Arc::new(Notify::new());
+    let running: Vec<_> = lanes
+        .iter()
+        .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(true)))
+        .collect();
+    let ctxs: Vec<Arc<Ctx<S>>> = lanes
+        .into_iter()
+        .enumerate()
+        .map(|(i, lane)| {
+            let id = lane.provider.id();
+            let google = id == ProviderId::Google;
+            Arc::new(Ctx {
+                limiter: Limiter::new(lane.rate),
+                budget: Budget::new(
+                    if google { lane.daily_budget } else { None },
+                    today.clone(),
+                    used,
+                ),
+                counters: Arc::new(Counters::default()),
+                total: total.clone(),
+                then: order.get(i + 1).copied().filter(|_| opts.fill_missing),
+                precedence: ProviderId::precedence(&order),
+                upstream: if opts.fill_missing {
+                    running[..i].to_vec()
+                } else {
+                    Vec::new()
+                },
+                running: running[i].clone(),
+                wake: wake.clone(),
+                provider: lane.provider.clone(),
+                id,
+                lane,
+                store: store.clone(),
+                opts: opts.clone(),
+                run_id,
+            })
+        })
+        .collect();
 
-    let heartbeat = tokio::spawn(heartbeat(ctx.clone()));
-    let (stop, error) = loop {
-        let stop = Stop::new(&control);
-        session(&ctx, &stop, probe).await;
+    let heartbeat = ctxs.first().map(|c| tokio::spawn(heartbeat(c.clone())));
+    let ended = futures_util::future::join_all(ctxs.iter().map(|ctx| {
+        let probe = probe && ctx.id == ProviderId::Google;
+        let control = control.clone();
+        async move {
+            let r = lane(ctx, &control, progress, probe).await;
+            ctx.running.store(false, Ordering::SeqCst);
+            ctx.wake.notify_waiters();
+            r
+        }
+    }))
+    .await;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+
+    let mut error = None;
+    let mut summaries = Vec::new();
+    for (ctx, (stop, e)) in ctxs.iter().zip(ended) {
+        if error.is_none() {
+            error = e;
+        }
+        summaries.push(LaneSummary {
+            provider: ctx.id,
+            stop,
+            counts: ctx.counters.snapshot(),
+        });
+    }
+    let stop = combined(&summaries);
+    let end = RunEnd {
+        stop_reason: stop.code().to_string(),
+    };
+    let ended = store.end_run(run_id, &end, now_ms()).await;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    ended?;
+    let quota_resets_at = summaries
+        .iter()
+        .any(|l| {
+            matches!(
+                l.stop,
+                StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent
+            )
+        })
+        .then(|| quota::day_end(quota::now()));
+    Ok(Summary {
+        run_id,
+        stop,
+        lanes: summaries,
+        counts: total.snapshot(),
+        recovered,
+        open_jobs: store.open_jobs().await?,
+        quota_resets_at,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The stop that most needs the user, of all lanes.
+fn combined(lanes: &[LaneSummary]) -> StopReason {
+    let rank = |s: &StopReason| match s {
+        StopReason::StoreFailed => 5,
+        StopReason::Interrupted => 4,
+        StopReason::ApiRejected { .. } => 3,
+        StopReason::QuotaExhausted { .. } => 2,
+        StopReason::BudgetSpent => 1,
+        StopReason::Finished => 0,
+    };
+    lanes
+        .iter()
+        .map(|l| &l.stop)
+        .max_by_key(|s| rank(s))
+        .cloned()
+        .unwrap_or(StopReason::Finished)
+}
+
+/// One lane to its end: sessions, and between them the waits for Google's quota.
+async fn lane<S: Store>(
+    ctx: &Arc<Ctx<S>>,
+    control: &Control,
+    progress: &Reporter,
+    mut probe: bool,
+) -> (StopReason, Option<store::Error>) {
+    loop {
+        let stop = Stop::new(control);
+        session(ctx, &stop, probe).await;
         let reason = stop.reason();
         if let Some(e) = stop.take_error() {
-            break (reason, Some(e));
+            return (reason, Some(e));
         }
         let spent = matches!(
             reason,
@@ -299,11 +458,11 @@ pub async fn crawl<S: Store>(
                 )
                 .await
             {
-                break (StopReason::StoreFailed, Some(e));
+                return (StopReason::StoreFailed, Some(e));
             }
         }
         if !(spent && ctx.opts.wait_for_quota) {
-            break (reason, None);
+            return (reason, None);
         }
         // Sleep until the quota day ends (or the next probe), then try one request alone.
         probe = matches!(reason, StopReason::QuotaExhausted { .. });
@@ -315,38 +474,15 @@ pub async fn crawl<S: Store>(
             until_reset
         };
         progress.message(&format!(
-            "quota spent; waiting {} before trying again (Ctrl-C to stop)",
+            "{}: quota spent; waiting {} before trying again (Ctrl-C to stop)",
+            ctx.id.title(),
             crate::progress::human_duration(wait)
         ));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = control.interrupt.cancelled() => break (StopReason::Interrupted, None),
+            _ = control.interrupt.cancelled() => return (StopReason::Interrupted, None),
         }
-    };
-    heartbeat.abort();
-
-    let end = RunEnd {
-        stop_reason: stop.code().to_string(),
-    };
-    let ended = ctx.store.end_run(run_id, &end, now_ms()).await;
-    if let Some(e) = error {
-        return Err(e);
     }
-    ended?;
-    let quota_resets_at = matches!(
-        stop,
-        StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent
-    )
-    .then(|| quota::day_end(quota::now()));
-    Ok(Summary {
-        run_id,
-        stop,
-        counts: ctx.counters.snapshot(),
-        recovered,
-        open_jobs: ctx.store.open_jobs().await?,
-        quota_resets_at,
-        elapsed: started.elapsed(),
-    })
 }
 
 /// One stretch of crawling, until everything is done or a stop.
@@ -355,7 +491,7 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
         stop.request(StopReason::BudgetSpent);
         return;
     }
-    let concurrency = ctx.opts.concurrency.max(1);
+    let concurrency = ctx.lane.concurrency.max(1);
     // Jobs travel in groups of one request's worth (`--batch`). Room for two claims of a group
     // per worker: one being worked through, one refilled.
     let (job_tx, job_rx) = mpsc::channel::<Vec<ClaimedJob>>(2 * concurrency);
@@ -407,8 +543,8 @@ async fn dispatch<S: Store>(
     mut probe: bool,
 ) -> Result<(), store::Error> {
     let lease_ms = ctx.opts.lease.as_millis() as i64;
-    let per_request = ctx.opts.batch.clamp(1, MAX_ISBNS_PER_REQUEST);
-    let groups = ctx.opts.concurrency.max(1);
+    let per_request = ctx.lane.batch.clamp(1, ctx.provider.max_batch());
+    let groups = ctx.lane.concurrency.max(1);
     loop {
         // Claim a request's worth for every worker at a time, once that many slots are free:
         // one claim statement per `concurrency` requests, and workers never wait on an empty
@@ -429,7 +565,7 @@ async fn dispatch<S: Store>(
         let now = now_ms();
         let jobs = ctx
             .store
-            .claim(ctx.run_id, want as u32, now, now + lease_ms)
+            .claim(ctx.run_id, ctx.id, want as u32, now, now + lease_ms)
             .await?;
         if jobs.is_empty() {
             drop(permits);
@@ -437,14 +573,17 @@ async fn dispatch<S: Store>(
             // the two could otherwise turn in-flight jobs into pending ones unseen, and the
             // crawl would end with work left. With nothing in flight, nothing can commit.
             let idle = in_flight.load(Ordering::SeqCst) == 0;
-            let next_due = ctx.store.next_due_at().await?;
-            if idle && next_due.is_none() {
+            // Lanes feeding this one (`--fill missing`) may still make lookups for it.
+            let fed = ctx.upstream.iter().any(|r| r.load(Ordering::SeqCst));
+            let next_due = ctx.store.next_due_at(ctx.id).await?;
+            if idle && next_due.is_none() && !fed {
                 return Ok(());
             }
             // Wait for a commit (which may bring a retry), the next due time, or a stop.
             let wait_ms = next_due.map_or(1000, |t| (t - now_ms()).clamp(10, 60_000));
             tokio::select! {
                 _ = committed.notified() => {}
+                _ = ctx.wake.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
                 _ = stop.soft.cancelled() => return Ok(()),
             }
@@ -469,11 +608,13 @@ async fn dispatch<S: Store>(
     }
 }
 
-fn give_back(job: &ClaimedJob, requests: u32) -> Completion {
+fn give_back<S>(ctx: &Ctx<S>, job: &ClaimedJob, requests: u32) -> Completion {
     Completion {
-        job_id: job.id,
+        lookup_id: job.id,
+        provider: ctx.id,
         result: JobResult::GiveBack,
         requests,
+        then: None,
     }
 }
 
@@ -485,15 +626,8 @@ async fn worker<S: Store>(
 ) {
     loop {
         let group = jobs.lock().await.recv().await;
-        let Some(mut group) = group else { return };
-        let sent = match group.len() {
-            1 => done
-                .send(process(&ctx, &stop, group.remove(0)).await)
-                .await
-                .is_ok(),
-            _ => process_batch(&ctx, &stop, group, &done).await,
-        };
-        if !sent {
+        let Some(group) = group else { return };
+        if !process_group(&ctx, &stop, group, &done).await {
             return;
         }
     }
@@ -534,29 +668,18 @@ fn react<S: Store>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
     }
 }
 
-fn complete(policy: &RetryPolicy, job: &ClaimedJob, outcome: Outcome, requests: u32) -> Completion {
+fn complete<S>(ctx: &Ctx<S>, job: &ClaimedJob, outcome: Outcome) -> Completion {
+    let policy = &ctx.opts.retry;
     Completion {
-        job_id: job.id,
+        lookup_id: job.id,
+        provider: ctx.id,
         result: retry::job_result(outcome, job.attempts, policy, now_ms(), &mut rand::rng()),
-        requests,
+        requests: 0,
+        then: ctx.then,
     }
 }
 
-/// One job: a permit, a unit of budget, the request, and what it means.
-async fn process<S: Store>(ctx: &Ctx<S>, stop: &Stop, job: ClaimedJob) -> Completion {
-    if !permit_and_budget(ctx, stop).await {
-        return give_back(&job, 0);
-    }
-    let outcome = tokio::select! {
-        biased;
-        _ = stop.hard.cancelled() => return give_back(&job, 1),
-        o = ctx.client.lookup(&job.isbn) => o,
-    };
-    react(ctx, stop, &outcome);
-    complete(&ctx.opts.retry, &job, outcome, 1)
-}
-
-/// Sends completions to the writer, counting a not yet counted request on the first one.
+/// Sends completions to the writer, counting requests not yet counted on the next one.
 struct Outbox<'a> {
     done: &'a mpsc::Sender<Completion>,
     uncounted: u32,
@@ -569,9 +692,13 @@ impl Outbox<'_> {
         self.done.send(c).await.is_ok()
     }
 
-    async fn give_back_all(&mut self, jobs: &[ClaimedJob]) -> bool {
+    async fn give_back_all<S>(
+        &mut self,
+        ctx: &Ctx<S>,
+        jobs: impl IntoIterator<Item = ClaimedJob>,
+    ) -> bool {
         for j in jobs {
-            if !self.send(give_back(j, 0)).await {
+            if !self.send(give_back(ctx, &j, 0)).await {
                 return false;
             }
         }
@@ -579,61 +706,73 @@ impl Outbox<'_> {
     }
 }
 
-/// Several jobs in one request (`--batch`). Matched books are done, and sent to the writer at
-/// once; every miss is then asked again alone before it can be called `not_found`, since an
-/// OR search drops books it finds alone. The request counts once against the rate and the
-/// budget, on the first completion sent. Returns `false` when the writer is gone.
-async fn process_batch<S: Store>(
+/// One group of lookups (one request's worth), to a verdict for each. Every request waits for
+/// a rate permit and a unit of budget and counts once, on the next completion sent. An answer
+/// that is no verdict for some ISBNs (Google's OR search dropping a book, Open Library's `{}`
+/// for a whole batch) has them asked again in smaller requests ([`Provider::regroup`]); a
+/// permanent refusal of a batch has each asked alone. Returns `false` when the writer is gone.
+async fn process_group<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
     jobs: Vec<ClaimedJob>,
     done: &mpsc::Sender<Completion>,
 ) -> bool {
     let mut out = Outbox { done, uncounted: 0 };
-    if !permit_and_budget(ctx, stop).await {
-        return out.give_back_all(&jobs).await;
-    }
-    out.uncounted = 1;
-    let isbns: Vec<Isbn13> = jobs.iter().map(|j| j.isbn).collect();
-    let answer = tokio::select! {
-        biased;
-        _ = stop.hard.cancelled() => return out.give_back_all(&jobs).await,
-        a = ctx.client.lookup_batch(&isbns) => a,
-    };
-    let mut alone = Vec::new();
-    match answer {
-        BatchAnswer::Books(found) => {
-            ctx.limiter.on_success();
-            for (job, book) in jobs.into_iter().zip(found) {
-                match book {
-                    Some(book) => {
-                        let c = complete(&ctx.opts.retry, &job, Outcome::Found(book), 0);
-                        if !out.send(c).await {
-                            return false;
+    let mut queue = VecDeque::from([jobs]);
+    while let Some(group) = queue.pop_front() {
+        if !permit_and_budget(ctx, stop).await {
+            return out
+                .give_back_all(ctx, queue.into_iter().flatten().chain(group))
+                .await;
+        }
+        out.uncounted += 1;
+        let isbns: Vec<Isbn13> = group.iter().map(|j| j.isbn).collect();
+        let answer = tokio::select! {
+            biased;
+            _ = stop.hard.cancelled() => {
+                return out.give_back_all(ctx, queue.into_iter().flatten().chain(group)).await;
+            }
+            a = ctx.provider.lookup(&isbns) => a,
+        };
+        match answer {
+            Answer::Items(items) => {
+                ctx.limiter.on_success();
+                let mut unsure = Vec::new();
+                for (job, item) in group.into_iter().zip(items) {
+                    match item {
+                        Some(outcome) => {
+                            if !out.send(complete(ctx, &job, outcome)).await {
+                                return false;
+                            }
                         }
+                        None => unsure.push(job),
                     }
-                    None => alone.push(job),
+                }
+                if unsure.len() == 1 && isbns.len() == 1 {
+                    // A provider unsure of a request of one: take it as not found.
+                    let job = unsure.remove(0);
+                    if !out
+                        .send(complete(ctx, &job, Outcome::NotFound { items: 0 }))
+                        .await
+                    {
+                        return false;
+                    }
+                }
+                let size = ctx.provider.regroup(unsure.len()).max(1);
+                queue.extend(unsure.chunks(size).map(<[ClaimedJob]>::to_vec));
+            }
+            // A refusal no retry of the batch can fix: ask each alone.
+            Answer::Failed(Outcome::Permanent { .. }) if group.len() > 1 => {
+                queue.extend(group.into_iter().map(|j| vec![j]));
+            }
+            Answer::Failed(outcome) => {
+                react(ctx, stop, &outcome);
+                for job in &group {
+                    if !out.send(complete(ctx, job, outcome.clone())).await {
+                        return false;
+                    }
                 }
             }
-        }
-        // A refusal no retry of the batch can fix: ask each alone.
-        BatchAnswer::Failed(Outcome::Permanent { .. }) => alone = jobs,
-        BatchAnswer::Failed(outcome) => {
-            react(ctx, stop, &outcome);
-            for job in &jobs {
-                if !out
-                    .send(complete(&ctx.opts.retry, job, outcome.clone(), 0))
-                    .await
-                {
-                    return false;
-                }
-            }
-        }
-    }
-    for job in alone {
-        let c = process(ctx, stop, job).await;
-        if !out.send(c).await {
-            return false;
         }
     }
     true
@@ -673,10 +812,19 @@ async fn writer<S: Store>(
             let day = quota::quota_day(now);
             match ctx
                 .store
-                .complete(ctx.run_id, &batch, &day, now.timestamp_millis())
+                .complete(
+                    ctx.run_id,
+                    &batch,
+                    &ctx.precedence,
+                    &day,
+                    now.timestamp_millis(),
+                )
                 .await
             {
-                Ok(_) => ctx.counters.add(&batch),
+                Ok(_) => {
+                    ctx.counters.add(&batch);
+                    ctx.total.add(&batch);
+                }
                 Err(e) => {
                     // Nothing of this batch is stored; its jobs keep this run's lease and the
                     // next run takes them back. Later batches are not attempted.
@@ -687,6 +835,9 @@ async fn writer<S: Store>(
         }
         in_flight.fetch_sub(batch.len(), Ordering::SeqCst);
         committed.notify_one();
+        if batch.iter().any(|c| c.then.is_some()) {
+            ctx.wake.notify_waiters();
+        }
         batch.clear();
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::google_books::Outcome;
+use crate::providers::Outcome;
 use crate::store::JobResult;
 
 #[derive(Debug, Clone, Copy)]

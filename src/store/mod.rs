@@ -42,6 +42,7 @@ use futures_util::stream::BoxStream;
 use serde::Serialize;
 
 use crate::isbn::{Isbn13, RejectReason};
+use crate::providers::ProviderId;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -156,14 +157,39 @@ pub struct Status {
     pub due_now: u64,
     /// Rejected input lines per reason code.
     pub rejected_lines: BTreeMap<String, u64>,
-    /// Requests sent in the current quota day (Pacific), and that day.
+    /// Requests sent to Google in the current quota day (Pacific), and that day.
     pub quota_day: String,
     pub requests_today: u64,
+    /// Lookups per provider and state (only providers that have lookups).
+    pub lookups: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
-/// A job a run has leased.
+/// One provider's record of a book, and its lookup: what `show` prints per provider.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ProviderRecord {
+    pub provider: String,
+    pub state: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub record_id: Option<String>,
+    pub title: Option<String>,
+    pub subtitle: Option<String>,
+    pub authors: Option<String>,
+    pub publisher: Option<String>,
+    pub published_date: Option<String>,
+    pub page_count: Option<i64>,
+    pub categories: Option<String>,
+    pub language: Option<String>,
+    pub description: Option<String>,
+    pub thumbnail: Option<String>,
+    pub raw_json: Option<String>,
+    pub fetched_at: Option<i64>,
+}
+
+/// A lookup (one job, one provider) a run has leased.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {
+    /// The lookup's id.
     pub id: i64,
     pub isbn: Isbn13,
     /// Attempts including the one this claim starts.
@@ -213,14 +239,18 @@ pub enum JobResult {
     GiveBack,
 }
 
-/// One finished job, as the crawl's writer hands it to the store.
+/// One finished lookup, as the crawl's writer hands it to the store.
 #[derive(Debug, Clone)]
 pub struct Completion {
-    pub job_id: i64,
+    pub lookup_id: i64,
+    pub provider: ProviderId,
     pub result: JobResult,
-    /// Requests sent for it (counted against the day's quota): 0 when given back unsent, 1
-    /// usually; a `--batch` request is counted on one of its jobs.
+    /// Requests sent for it: 0 when given back unsent, 1 usually; a batch request is counted
+    /// on one of its lookups. Google's count against the day's quota.
     pub requests: u32,
+    /// With `--fill missing`: the provider to ask next if this one did not find the book
+    /// (`not_found` or `failed`); its lookup is made in the same transaction.
+    pub then: Option<ProviderId>,
 }
 
 /// What a run is, for the `runs` table and lease recovery.
@@ -279,6 +309,9 @@ pub struct Record {
     pub raw_json: Option<String>,
     pub fetched_at: Option<i64>,
     pub run_id: Option<i64>,
+    pub openlibrary_key: Option<String>,
+    /// A JSON object: merged field → the provider it came from.
+    pub provenance: Option<String>,
 }
 
 /// A rejected input line as stored.
@@ -298,10 +331,12 @@ pub struct RejectGroup {
     pub examples: Vec<RejectedLine>,
 }
 
-/// Which jobs `requeue` moves back to `pending`.
+/// Which lookups `requeue` moves back to `pending`.
 #[derive(Debug, Clone, Default)]
 pub struct RequeueFilter {
     pub states: Vec<JobState>,
+    /// Only these providers' lookups (empty: every provider).
+    pub providers: Vec<ProviderId>,
     /// Only jobs last changed before this time (Unix ms).
     pub updated_before_ms: Option<i64>,
     /// Only jobs whose `last_error` contains this text.
@@ -338,8 +373,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Every rejected line, in the order they were stored, streamed.
     fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>>;
 
-    /// Moves matching jobs back to `pending`, due now, with fresh attempts. Returns how many.
-    /// Stored books stay until a re-fetch replaces them.
+    /// Moves matching lookups back to `pending`, due now, with fresh attempts, and their jobs
+    /// with them. Returns how many lookups. Stored books stay until a re-fetch replaces them.
     fn requeue(
         &self,
         filter: &RequeueFilter,
@@ -351,6 +386,22 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Records a new run and returns its id (the lease owner of what it claims).
     fn begin_run(&self, info: &RunInfo, now_ms: i64) -> impl Future<Output = Result<i64>> + Send;
 
+    /// Makes the lookups a crawl with these providers needs: one per job and provider, or with
+    /// `fill_missing` one for the first provider, and one for each later provider where every
+    /// earlier one has not found the book. Returns how many were made.
+    fn ensure_lookups(
+        &self,
+        providers: &[ProviderId],
+        fill_missing: bool,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Each provider's record and lookup of one book, in provider order.
+    fn provider_records(
+        &self,
+        isbn13: &str,
+    ) -> impl Future<Output = Result<Vec<ProviderRecord>>> + Send;
+
     /// Ends runs that are gone (`is_alive` says no) and gives their leases back, as well as any
     /// lease past its `lease_until`. Returns how many jobs went back to `pending`.
     fn recover_leases(
@@ -360,21 +411,26 @@ pub trait Store: Clone + Send + Sync + 'static {
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Leases up to `n` due pending jobs to run `run_id`, oldest first, in one atomic statement.
+    /// Leases up to `n` due pending lookups of `provider` to run `run_id`, oldest first, in
+    /// one atomic statement.
     fn claim(
         &self,
         run_id: i64,
+        provider: ProviderId,
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<Vec<ClaimedJob>>> + Send;
 
-    /// Applies completions guarded by the lease, counts their requests for `quota_day` and the
-    /// run, all in one transaction. Returns how many were applied (the rest had lost their lease).
+    /// Applies completions guarded by the lease: stores each found record, re-merges the books
+    /// they touch (fields by `precedence`), makes the lookups `then` names, updates the jobs'
+    /// states, and counts the requests for the run and (Google's) for `quota_day`, all in one
+    /// transaction. Returns how many were applied (the rest had lost their lease).
     fn complete(
         &self,
         run_id: i64,
         completions: &[Completion],
+        precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<u64>> + Send;
@@ -387,8 +443,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// When the next pending job falls due (Unix ms), or `None` when there is none.
-    fn next_due_at(&self) -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// When the next pending lookup of `provider` falls due (Unix ms), or `None` when there is
+    /// none.
+    fn next_due_at(&self, provider: ProviderId)
+    -> impl Future<Output = Result<Option<i64>>> + Send;
 
     /// Jobs not yet terminal (pending or in progress).
     fn open_jobs(&self) -> impl Future<Output = Result<u64>> + Send;

@@ -22,10 +22,11 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::{
-    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, QuotaDay, Record, RejectGroup,
-    RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, Status, Store,
+    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, ProviderRecord, QuotaDay,
+    Record, RejectGroup, RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
+use crate::providers::ProviderId;
 
 /// How long a statement waits for another connection's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,18 +43,148 @@ const ROWS_PER_INSERT: usize = 1000;
 /// One statement, so the choice and the update happen under one write lock and two runs can
 /// never lease the same row. `INDEXED BY` pins the plan to the partial index of due rows (an
 /// error, not a silent table scan, if the index were ever missing).
-pub const CLAIM_SQL: &str = "UPDATE jobs SET state = 'in_progress', attempts = attempts + 1,
+pub const CLAIM_SQL: &str = "UPDATE lookups SET state = 'in_progress', attempts = attempts + 1,
         lease_owner = ?1, lease_until = ?2, updated_at = ?3
-    WHERE id IN (SELECT id FROM jobs INDEXED BY jobs_due
-                 WHERE state = 'pending' AND next_attempt_at <= ?3
+    WHERE id IN (SELECT id FROM lookups INDEXED BY lookups_due
+                 WHERE state = 'pending' AND provider = ?5 AND next_attempt_at <= ?3
                  ORDER BY next_attempt_at, id LIMIT ?4)
     RETURNING id, isbn13, attempts";
+
+/// A job's state from its lookups (`?1`: a JSON array of job ids): done if any provider found
+/// the book, then in progress, pending, failed; not found when every lookup says so.
+const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.attempts,
+        last_error = CASE WHEN d.state = 'done' THEN NULL ELSE d.last_error END, updated_at = ?2
+    FROM (SELECT l.job_id,
+                 CASE WHEN max(l.state = 'done') THEN 'done'
+                      WHEN max(l.state = 'in_progress') THEN 'in_progress'
+                      WHEN max(l.state = 'pending') THEN 'pending'
+                      WHEN max(l.state = 'failed') THEN 'failed'
+                      ELSE 'not_found' END AS state,
+                 sum(l.attempts) AS attempts,
+                 (SELECT e.last_error FROM lookups e
+                  WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
+                  ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) AS last_error
+          FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each(?1))
+          GROUP BY l.job_id) AS d
+    WHERE jobs.id = d.job_id";
+
+/// The fields merged from providers' records into `books`, each from the first provider (in
+/// precedence order) that has it. `published_year` follows `published_date`.
+const MERGED: [&str; 12] = [
+    "title",
+    "subtitle",
+    "authors",
+    "publisher",
+    "published_date",
+    "description",
+    "page_count",
+    "categories",
+    "language",
+    "average_rating",
+    "ratings_count",
+    "thumbnail",
+];
+
+/// `INSERT OR REPLACE INTO books` the merged rows of the ISBNs in `?1` (a JSON array), with
+/// `precedence` deciding each field and `provenance` saying which provider gave it.
+fn merge_sql(precedence: &[ProviderId]) -> String {
+    // Every provider takes part, those not named last: a record stored by another run counts.
+    let precedence = &ProviderId::precedence(precedence);
+    let alias = |p: ProviderId| format!("p_{}", p.as_str());
+    let first_of = |field: &str, value: &dyn Fn(&str) -> String| {
+        let arms: Vec<String> = precedence
+            .iter()
+            .map(|p| {
+                format!(
+                    "WHEN {a}.{field} IS NOT NULL THEN {}",
+                    value(&alias(*p)),
+                    a = alias(*p)
+                )
+            })
+            .collect();
+        format!("CASE {} END", arms.join(" "))
+    };
+    let mut columns = vec![
+        "isbn13".to_string(),
+        "isbn10".into(),
+        "volume_id".into(),
+        "openlibrary_key".into(),
+    ];
+    let mut values = vec![
+        "j.isbn13".to_string(),
+        "j.isbn10".into(),
+        format!("{}.record_id", alias(ProviderId::Google)),
+        format!("{}.record_id", alias(ProviderId::OpenLibrary)),
+    ];
+    let mut provenance = Vec::new();
+    for field in MERGED {
+        columns.push(field.into());
+        values.push(first_of(field, &|a| format!("{a}.{field}")));
+        let names: Vec<String> = precedence
+            .iter()
+            .map(|p| {
+                format!(
+                    "WHEN {}.{field} IS NOT NULL THEN '{}'",
+                    alias(*p),
+                    p.as_str()
+                )
+            })
+            .collect();
+        provenance.push(format!("'{field}', CASE {} END", names.join(" ")));
+    }
+    columns.push("published_year".into());
+    values.push(first_of("published_date", &|a| {
+        format!("{a}.published_year")
+    }));
+    columns.push("raw_json".into());
+    values.push(first_of("raw_json", &|a| format!("{a}.raw_json")));
+    columns.push("provenance".into());
+    values.push(format!(
+        "json_patch('{{}}', json_object({}))",
+        provenance.join(", ")
+    ));
+    columns.push("fetched_at".into());
+    let fetched: Vec<String> = precedence
+        .iter()
+        .map(|p| format!("coalesce({}.fetched_at, 0)", alias(*p)))
+        .collect();
+    values.push(format!("max({}, 0)", fetched.join(", ")));
+    columns.push("run_id".into());
+    let runs: Vec<String> = precedence
+        .iter()
+        .map(|p| format!("{}.run_id", alias(*p)))
+        .collect();
+    values.push(format!("coalesce({})", runs.join(", ")));
+    let joins: Vec<String> = precedence
+        .iter()
+        .map(|p| {
+            format!(
+                "LEFT JOIN provider_books {a} ON {a}.isbn13 = j.isbn13 AND {a}.provider = '{}'",
+                p.as_str(),
+                a = alias(*p)
+            )
+        })
+        .collect();
+    let any: Vec<String> = precedence
+        .iter()
+        .map(|p| format!("{}.isbn13 IS NOT NULL", alias(*p)))
+        .collect();
+    format!(
+        "INSERT OR REPLACE INTO books ({}) SELECT {} FROM jobs j {} \
+         WHERE j.isbn13 IN (SELECT value FROM json_each(?1)) AND ({})",
+        columns.join(", "),
+        values.join(", "),
+        joins.join(" "),
+        any.join(" OR ")
+    )
+}
 
 /// A job joined with its book, as [`Record`] reads it.
 macro_rules! record_select {
     () => {
         "SELECT j.isbn13, j.isbn10, j.state, j.attempts, j.next_attempt_at,
             j.last_error, j.source, j.source_line, j.source_ref, j.created_at, j.updated_at,
+            b.openlibrary_key, b.provenance,
             b.volume_id, b.title, b.subtitle, b.authors, b.publisher, b.published_date,
             b.published_year, b.description, b.page_count, b.categories, b.language,
             b.average_rating, b.ratings_count, b.thumbnail, b.raw_json, b.fetched_at, b.run_id
@@ -270,7 +401,10 @@ impl Store for SqliteStore {
             status.total += n;
         }
         let due: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE state = 'pending' AND next_attempt_at <= ?",
+            "SELECT count(*) FROM jobs j WHERE j.state = 'pending' AND (
+                 NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id)
+                 OR EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id
+                            AND l.state = 'pending' AND l.next_attempt_at <= ?))",
         )
         .bind(now_ms)
         .fetch_one(&self.pool)
@@ -283,6 +417,23 @@ impl Store for SqliteStore {
             .into_iter()
             .collect();
         status.requests_today = self.quota_day(quota_day).await?.requests;
+        let rows =
+            sqlx::query("SELECT provider, state, count(*) FROM lookups GROUP BY provider, state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        for row in rows {
+            let (provider, state): (String, String) = (row.get(0), row.get(1));
+            let (Some(p), Some(st)) = (ProviderId::parse(&provider), JobState::parse(&state))
+            else {
+                continue;
+            };
+            let per = status
+                .lookups
+                .entry(p.as_str())
+                .or_insert_with(|| JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect());
+            per.insert(st.as_str(), row.get::<i64, _>(2) as u64);
+        }
         Ok(status)
     }
 
@@ -344,24 +495,96 @@ impl Store for SqliteStore {
     async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
         let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
         let states = serde_json::to_string(&states).unwrap_or_else(|_| "[]".into());
+        let providers: Vec<&str> = filter.providers.iter().map(|p| p.as_str()).collect();
+        let providers = serde_json::to_string(&providers).unwrap_or_else(|_| "[]".into());
         let mut tx = self.begin_immediate().await?;
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'pending', attempts = 0, next_attempt_at = 0, updated_at = ?1
+        let jobs: Vec<i64> = sqlx::query_scalar(
+            "UPDATE lookups SET state = 'pending', attempts = 0, next_attempt_at = 0, updated_at = ?1
              WHERE state IN (SELECT value FROM json_each(?2))
                AND state != 'in_progress'
+               AND (json_array_length(?5) = 0 OR provider IN (SELECT value FROM json_each(?5)))
                AND (?3 IS NULL OR updated_at < ?3)
-               AND (?4 IS NULL OR instr(coalesce(last_error, ''), ?4) > 0)",
+               AND (?4 IS NULL OR instr(coalesce(last_error, ''), ?4) > 0)
+             RETURNING job_id",
         )
         .bind(now_ms)
         .bind(states)
         .bind(filter.updated_before_ms)
         .bind(filter.error_contains.as_deref())
-        .execute(&mut *tx)
+        .bind(providers)
+        .fetch_all(&mut *tx)
         .await
-        .map_err(|e| self.err(e))?
-        .rows_affected();
+        .map_err(|e| self.err(e))?;
+        derive_jobs(&mut tx, &jobs, now_ms)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(n)
+        Ok(jobs.len() as u64)
+    }
+
+    async fn ensure_lookups(
+        &self,
+        providers: &[ProviderId],
+        fill_missing: bool,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let mut tx = self.begin_immediate().await?;
+        let mut made = 0;
+        for (i, p) in providers.iter().enumerate() {
+            // Under --fill missing, a later provider is asked only where every earlier one
+            // has not found the book.
+            let earlier: Vec<&str> = if fill_missing {
+                providers[..i].iter().map(|e| e.as_str()).collect()
+            } else {
+                Vec::new()
+            };
+            made += sqlx::query(
+                "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+                 SELECT j.id, j.isbn13, ?1, ?2, ?2 FROM jobs j
+                 WHERE NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM json_each(?3) e WHERE NOT EXISTS (
+                       SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = e.value
+                          AND l.state IN ('not_found', 'failed')))
+                 ORDER BY j.id",
+            )
+            .bind(p.as_str())
+            .bind(now_ms)
+            .bind(serde_json::to_string(&earlier).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+        }
+        if made > 0 {
+            // A job every provider so far had given up on has a new chance.
+            sqlx::query(
+                "UPDATE jobs SET state = 'pending', updated_at = ?1
+                 WHERE state IN ('not_found', 'failed') AND EXISTS (
+                     SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'pending')",
+            )
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(made)
+    }
+
+    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
+        sqlx::query_as(
+            "SELECT l.provider, l.state, l.attempts, l.last_error, p.record_id, p.title,
+                    p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
+                    p.categories, p.language, p.description, p.thumbnail, p.raw_json,
+                    p.fetched_at
+             FROM lookups l
+             LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider
+             WHERE l.isbn13 = ?1 ORDER BY l.provider",
+        )
+        .bind(isbn13)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
@@ -411,7 +634,7 @@ impl Store for SqliteStore {
         let mut recovered = 0;
         for id in &dead {
             recovered += sqlx::query(
-                "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0),
+                "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
                         lease_owner = NULL, lease_until = NULL, updated_at = ?
                  WHERE state = 'in_progress' AND lease_owner = ?",
             )
@@ -432,7 +655,7 @@ impl Store for SqliteStore {
         // Leases of runs that ended without giving them back (a failed write), and leases
         // that simply ran out (a run on another host that stopped beating).
         recovered += sqlx::query(
-            "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0),
+            "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
                     lease_owner = NULL, lease_until = NULL, updated_at = ?
              WHERE state = 'in_progress'
                AND lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)",
@@ -443,7 +666,7 @@ impl Store for SqliteStore {
         .map_err(|e| self.err(e))?
         .rows_affected();
         recovered += sqlx::query(
-            "UPDATE jobs SET state = 'pending', attempts = max(attempts - 1, 0),
+            "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
                     lease_owner = NULL, lease_until = NULL, updated_at = ?1
              WHERE state = 'in_progress' AND lease_until < ?1",
         )
@@ -452,6 +675,18 @@ impl Store for SqliteStore {
         .await
         .map_err(|e| self.err(e))?
         .rows_affected();
+        // Jobs shown in progress whose lookups are not (a lease taken back, or a database
+        // written before lookups existed) get their state from their lookups again.
+        let stale: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE state = 'in_progress' AND NOT EXISTS (
+                 SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'in_progress')",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        derive_jobs(&mut tx, &stale, now_ms)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(recovered)
     }
@@ -459,6 +694,7 @@ impl Store for SqliteStore {
     async fn claim(
         &self,
         run_id: i64,
+        provider: ProviderId,
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
@@ -470,6 +706,7 @@ impl Store for SqliteStore {
             .bind(lease_until_ms)
             .bind(now_ms)
             .bind(i64::from(n))
+            .bind(provider.as_str())
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
@@ -496,80 +733,116 @@ impl Store for SqliteStore {
         &self,
         run_id: i64,
         completions: &[Completion],
+        precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,
     ) -> Result<u64> {
         let mut tx = self.begin_immediate().await?;
         // One multi-row UPDATE per chunk, guarded by the lease; RETURNING says which applied.
-        let mut applied_ids = std::collections::HashSet::with_capacity(completions.len());
+        let mut applied = std::collections::HashMap::with_capacity(completions.len());
         for chunk in completions.chunks(ROWS_PER_INSERT / 2) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "UPDATE jobs SET state = v.column2,
-                    next_attempt_at = coalesce(v.column3, jobs.next_attempt_at),
-                    last_error = CASE WHEN v.column6 THEN jobs.last_error ELSE v.column4 END,
-                    attempts = CASE WHEN v.column5 THEN max(jobs.attempts - 1, 0)
-                                    ELSE jobs.attempts END,
+                "UPDATE lookups SET state = v.column2,
+                    next_attempt_at = coalesce(v.column3, lookups.next_attempt_at),
+                    last_error = CASE WHEN v.column6 THEN lookups.last_error ELSE v.column4 END,
+                    attempts = CASE WHEN v.column5 THEN max(lookups.attempts - 1, 0)
+                                    ELSE lookups.attempts END,
                     lease_owner = NULL, lease_until = NULL, updated_at = ",
             );
             qb.push_bind(now_ms).push(" FROM (");
             qb.push_values(chunk, |mut row, c| {
                 let (state, next_at, error, refund) = job_change(&c.result);
-                row.push_bind(c.job_id)
+                row.push_bind(c.lookup_id)
                     .push_bind(state)
                     .push_bind(next_at)
                     .push_bind(error)
                     .push_bind(refund)
                     .push_bind(matches!(c.result, JobResult::GiveBack));
             });
-            qb.push(") AS v WHERE jobs.id = v.column1 AND jobs.state = 'in_progress' AND jobs.lease_owner = ")
-                .push_bind(run_id)
-                .push(" RETURNING jobs.id");
+            qb.push(
+                ") AS v WHERE lookups.id = v.column1 AND lookups.state = 'in_progress' \
+                 AND lookups.lease_owner = ",
+            )
+            .push_bind(run_id)
+            .push(" RETURNING lookups.id, lookups.job_id");
             // Batch sizes vary, so each size is a new statement: caching them all would hold
             // megabytes of prepared VDBE programs.
-            let ids: Vec<i64> = qb
-                .build_query_scalar()
+            let rows: Vec<(i64, i64)> = qb
+                .build_query_as()
                 .persistent(false)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
-            applied_ids.extend(ids);
+            applied.extend(rows);
         }
-        let (mut requests, mut done, mut not_found, mut failed, mut retried, mut given_back) =
-            (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
+        let mut counts = RunCounts::default();
         let mut books = Vec::new();
+        let mut chained: Vec<(i64, ProviderId)> = Vec::new();
         for c in completions {
-            requests += i64::from(c.requests);
-            if !applied_ids.contains(&c.job_id) {
+            counts.requests += i64::from(c.requests);
+            match c.provider {
+                ProviderId::Google => counts.google += i64::from(c.requests),
+                ProviderId::OpenLibrary => counts.openlibrary += i64::from(c.requests),
+            }
+            let Some(&job_id) = applied.get(&c.lookup_id) else {
                 tracing::warn!(
-                    job = c.job_id,
+                    lookup = c.lookup_id,
                     "lease lost before completion; result dropped"
                 );
                 continue;
-            }
+            };
             match &c.result {
                 JobResult::Done(book) => {
-                    done += 1;
-                    books.push(book.as_ref());
+                    counts.done += 1;
+                    books.push((c.provider, book.as_ref()));
                 }
-                JobResult::NotFound { .. } => not_found += 1,
-                JobResult::Retry { .. } => retried += 1,
-                JobResult::Failed { .. } => failed += 1,
-                JobResult::GiveBack => given_back += 1,
+                JobResult::NotFound { .. } => counts.not_found += 1,
+                JobResult::Retry { .. } => counts.retried += 1,
+                JobResult::Failed { .. } => counts.failed += 1,
+                JobResult::GiveBack => counts.given_back += 1,
+            }
+            if let (Some(next), JobResult::NotFound { .. } | JobResult::Failed { .. }) =
+                (c.then, &c.result)
+            {
+                chained.push((job_id, next));
             }
         }
         for chunk in books.chunks(ROWS_PER_INSERT / 2) {
-            insert_books(&mut tx, chunk, run_id, now_ms)
+            insert_records(&mut tx, chunk, run_id, now_ms)
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        let applied = applied_ids.len() as u64;
-        if requests > 0 {
+        if !books.is_empty() {
+            let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
+            sqlx::query(&merge_sql(precedence))
+                .bind(serde_json::to_string(&isbns).unwrap_or_else(|_| "[]".into()))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        for (job_id, provider) in &chained {
+            sqlx::query(
+                "INSERT OR IGNORE INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+                 SELECT id, isbn13, ?2, ?3, ?3 FROM jobs WHERE id = ?1",
+            )
+            .bind(job_id)
+            .bind(provider.as_str())
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        let jobs: Vec<i64> = applied.values().copied().collect();
+        derive_jobs(&mut tx, &jobs, now_ms)
+            .await
+            .map_err(|e| self.err(e))?;
+        if counts.google > 0 {
             sqlx::query(
                 "INSERT INTO quota_days (day, requests) VALUES (?1, ?2)
                  ON CONFLICT (day) DO UPDATE SET requests = requests + ?2",
             )
             .bind(quota_day)
-            .bind(requests)
+            .bind(counts.google)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -577,22 +850,25 @@ impl Store for SqliteStore {
         sqlx::query(
             "UPDATE runs SET requests = requests + ?1, done = done + ?2, not_found = not_found + ?3,
                     failed = failed + ?4, retried = retried + ?5, given_back = given_back + ?6,
-                    heartbeat_at = ?7
+                    heartbeat_at = ?7, google_requests = google_requests + ?9,
+                    openlibrary_requests = openlibrary_requests + ?10
              WHERE id = ?8",
         )
-        .bind(requests)
-        .bind(done)
-        .bind(not_found)
-        .bind(failed)
-        .bind(retried)
-        .bind(given_back)
+        .bind(counts.requests)
+        .bind(counts.done)
+        .bind(counts.not_found)
+        .bind(counts.failed)
+        .bind(counts.retried)
+        .bind(counts.given_back)
         .bind(now_ms)
         .bind(run_id)
+        .bind(counts.google)
+        .bind(counts.openlibrary)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(applied)
+        Ok(applied.len() as u64)
     }
 
     async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
@@ -604,7 +880,7 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| self.err(e))?;
         sqlx::query(
-            "UPDATE jobs SET lease_until = ? WHERE state = 'in_progress' AND lease_owner = ?",
+            "UPDATE lookups SET lease_until = ? WHERE state = 'in_progress' AND lease_owner = ?",
         )
         .bind(lease_until_ms)
         .bind(run_id)
@@ -614,11 +890,14 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    async fn next_due_at(&self) -> Result<Option<i64>> {
-        sqlx::query_scalar("SELECT min(next_attempt_at) FROM jobs WHERE state = 'pending'")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
+    async fn next_due_at(&self, provider: ProviderId) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT min(next_attempt_at) FROM lookups WHERE state = 'pending' AND provider = ?",
+        )
+        .bind(provider.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
     }
 
     async fn open_jobs(&self) -> Result<u64> {
@@ -696,21 +975,53 @@ fn job_change(result: &JobResult) -> (&'static str, Option<i64>, Option<&str>, b
     }
 }
 
-async fn insert_books(
+/// What one `complete` adds to its run's row.
+#[derive(Default)]
+struct RunCounts {
+    requests: i64,
+    google: i64,
+    openlibrary: i64,
+    done: i64,
+    not_found: i64,
+    failed: i64,
+    retried: i64,
+    given_back: i64,
+}
+
+/// Recomputes the state, attempts and last error of `jobs` from their lookups.
+async fn derive_jobs(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
-    books: &[&super::Book],
+    jobs: &[i64],
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(DERIVE_JOBS_SQL)
+        .bind(serde_json::to_string(jobs).unwrap_or_else(|_| "[]".into()))
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_records(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    books: &[(ProviderId, &super::Book)],
     run_id: i64,
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
-    // A re-fetched book replaces the old row whole, inside the transaction that marks it done.
+    // A re-fetched record replaces the old one whole, inside the transaction that marks its
+    // lookup done.
     let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT OR REPLACE INTO books (isbn13, isbn10, volume_id, title, subtitle, authors,
-            publisher, published_date, published_year, description, page_count, categories,
-            language, average_rating, ratings_count, thumbnail, raw_json, fetched_at, run_id) ",
+        "INSERT OR REPLACE INTO provider_books (isbn13, provider, record_id, title, subtitle,
+            authors, publisher, published_date, published_year, description, page_count,
+            categories, language, average_rating, ratings_count, thumbnail, raw_json, fetched_at,
+            run_id) ",
     );
-    qb.push_values(books, |mut row, b| {
+    qb.push_values(books, |mut row, (provider, b)| {
         row.push_bind(b.isbn13.as_str())
-            .push_bind(b.isbn10.as_deref())
+            .push_bind(provider.as_str())
             .push_bind(b.volume_id.as_deref())
             .push_bind(b.title.as_deref())
             .push_bind(b.subtitle.as_deref())
@@ -738,6 +1049,8 @@ mod tests {
     use super::*;
     use crate::store::Book;
 
+    const G: ProviderId = ProviderId::Google;
+
     /// The `i`-th of a run of valid ISBN-13s.
     fn isbn(i: usize) -> Isbn13 {
         crate::isbn::with_check_digit(&format!("978{:09}", 500_000 + i)).expect("valid")
@@ -759,6 +1072,7 @@ mod tests {
             ..LoadBatch::default()
         };
         store.save_load_batch("t", &batch).await.expect("load");
+        store.ensure_lookups(&[G], false, 0).await.expect("lookups");
         (dir, store)
     }
 
@@ -775,7 +1089,7 @@ mod tests {
     async fn a_completion_from_a_lost_lease_changes_nothing() {
         let (_dir, store) = store_with(1).await;
         let a = store.begin_run(&info(), 0).await.expect("run a");
-        let claimed = store.claim(a, 1, 10, 1000).await.expect("claim");
+        let claimed = store.claim(a, G, 1, 10, 1000).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         // Run a stops beating; its lease runs out and run b takes the job.
         let b = store.begin_run(&info(), 2000).await.expect("run b");
@@ -784,11 +1098,13 @@ mod tests {
             .await
             .expect("recover");
         assert_eq!(recovered, 1);
-        let again = store.claim(b, 1, 2000, 9000).await.expect("claim");
+        let again = store.claim(b, G, 1, 2000, 9000).await.expect("claim");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
-        let done = |job_id| Completion {
-            job_id,
+        let done = |lookup_id| Completion {
+            lookup_id,
+            provider: G,
+            then: None,
             result: JobResult::Done(Box::new(Book {
                 isbn13: claimed[0].isbn.to_string(),
                 title: Some("stale".into()),
@@ -798,7 +1114,7 @@ mod tests {
             requests: 1,
         };
         let applied = store
-            .complete(a, &[done(claimed[0].id)], "d", 2500)
+            .complete(a, &[done(claimed[0].id)], &[G], "d", 2500)
             .await
             .expect("complete");
         assert_eq!(applied, 0, "the stale worker's result is dropped");
@@ -808,7 +1124,7 @@ mod tests {
             .expect("count");
         assert_eq!(books, 0);
         let applied = store
-            .complete(b, &[done(again[0].id)], "d", 2600)
+            .complete(b, &[done(again[0].id)], &[G], "d", 2600)
             .await
             .expect("complete");
         assert_eq!(applied, 1);
@@ -823,7 +1139,7 @@ mod tests {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim(r, 7, 10, 100_000).await.expect("claim");
+                    let got = store.claim(r, G, 7, 10, 100_000).await.expect("claim");
                     if got.is_empty() {
                         return mine;
                     }
@@ -854,7 +1170,7 @@ mod tests {
     async fn dead_runs_lose_their_leases_and_are_marked_killed() {
         let (_dir, store) = store_with(1).await;
         let dead = store.begin_run(&info(), 0).await.expect("run");
-        store.claim(dead, 5, 10, i64::MAX).await.expect("claim");
+        store.claim(dead, G, 5, 10, i64::MAX).await.expect("claim");
         let me = store.begin_run(&info(), 20).await.expect("run");
         let back = store
             .recover_leases(me, 30, &|_| false)

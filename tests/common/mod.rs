@@ -117,12 +117,18 @@ pub async fn start_fake(
         .expect("fake API starts")
 }
 
-/// `crawl` through the library with fast test settings (unlimited rate, concurrency 8,
-/// millisecond backoff, 2 s timeout); `extra` comes last so it can override them.
+/// `crawl` of Google alone through the library with fast test settings (unlimited rate,
+/// concurrency 8, millisecond backoff, 2 s timeout); `extra` comes last so it can override them.
 pub async fn crawl(s: &Scratch, api: &isbn_crawler::fake_api::FakeApi, extra: &[&str]) -> ExitCode {
     let url = api.url();
     let mut args = vec![
         "crawl",
+        "--providers",
+        "google",
+        "--openlibrary-url",
+        &url,
+        "--openlibrary-rate",
+        "unlimited",
         "--api-url",
         &url,
         "--rate",
@@ -143,6 +149,7 @@ pub async fn crawl(s: &Scratch, api: &isbn_crawler::fake_api::FakeApi, extra: &[
 pub fn env_with_key() -> Environment {
     Environment {
         api_key: Some(SecretString::from(KEY.to_string())),
+        contact: None,
         handle_signals: false,
         control: Control::default(),
     }
@@ -154,6 +161,8 @@ pub fn binary() -> std::process::Command {
     cmd.env_remove("GOOGLE_BOOKS_API_KEY")
         .env_remove("ISBN_CRAWLER_DB")
         .env_remove("GOOGLE_BOOKS_API_URL")
+        .env_remove("OPEN_LIBRARY_API_URL")
+        .env_remove("ISBN_CRAWLER_CONTACT")
         .env_remove("RUST_LOG");
     cmd
 }
@@ -172,8 +181,9 @@ pub fn with_key(args: &[&str]) -> tokio::process::Command {
     cmd
 }
 
-/// `isbn-crawler --db DB --quiet crawl --api-url FAKE --rate unlimited EXTRA...` with the test
-/// key, output piped, killed if the test drops it. A later option in `extra` wins.
+/// `isbn-crawler --db DB --quiet crawl --providers google --api-url FAKE --rate unlimited
+/// EXTRA...` with the test key, output piped, killed if the test drops it. A later option in
+/// `extra` wins (`--providers google,openlibrary` brings in the fake's Open Library half).
 pub fn crawl_binary(
     s: &Scratch,
     api: &isbn_crawler::fake_api::FakeApi,
@@ -185,8 +195,14 @@ pub fn crawl_binary(
         &db,
         "--quiet",
         "crawl",
+        "--providers",
+        "google",
         "--api-url",
         &url,
+        "--openlibrary-url",
+        &url,
+        "--openlibrary-rate",
+        "unlimited",
         "--rate",
         "unlimited",
     ];

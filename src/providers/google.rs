@@ -20,6 +20,7 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::value::RawValue;
 
+use super::{Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year};
 use crate::isbn::Isbn13;
 use crate::store::Book;
 
@@ -32,54 +33,6 @@ ratingsCount,maturityRating,language,imageLinks,previewLink,infoLink,canonicalVo
 pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub const DEFAULT_API_URL: &str = "https://www.googleapis.com";
-
-/// What an answer means for the job that asked, and for the crawl.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// A verified item: store it.
-    Found(Box<Book>),
-    /// The API answered, but no item carries the ISBN.
-    NotFound { items: usize },
-    /// Worth another try later (5xx, timeout, reset, malformed or truncated body).
-    Transient {
-        error: String,
-        retry_after: Option<Duration>,
-    },
-    /// Too many requests per minute: slow the crawl down; not the job's fault.
-    RateLimited { retry_after: Option<Duration> },
-    /// The day's quota is spent: stop until it resets.
-    QuotaExhausted { message: String },
-    /// The key or the project is refused: no request will work until the user fixes it.
-    ApiRejected { kind: Rejection, message: String },
-    /// An answer no retry will change, for this job only.
-    Permanent { error: String },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
-    BadKey,
-    Forbidden,
-    UnknownLocation,
-}
-
-impl Rejection {
-    /// What the user should do, in one line.
-    pub fn advice(self) -> &'static str {
-        match self {
-            Rejection::BadKey => {
-                "the API key is not valid: check GOOGLE_BOOKS_API_KEY (environment or .env)"
-            }
-            Rejection::Forbidden => {
-                "the key is refused: enable the Books API for its project, or lift the key's \
-                 IP/referrer restrictions"
-            }
-            Rejection::UnknownLocation => {
-                "Google cannot tell where the request comes from: pass --country with a \
-                 two-letter code"
-            }
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -197,6 +150,40 @@ impl Client {
 
 /// The most ISBNs one request may ask for (Google's `maxResults` limit).
 pub const MAX_BATCH: usize = 40;
+
+impl Provider for Client {
+    fn id(&self) -> ProviderId {
+        ProviderId::Google
+    }
+
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
+
+    /// Google's OR search drops books it finds alone: an ISBN a batch missed is asked alone.
+    fn regroup(&self, _unsure: usize) -> usize {
+        1
+    }
+
+    fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> futures_util::future::BoxFuture<'a, Answer> {
+        Box::pin(async move {
+            if let [isbn] = isbns {
+                return match Client::lookup(self, isbn).await {
+                    o @ (Outcome::Found(_) | Outcome::NotFound { .. }) => {
+                        Answer::Items(vec![Some(o)])
+                    }
+                    o => Answer::Failed(o),
+                };
+            }
+            match self.lookup_batch(isbns).await {
+                BatchAnswer::Books(found) => {
+                    Answer::Items(found.into_iter().map(|b| b.map(Outcome::Found)).collect())
+                }
+                BatchAnswer::Failed(o) => Answer::Failed(o),
+            }
+        })
+    }
+}
 
 /// What a multi-ISBN request brought.
 #[derive(Debug, Clone, PartialEq)]
@@ -373,32 +360,6 @@ struct ImageLinks {
     thumbnail: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     small_thumbnail: Option<String>,
-}
-
-/// Whether any of `identifiers` names `isbn` (as its ISBN-13 or its ISBN-10).
-pub fn matches<'a>(isbn: &Isbn13, identifiers: impl IntoIterator<Item = &'a str>) -> bool {
-    let ten = isbn.isbn10();
-    identifiers.into_iter().any(|id| {
-        let id: String = id
-            .chars()
-            .filter(|c| !matches!(c, '-' | ' '))
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
-        id == isbn.as_str() || ten.as_deref() == Some(id.as_str())
-    })
-}
-
-/// The year of a `publishedDate`, leniently: the first run of 3 or 4 digits.
-pub fn published_year(date: &str) -> Option<i64> {
-    let start = date.find(|c: char| c.is_ascii_digit())?;
-    let digits: &str = &date[start..];
-    let end = digits
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(digits.len());
-    match end {
-        3 | 4 => digits[..end].parse().ok(),
-        _ => None,
-    }
 }
 
 /// Per requested ISBN (same order), its verified book if one came back.

@@ -1,5 +1,6 @@
 /*!
-An in-process fake of the Google Books API on 127.0.0.1, for the tests, the benchmark and `demo`.
+An in-process fake of the Google Books API and Open Library's Books API on 127.0.0.1, for the
+tests, the benchmark and `demo`. The Open Library half is in `open_library.rs`.
 
 It speaks the contract of `shared/docs/google-books-api.md`: the same JSON for volumes, the
 same error bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation,
@@ -19,6 +20,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+mod open_library;
+
+pub use open_library::{OpenLibraryConfig, OpenLibraryFault};
 
 /// One way to answer a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,11 +94,19 @@ pub struct FakeConfig {
     pub batch_misses: HashSet<String>,
     /// A book every OR query returns although nobody asked for it.
     pub batch_extra: Option<String>,
+    /// Real books (ISBN-13 → title and authors) served instead of synthetic ones, by both
+    /// halves (the demo's).
+    pub catalogue: HashMap<String, (String, Vec<String>)>,
+    /// The Open Library half.
+    pub openlibrary: OpenLibraryConfig,
 }
 
 #[derive(Debug, Default)]
 struct State {
     config: FakeConfig,
+    /// Open Library: requests per ISBN-13 asked, and keys per request.
+    ol_requests_per_isbn: HashMap<String, u32>,
+    ol_requests: Vec<usize>,
     requests_per_isbn: HashMap<String, u32>,
     /// ISBNs asked per request, in arrival order.
     requests: Vec<usize>,
@@ -210,6 +223,29 @@ impl FakeApi {
             .collect()
     }
 
+    /// Open Library requests received, and how many keys each carried, in arrival order.
+    pub fn openlibrary_requests(&self) -> Vec<usize> {
+        self.state().ol_requests.clone()
+    }
+
+    /// Open Library requests that asked for one ISBN-13 (in either form).
+    pub fn openlibrary_requests_for(&self, isbn13: &str) -> u32 {
+        self.state()
+            .ol_requests_per_isbn
+            .get(isbn13)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub fn openlibrary_requests_per_isbn(&self) -> HashMap<String, u32> {
+        self.state().ol_requests_per_isbn.clone()
+    }
+
+    /// Google requests received (the Open Library half's are not counted here).
+    pub fn google_requests(&self) -> usize {
+        self.state().requests.len()
+    }
+
     /// Starts a new fake quota day.
     pub fn new_day(&self) {
         self.state().quota_used = 0;
@@ -267,8 +303,13 @@ async fn serve(
                 body,
                 retry_after,
             } => {
+                let kind = if body.starts_with('<') {
+                    "text/html"
+                } else {
+                    "application/json; charset=UTF-8"
+                };
                 let mut response = format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: application/json; charset=UTF-8\r\nContent-Length: {}\r\n",
+                    "HTTP/1.1 {status} {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n",
                     reason_phrase(status),
                     body.len()
                 );
@@ -297,13 +338,16 @@ fn reason_phrase(status: u16) -> &'static str {
         400 => "Bad Request",
         403 => "Forbidden",
         404 => "Not Found",
+        422 => "Unprocessable Entity",
         429 => "Too Many Requests",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        504 => "Gateway Timeout",
         _ => "Service Unavailable",
     }
 }
 
-enum Answer {
+pub(crate) enum Answer {
     Http {
         status: u16,
         body: String,
@@ -347,7 +391,7 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn next_random(rng: &mut u64) -> f64 {
+pub(crate) fn next_random(rng: &mut u64) -> f64 {
     // xorshift64*: deterministic per seed, good enough to pick faults.
     *rng ^= *rng >> 12;
     *rng ^= *rng << 25;
@@ -361,6 +405,12 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     st.arrivals.push(now);
     let latency = st.config.latency;
     let params = query_pairs(target);
+    if target.starts_with("/api/books") {
+        return (
+            open_library::decide(&mut st, target, &params, t0, now),
+            latency,
+        );
+    }
     if !target.starts_with("/books/v1/volumes") {
         return (error_answer(404, NOT_FOUND_BODY), latency);
     }
@@ -444,6 +494,7 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     if asked.len() > 1 {
         return (batch_answer(&st.config, &asked), latency);
     }
+    let catalogue = &st.config.catalogue;
     let fault = if st.config.unknown.contains(&isbn) {
         Fault::NoMatch
     } else if st.config.wrong_book.contains(&isbn) {
@@ -452,7 +503,7 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         return (
             Answer::Http {
                 status: 200,
-                body: volumes_body(&[volume_json(&isbn, &isbn)]),
+                body: volumes_body(&[volume_json_from(catalogue, &isbn, &isbn)]),
                 retry_after: None,
             },
             latency,
@@ -535,8 +586,17 @@ fn volumes_body(items: &[String]) -> String {
     )
 }
 
-/// A `books#volume` for `isbn13` as the real API sends it (list form).
 fn volume_json(isbn13: &str, id_seed: &str) -> String {
+    volume_json_from(&HashMap::new(), isbn13, id_seed)
+}
+
+/// A `books#volume` for `isbn13` as the real API sends it (list form), with the catalogue's
+/// title and authors when it has the book.
+fn volume_json_from(
+    catalogue: &HashMap<String, (String, Vec<String>)>,
+    isbn13: &str,
+    id_seed: &str,
+) -> String {
     let isbn10 = isbn13
         .parse::<crate::isbn::Isbn13>()
         .ok()
@@ -546,15 +606,19 @@ fn volume_json(isbn13: &str, id_seed: &str) -> String {
         ids.push(serde_json::json!({"type": "ISBN_10", "identifier": ten}));
     }
     let digits: u64 = isbn13.parse().unwrap_or(0);
-    serde_json::json!({
+    // Real Google volumes often lack a page count and a cover: some of the catalogue's do.
+    let sparse = catalogue.contains_key(isbn13) && digits % 2 == 1;
+    let mut volume = serde_json::json!({
         "kind": "books#volume",
         "id": format!("fake{}", &id_seed[id_seed.len().saturating_sub(8)..]),
         "etag": "etag",
         "selfLink": format!("https://www.googleapis.com/books/v1/volumes/fake{isbn13}"),
         "volumeInfo": {
-            "title": title_for(isbn13),
-            "subtitle": "A synthetic book",
-            "authors": [format!("Author {}", digits % 97), "Second, Author"],
+            "title": catalogue.get(isbn13).map_or_else(|| title_for(isbn13), |c| c.0.clone()),
+            "subtitle": (!catalogue.contains_key(isbn13)).then_some("A synthetic book"),
+            "authors": catalogue.get(isbn13).map_or_else(
+                || vec![format!("Author {}", digits % 97), "Second, Author".to_string()],
+                |c| c.1.clone()),
             "publisher": format!("Publisher {}", digits % 13),
             "publishedDate": format!("{}-0{}-1{}", 1950 + digits % 70, 1 + digits % 9, digits % 10),
             "description": "<p>A line,\nanother \"quoted\" line, and ünïcödé.</p>",
@@ -578,8 +642,12 @@ fn volume_json(isbn13: &str, id_seed: &str) -> String {
         "saleInfo": {"country": "US", "saleability": "NOT_FOR_SALE", "isEbook": false},
         "accessInfo": {"country": "US", "viewability": "NO_PAGES"},
         "searchInfo": {"textSnippet": "A snippet"}
-    })
-    .to_string()
+    });
+    if sparse && let Some(info) = volume["volumeInfo"].as_object_mut() {
+        info.remove("pageCount");
+        info.remove("imageLinks");
+    }
+    volume.to_string()
 }
 
 const NOT_FOUND_BODY: &str = r#"{"error":{"code":404,"message":"Not Found","errors":[{"message":"Not Found","domain":"global","reason":"notFound"}]}}"#;

@@ -1,0 +1,175 @@
+/*!
+Providers: the sources of book metadata, side by side (`google.rs`, `open_library.rs`).
+
+Each is one module behind one small interface, [`Provider`]: ask for a group of ISBNs and say,
+item by item, what the answer means ([`Answer`], made of [`Outcome`]s). Classifying an HTTP
+answer and mapping a record into a [`Book`] are each provider's own pure functions, tested
+without a network. The crawl loop acts only on outcomes, so a third source (a national
+library's API) is one new file and one [`ProviderId`].
+
+Verification is every provider's duty: an item counts as ISBN X only if its own identifiers
+carry X (or X's ISBN-10).
+*/
+
+pub mod google;
+pub mod open_library;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::isbn::Isbn13;
+use crate::store::Book;
+
+/// A source, by the name the database and the command line use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum ProviderId {
+    #[serde(rename = "google")]
+    Google,
+    #[serde(rename = "openlibrary")]
+    OpenLibrary,
+}
+
+impl ProviderId {
+    /// Every provider, in the default order of precedence.
+    pub const ALL: [ProviderId; 2] = [ProviderId::Google, ProviderId::OpenLibrary];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::Google => "google",
+            ProviderId::OpenLibrary => "openlibrary",
+        }
+    }
+
+    /// The name people read (`Google Books`, `Open Library`).
+    pub fn title(self) -> &'static str {
+        match self {
+            ProviderId::Google => "Google Books",
+            ProviderId::OpenLibrary => "Open Library",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProviderId> {
+        ProviderId::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
+    /// `order` followed by every other provider: the precedence of merged fields.
+    pub fn precedence(order: &[ProviderId]) -> Vec<ProviderId> {
+        let mut all = order.to_vec();
+        all.extend(ProviderId::ALL.iter().filter(|p| !order.contains(p)));
+        all
+    }
+}
+
+impl std::fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an answer means for the job that asked, and for the crawl.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A verified item: store it.
+    Found(Box<Book>),
+    /// The API answered, but no item carries the ISBN.
+    NotFound { items: usize },
+    /// Worth another try later (5xx, timeout, reset, malformed or truncated body).
+    Transient {
+        error: String,
+        retry_after: Option<Duration>,
+    },
+    /// Too many requests per minute: slow the crawl down; not the job's fault.
+    RateLimited { retry_after: Option<Duration> },
+    /// The day's quota is spent: stop until it resets.
+    QuotaExhausted { message: String },
+    /// The key, the project or the client is refused: no request will work until the user
+    /// fixes it.
+    ApiRejected { kind: Rejection, message: String },
+    /// An answer no retry will change, for this job only.
+    Permanent { error: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    BadKey,
+    Forbidden,
+    UnknownLocation,
+    /// Open Library's proxy refuses this client (403): its User-Agent, or its address.
+    Blocked,
+}
+
+impl Rejection {
+    /// What the user should do, in one line.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Rejection::BadKey => {
+                "the API key is not valid: check GOOGLE_BOOKS_API_KEY (environment or .env)"
+            }
+            Rejection::Forbidden => {
+                "the key is refused: enable the Books API for its project, or lift the key's \
+                 IP/referrer restrictions"
+            }
+            Rejection::UnknownLocation => {
+                "Google cannot tell where the request comes from: pass --country with a \
+                 two-letter code"
+            }
+            Rejection::Blocked => {
+                "Open Library's proxy refuses this client (403): set ISBN_CRAWLER_CONTACT to an \
+                 e-mail or URL so the User-Agent identifies you, slow down, or use its dumps \
+                 (https://openlibrary.org/developers/dumps)"
+            }
+        }
+    }
+}
+
+/// Whether any of `identifiers` names `isbn` (as its ISBN-13 or its ISBN-10).
+pub fn matches<'a>(isbn: &Isbn13, identifiers: impl IntoIterator<Item = &'a str>) -> bool {
+    let ten = isbn.isbn10();
+    identifiers.into_iter().any(|id| {
+        let id: String = id
+            .chars()
+            .filter(|c| !matches!(c, '-' | ' '))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        id == isbn.as_str() || ten.as_deref() == Some(id.as_str())
+    })
+}
+
+/// The year of a `publishedDate`, leniently: the first run of 3 or 4 digits.
+pub fn published_year(date: &str) -> Option<i64> {
+    let start = date.find(|c: char| c.is_ascii_digit())?;
+    let digits: &str = &date[start..];
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    match end {
+        3 | 4 => digits[..end].parse().ok(),
+        _ => None,
+    }
+}
+
+/// What one request for a group of ISBNs brought.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Per requested ISBN (same order): its verdict (`Found` or `NotFound`), or `None` where
+    /// this answer is no verdict and the ISBN must be asked again in a smaller request.
+    Items(Vec<Option<Outcome>>),
+    /// The request failed as a whole; the outcome applies to every ISBN in it.
+    Failed(Outcome),
+}
+
+/// A source of book metadata.
+pub trait Provider: Send + Sync {
+    fn id(&self) -> ProviderId;
+
+    /// The most ISBNs one request may carry.
+    fn max_batch(&self) -> usize;
+
+    /// The size of the smaller requests that ISBNs an answer was unsure of are asked again in.
+    fn regroup(&self, unsure: usize) -> usize;
+
+    /// Asks for `isbns` (1 to [`Provider::max_batch`]) in one request. Never fails: a network
+    /// error is an outcome.
+    fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> BoxFuture<'a, Answer>;
+}
