@@ -684,11 +684,28 @@ async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::NotLoaded);
     };
+    let providers = store.provider_records(isbn.as_str()).await?;
     if args.json {
-        let all = crate::export::to_json_object(&record, &Column::ALL);
+        let mut all = crate::export::to_json_object(&record, &Column::ALL);
+        let records: Vec<serde_json::Value> = providers
+            .iter()
+            .map(|p| {
+                let mut v = serde_json::to_value(p).unwrap_or_default();
+                if let Some(raw) = p
+                    .raw_json
+                    .as_deref()
+                    .and_then(|r| serde_json::from_str(r).ok())
+                {
+                    v["raw_json"] = raw;
+                }
+                v
+            })
+            .collect();
+        all.insert("providers".into(), records.into());
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else {
         print!("{}", render_record(&record, terminal_width()));
+        print!("{}", render_providers(&record, &providers));
     }
     Ok(ExitCode::Success)
 }
@@ -699,6 +716,44 @@ fn terminal_width() -> usize {
         .and_then(|c| c.parse().ok())
         .filter(|&w: &usize| w >= 40)
         .unwrap_or(100)
+}
+
+/// Each provider's lookup and record, and where each merged field came from.
+fn render_providers(r: &Record, providers: &[crate::store::ProviderRecord]) -> String {
+    let mut out = String::new();
+    if providers.is_empty() {
+        return out;
+    }
+    out.push_str("providers:\n");
+    for p in providers {
+        let mut line = format!(
+            "  {:<12} {} after {} attempt(s)",
+            p.provider, p.state, p.attempts
+        );
+        if let Some(id) = &p.record_id {
+            let _ = write!(line, ", record {id}");
+        }
+        if let Some(t) = &p.title {
+            let _ = write!(line, ": {}", shorten(t, 50));
+        }
+        if let Some(e) = p.last_error.as_ref().filter(|_| p.state != "done") {
+            let _ = write!(line, " ({})", shorten(e, 60));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if let Some(map) = r
+        .provenance
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(p).ok())
+    {
+        let fields: Vec<String> = map
+            .iter()
+            .map(|(f, p)| format!("{f} ({})", p.as_str().unwrap_or_default()))
+            .collect();
+        let _ = writeln!(out, "fields from: {}", fields.join(", "));
+    }
+    out
 }
 
 /// A book and its job, for people.

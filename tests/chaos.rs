@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{KEY, Scratch, crawl_binary, isbns, kill_after, text};
 use isbn_crawler::ExitCode;
-use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, title_for};
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, OpenLibraryConfig, title_for};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
@@ -189,5 +189,160 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
     eprintln!(
         "seed {seed}: {:.3} requests per ISBN",
         per_isbn.values().map(|&n| f64::from(n)).sum::<f64>() / ISBNS as f64
+    );
+}
+
+/// The same promise with both providers under faults: every lookup ends terminal, none is
+/// asked more than once per attempt (plus once per kill), no wrong book is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_rounds_with_both_providers_lose_nothing() {
+    const N: usize = 1_000;
+    const ROUNDS: usize = 5;
+    let seed: u64 = std::env::var("CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("chaos seed (two providers): {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let s = Scratch::new();
+    let list = isbns(N);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    let pick = |rng: &mut StdRng| -> HashSet<String> {
+        list.iter()
+            .filter(|_| rng.random_bool(0.10))
+            .cloned()
+            .collect()
+    };
+    let (google_unknown, ol_unknown) = (pick(&mut rng), pick(&mut rng));
+    let faults = FaultRates {
+        unavailable: 0.05,
+        reset: 0.03,
+        truncated: 0.03,
+        stall: 0.01,
+        stall_for: Duration::from_secs(2),
+        seed,
+    };
+    let api = FakeApi::start(FakeConfig {
+        latency: Duration::from_millis(2),
+        unknown: google_unknown.clone(),
+        random: faults.clone(),
+        openlibrary: OpenLibraryConfig {
+            unknown: ol_unknown.clone(),
+            random: faults,
+            ..OpenLibraryConfig::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await
+    .expect("fake");
+    let crawl = || {
+        crawl_binary(
+            &s,
+            &api,
+            &[
+                "--providers",
+                "google,openlibrary",
+                "--concurrency",
+                "8",
+                "--openlibrary-batch",
+                "10",
+                "--openlibrary-concurrency",
+                "4",
+                "--timeout",
+                "500ms",
+                "--backoff-base",
+                "5ms",
+                "--backoff-max",
+                "50ms",
+                "--max-attempts",
+                "8",
+            ],
+        )
+    };
+    let mut kills = 0;
+    for round in 0..ROUNDS * 3 {
+        if kills == ROUNDS {
+            break;
+        }
+        let target = api.total_requests() + rng.random_range(20..200);
+        match kill_after(&api, crawl(), target).await {
+            Ok(()) => kills += 1,
+            Err(status) => {
+                eprintln!("round {round}: the crawl ended by itself ({status})");
+                break;
+            }
+        }
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), crawl().output())
+        .await
+        .expect("the last run finishes within 120 s")
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert!(
+        matches!(out.status.code(), Some(0 | 4)),
+        "seed {seed}: {stdout}{stderr}"
+    );
+    let open = s
+        .scalar("SELECT count(*) FROM lookups WHERE state IN ('pending', 'in_progress')")
+        .await;
+    assert_eq!(open, 0, "seed {seed}: every lookup terminal");
+    assert_eq!(s.scalar("SELECT count(*) FROM lookups").await, 2 * N as i64);
+    let store = s.store().await;
+    let rows = sqlx::query(
+        "SELECT l.isbn13, l.provider, l.state, l.attempts, p.title
+         FROM lookups l LEFT JOIN provider_books p
+           ON p.isbn13 = l.isbn13 AND p.provider = l.provider",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("query");
+    let (google_asked, ol_asked) = (api.requests_per_isbn(), api.openlibrary_requests_per_isbn());
+    for row in &rows {
+        let (isbn, provider, state): (String, String, String) =
+            (row.get(0), row.get(1), row.get(2));
+        let attempts: i64 = row.get(3);
+        let title: Option<String> = row.get(4);
+        let (unknown, asked, want_title) = if provider == "google" {
+            (&google_unknown, &google_asked, title_for(&isbn))
+        } else {
+            (
+                &ol_unknown,
+                &ol_asked,
+                format!("{} (Open Library)", title_for(&isbn)),
+            )
+        };
+        match state.as_str() {
+            "done" => assert_eq!(title, Some(want_title), "seed {seed}: {provider} {isbn}"),
+            "not_found" => assert!(unknown.contains(&isbn), "seed {seed}: {provider} {isbn}"),
+            "failed" => assert_eq!(attempts, MAX_ATTEMPTS, "seed {seed}: {provider} {isbn}"),
+            other => panic!("seed {seed}: {provider} {isbn} is {other}"),
+        }
+        let n = i64::from(asked.get(&isbn).copied().unwrap_or(0));
+        assert!(
+            n <= attempts + kills as i64,
+            "seed {seed}: {provider} asked for {isbn} {n} times for {attempts} attempts and {kills} kills"
+        );
+    }
+    // A job is done exactly when some provider stored its book.
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM jobs WHERE state = 'done'")
+            .await,
+        s.scalar("SELECT count(DISTINCT isbn13) FROM provider_books")
+            .await
+    );
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM books").await,
+        s.scalar("SELECT count(*) FROM jobs WHERE state = 'done'")
+            .await
+    );
+    eprintln!(
+        "seed {seed}: {kills} kills, {} requests ({} Google, {} Open Library)",
+        api.total_requests(),
+        api.google_requests(),
+        api.openlibrary_requests().len()
     );
 }

@@ -1,0 +1,126 @@
+//! Upgrading loses nothing: `tests/fixtures/upgrade/v1.db` was written by the release before
+//! Open Library (its `make.sh` says how): 8 done, 2 not found, 3 failed, 1 in progress (its
+//! run was killed), 4 pending, 8 books, 3 runs, 14 requests counted today-then.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{Scratch, crawl, start_fake};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::FakeConfig;
+
+fn copy_fixture(s: &Scratch) {
+    let from = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade/v1.db");
+    std::fs::copy(from, s.db()).expect("copy the fixture");
+}
+
+fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+const BEFORE: [(&str, i64); 5] = [
+    ("done", 8),
+    ("failed", 3),
+    ("in_progress", 1),
+    ("not_found", 2),
+    ("pending", 4),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_the_previous_release_migrates_in_place_keeping_everything() {
+    let s = Scratch::new();
+    copy_fixture(&s);
+    let before_books = {
+        let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.db_str()))
+            .await
+            .expect("open raw");
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as("SELECT isbn13, title, fetched_at FROM books ORDER BY isbn13")
+                .fetch_all(&raw)
+                .await
+                .expect("books");
+        raw.close().await;
+        rows
+    };
+    assert_eq!(before_books.len(), 8);
+    // Opening migrates; every job keeps its state and attempts, every book and count stays.
+    assert_eq!(s.states().await, counts(&BEFORE));
+    let store = s.store().await;
+    let after: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT isbn13, title, fetched_at FROM books ORDER BY isbn13")
+            .fetch_all(store.pool())
+            .await
+            .expect("books");
+    assert_eq!(after, before_books);
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM provider_books WHERE provider = 'google'")
+            .await,
+        8
+    );
+    assert_eq!(
+        s.strings("SELECT DISTINCT provenance ->> 'title' FROM books")
+            .await,
+        ["google"]
+    );
+    assert_eq!(s.scalar("SELECT sum(requests) FROM quota_days").await, 14);
+    assert_eq!(s.scalar("SELECT count(*) FROM runs").await, 3);
+    assert_eq!(
+        s.grouped("SELECT state, count(*) FROM lookups GROUP BY state")
+            .await,
+        counts(&[
+            ("done", 8),
+            ("failed", 3),
+            ("in_progress", 1),
+            ("not_found", 2)
+        ]),
+        "every job Google touched is its Google lookup; the 4 never asked have none yet"
+    );
+    assert_eq!(
+        s.scalar("SELECT sum(attempts) FROM jobs").await,
+        s.scalar("SELECT sum(attempts) FROM lookups").await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_upgrade_a_crawl_asks_each_provider_only_for_what_it_should() {
+    // Both providers, --fill all: Google for the 4 never asked and the 1 a killed run held;
+    // Open Library for all 18.
+    let s = Scratch::new();
+    copy_fixture(&s);
+    let api = start_fake(FakeConfig::default()).await;
+    let both = ["--providers", "google,openlibrary"];
+    assert_eq!(crawl(&s, &api, &both).await, ExitCode::Success);
+    let asked: Vec<String> = api.requests_per_isbn().into_keys().collect();
+    assert_eq!(asked.len(), 5, "{asked:?}");
+    assert!(api.requests_per_isbn().values().all(|&n| n == 1));
+    let ol: u32 = api.openlibrary_requests_per_isbn().values().sum();
+    assert_eq!(ol, 18);
+    assert_eq!(s.states().await, counts(&[("done", 18)]));
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM runs WHERE stop_reason = 'killed'")
+            .await,
+        1,
+        "the killed run is found dead"
+    );
+
+    // --fill missing after Google: Open Library only for what Google did not find (its 2 not
+    // found and 3 failed); Google as before.
+    let s = Scratch::new();
+    copy_fixture(&s);
+    let api = start_fake(FakeConfig::default()).await;
+    let missing = ["--providers", "google,openlibrary", "--fill", "missing"];
+    assert_eq!(crawl(&s, &api, &missing).await, ExitCode::Success);
+    assert_eq!(api.requests_per_isbn().len(), 5);
+    let mut ol: Vec<String> = api.openlibrary_requests_per_isbn().into_keys().collect();
+    ol.sort();
+    let mut want = s
+        .strings(
+            "SELECT isbn13 FROM lookups WHERE provider = 'google' AND state IN ('not_found', 'failed')",
+        )
+        .await;
+    want.sort();
+    assert_eq!(ol, want);
+    assert_eq!(ol.len(), 5);
+    assert_eq!(s.states().await, counts(&[("done", 18)]));
+}
