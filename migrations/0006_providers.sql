@@ -24,6 +24,15 @@ CREATE TABLE lookups (
 -- "Claim the next N due lookups of provider P" is a scan of this partial index.
 CREATE INDEX lookups_due ON lookups (provider, next_attempt_at) WHERE state = 'pending';
 CREATE INDEX lookups_leased ON lookups (lease_owner) WHERE state = 'in_progress';
+-- `--fill missing` starts from the lookups a provider did not find: few, so a small index.
+CREATE INDEX lookups_missed ON lookups (provider) WHERE state IN ('not_found', 'failed');
+
+-- How far (in job ids, which only grow) each provider's lookups were made for every job, so a
+-- crawl on a million jobs makes lookups only for the jobs loaded since.
+CREATE TABLE lookup_marks (
+    provider TEXT    PRIMARY KEY NOT NULL,
+    job_id   INTEGER NOT NULL
+);
 
 -- Each provider's verified record, whole (nothing paid for is thrown away).
 CREATE TABLE provider_books (
@@ -83,10 +92,11 @@ SELECT id, isbn13, 'google', state, attempts, next_attempt_at, lease_until, leas
 FROM jobs
 WHERE state != 'pending' OR attempts > 0 OR last_error IS NOT NULL;
 
--- Leases live on lookups now.
+-- Leases live on lookups now; "how many jobs are open" is a small index of its own.
 UPDATE jobs SET lease_owner = NULL, lease_until = NULL;
 DROP INDEX jobs_due;
 DROP INDEX jobs_leased;
+CREATE INDEX jobs_open ON jobs (state) WHERE state IN ('pending', 'in_progress');
 
 -- Runs count requests per provider too (`requests` stays the total).
 ALTER TABLE runs ADD COLUMN google_requests INTEGER NOT NULL DEFAULT 0;

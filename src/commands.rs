@@ -244,6 +244,26 @@ pub fn render_status(s: &Status, db: &Path) -> String {
         }
         out.push('\n');
     }
+    if !s.lookups.is_empty() {
+        let states = ["pending", "in_progress", "done", "not_found", "failed"];
+        let _ = writeln!(
+            out,
+            "lookups per provider: {:>9} {:>11} {:>9} {:>9} {:>9}",
+            states[0], states[1], states[2], states[3], states[4]
+        );
+        for (provider, per) in &s.lookups {
+            let n = |st: &str| per.get(st).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  {provider:<19} {:>9} {:>11} {:>9} {:>9} {:>9}",
+                n(states[0]),
+                n(states[1]),
+                n(states[2]),
+                n(states[3]),
+                n(states[4])
+            );
+        }
+    }
     let rejected: u64 = s.rejected_lines.values().sum();
     let _ = writeln!(out, "rejected input lines: {rejected}");
     for (reason, n) in &s.rejected_lines {
@@ -251,7 +271,7 @@ pub fn render_status(s: &Status, db: &Path) -> String {
     }
     let _ = writeln!(
         out,
-        "requests sent on quota day {} (Pacific): {}",
+        "Google requests sent on quota day {} (Pacific): {}",
         s.quota_day, s.requests_today
     );
     out

@@ -50,11 +50,13 @@ pub enum Column {
     SourceLine,
     SourceRef,
     FetchedAt,
+    OpenlibraryKey,
+    Provenance,
     RawJson,
 }
 
 impl Column {
-    pub const ALL: [Column; 24] = [
+    pub const ALL: [Column; 26] = [
         Column::Isbn13,
         Column::Isbn10,
         Column::State,
@@ -78,6 +80,8 @@ impl Column {
         Column::SourceLine,
         Column::SourceRef,
         Column::FetchedAt,
+        Column::OpenlibraryKey,
+        Column::Provenance,
         Column::RawJson,
     ];
 
@@ -105,6 +109,8 @@ impl Column {
             Column::Source => "source",
             Column::SourceLine => "source_line",
             Column::SourceRef => "source_ref",
+            Column::OpenlibraryKey => "openlibrary_key",
+            Column::Provenance => "provenance",
             Column::FetchedAt => "fetched_at",
             Column::RawJson => "raw_json",
         }
@@ -175,6 +181,12 @@ impl Column {
             Column::Source => text(&r.source),
             Column::SourceLine => int(r.source_line),
             Column::SourceRef => text(&r.source_ref),
+            Column::OpenlibraryKey => text(&r.openlibrary_key),
+            Column::Provenance => r
+                .provenance
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok())
+                .map_or(Cell::Null, Cell::Json),
             Column::FetchedAt => r.fetched_at.map_or(Cell::Null, Cell::Time),
             Column::RawJson => r
                 .raw_json

@@ -55,6 +55,12 @@ enum What {
         #[arg(long, default_value_t = 100_000)]
         books: usize,
     },
+    /// Open Library alone, fault-free, at the default batch: requests per ISBN and what 1
+    /// request/s makes of it.
+    Openlibrary {
+        #[arg(long, default_value_t = 5_000)]
+        isbns: usize,
+    },
     /// Only run the fake API (for profiling a crawl by hand): prints its URL, serves until killed.
     Fake {
         #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
@@ -90,7 +96,9 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_store(dir.path(), 100_000))?;
             runtime.block_on(bench_quota(dir.path(), 2_000))?;
             runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
+            runtime.block_on(bench_openlibrary(dir.path(), 5_000))?;
         }
+        What::Openlibrary { isbns } => runtime.block_on(bench_openlibrary(dir.path(), isbns))?,
         What::Load { lines } => bench_load(dir.path(), lines)?,
         What::Fake { latency } => runtime.block_on(async {
             let fake = FakeApi::start(FakeConfig {
@@ -341,7 +349,8 @@ async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Resul
     cmd.args(["--quiet", "--db"])
         .arg(db)
         .args(["crawl", "--providers", "google", "--rate", "unlimited"])
-        .args(["--api-url", &fake.url()])
+        .args(["--api-url", &fake.url(), "--openlibrary-url", &fake.url()])
+        .args(["--openlibrary-rate", "unlimited"])
         .args(extra)
         .env("GOOGLE_BOOKS_API_KEY", "bench-key")
         .stdout(std::process::Stdio::null());
@@ -441,14 +450,53 @@ async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn bench_openlibrary(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let db = load_fresh(dir, "openlibrary", n)?;
+    let list: Vec<String> = isbns(n).collect();
+    let mut config = FakeConfig::default();
+    // One book in ten unknown to Open Library, as in real lists.
+    config
+        .openlibrary
+        .unknown
+        .extend(list.iter().step_by(10).cloned());
+    let fake = FakeApi::start(config).await?;
+    let u = crawl_child(&db, &fake, &["--providers", "openlibrary"]).await?;
+    let requests = fake.openlibrary_requests().len();
+    let per_isbn = requests as f64 / n as f64;
+    println!(
+        "openlibrary: {requests} requests for {n} ISBNs at --openlibrary-batch 25: {per_isbn:.3} requests per ISBN (target <= 0.050)"
+    );
+    println!(
+        "openlibrary: at 1 request/s, {:.0} ISBNs per hour (3/s with a contact: {:.0})",
+        3600.0 / per_isbn,
+        3.0 * 3600.0 / per_isbn
+    );
+    println!(
+        "openlibrary: the crawl itself, unlimited rate against the fake, {:.2} s, peak RSS {:.1} MB",
+        u.wall.as_secs_f64(),
+        u.max_rss_kib as f64 / 1024.0
+    );
+    Ok(())
+}
+
 async fn bench_scale(dir: &Path, n: usize) -> anyhow::Result<()> {
     let db = load_fresh(dir, "scale", n)?;
     let pending = 1_000.min(n);
     let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
-    sqlx::query("UPDATE jobs SET state = 'done' WHERE id > ?")
+    {
+        use isbn_crawler::store::Store;
+        let google = isbn_crawler::providers::ProviderId::Google;
+        store.ensure_lookups(&[google], false, 0).await?;
+    }
+    for table in ["jobs", "lookups"] {
+        let column = if table == "jobs" { "id" } else { "job_id" };
+        sqlx::query(&format!(
+            "UPDATE {table} SET state = 'done' WHERE {column} > ?"
+        ))
         .bind(pending as i64)
         .execute(store.pool())
         .await?;
+    }
     store.pool().close().await;
     let fake = FakeApi::start(FakeConfig::default()).await?;
     let spawned = Instant::now();

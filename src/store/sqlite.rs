@@ -531,37 +531,44 @@ impl Store for SqliteStore {
         let mut tx = self.begin_immediate().await?;
         let mut made = 0;
         for (i, p) in providers.iter().enumerate() {
-            // Under --fill missing, a later provider is asked only where every earlier one
-            // has not found the book.
-            let earlier: Vec<&str> = if fill_missing {
-                providers[..i].iter().map(|e| e.as_str()).collect()
-            } else {
-                Vec::new()
+            let earlier: &[ProviderId] = if fill_missing { &providers[..i] } else { &[] };
+            let Some((first, rest)) = earlier.split_first() else {
+                made += ensure_every_job(&mut tx, *p, now_ms)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                continue;
             };
-            made += sqlx::query(
+            // Under --fill missing, a later provider is asked only where every earlier one
+            // has not found the book (the writer chains these as it goes; this catches up on
+            // what runs in another mode or order left).
+            let rest: Vec<&str> = rest.iter().map(|e| e.as_str()).collect();
+            let jobs: Vec<i64> = sqlx::query_scalar(
                 "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-                 SELECT j.id, j.isbn13, ?1, ?2, ?2 FROM jobs j
-                 WHERE NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = ?1)
-                   AND NOT EXISTS (SELECT 1 FROM json_each(?3) e WHERE NOT EXISTS (
-                       SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = e.value
-                          AND l.state IN ('not_found', 'failed')))
-                 ORDER BY j.id",
+                 SELECT e.job_id, e.isbn13, ?1, ?2, ?2 FROM lookups e INDEXED BY lookups_missed
+                 WHERE e.provider = ?3 AND e.state IN ('not_found', 'failed')
+                   AND NOT EXISTS (SELECT 1 FROM lookups l
+                                   WHERE l.job_id = e.job_id AND l.provider = ?1)
+                   AND NOT EXISTS (SELECT 1 FROM json_each(?4) r WHERE NOT EXISTS (
+                       SELECT 1 FROM lookups m WHERE m.job_id = e.job_id
+                          AND m.provider = r.value AND m.state IN ('not_found', 'failed')))
+                 ORDER BY e.job_id
+                 RETURNING job_id",
             )
             .bind(p.as_str())
             .bind(now_ms)
-            .bind(serde_json::to_string(&earlier).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
+            .bind(first.as_str())
+            .bind(serde_json::to_string(&rest).unwrap_or_else(|_| "[]".into()))
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
-        }
-        if made > 0 {
-            // A job every provider so far had given up on has a new chance.
+            .map_err(|e| self.err(e))?;
+            made += jobs.len() as u64;
+            // Those jobs have a new chance: pending again.
             sqlx::query(
-                "UPDATE jobs SET state = 'pending', updated_at = ?1
-                 WHERE state IN ('not_found', 'failed') AND EXISTS (
-                     SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'pending')",
+                "UPDATE jobs SET state = 'pending', updated_at = ?2
+                 WHERE id IN (SELECT value FROM json_each(?1))
+                   AND state IN ('not_found', 'failed')",
             )
+            .bind(serde_json::to_string(&jobs).unwrap_or_else(|_| "[]".into()))
             .bind(now_ms)
             .execute(&mut *tx)
             .await
@@ -632,18 +639,21 @@ impl Store for SqliteStore {
             .collect();
         let mut tx = self.begin_immediate().await?;
         let mut recovered = 0;
+        let mut touched: Vec<i64> = Vec::new();
         for id in &dead {
-            recovered += sqlx::query(
+            let jobs: Vec<i64> = sqlx::query_scalar(
                 "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
                         lease_owner = NULL, lease_until = NULL, updated_at = ?
-                 WHERE state = 'in_progress' AND lease_owner = ?",
+                 WHERE state = 'in_progress' AND lease_owner = ?
+                 RETURNING job_id",
             )
             .bind(now_ms)
             .bind(id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
+            .map_err(|e| self.err(e))?;
+            recovered += jobs.len() as u64;
+            touched.extend(jobs);
             sqlx::query(
                 "UPDATE runs SET ended_at = heartbeat_at, stop_reason = 'killed' WHERE id = ?",
             )
@@ -654,37 +664,27 @@ impl Store for SqliteStore {
         }
         // Leases of runs that ended without giving them back (a failed write), and leases
         // that simply ran out (a run on another host that stopped beating).
-        recovered += sqlx::query(
-            "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
-                    lease_owner = NULL, lease_until = NULL, updated_at = ?
-             WHERE state = 'in_progress'
-               AND lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)",
-        )
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .rows_affected();
-        recovered += sqlx::query(
+        for sql in [
             "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
                     lease_owner = NULL, lease_until = NULL, updated_at = ?1
-             WHERE state = 'in_progress' AND lease_until < ?1",
-        )
-        .bind(now_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?
-        .rows_affected();
-        // Jobs shown in progress whose lookups are not (a lease taken back, or a database
-        // written before lookups existed) get their state from their lookups again.
-        let stale: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM jobs WHERE state = 'in_progress' AND NOT EXISTS (
-                 SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'in_progress')",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
-        derive_jobs(&mut tx, &stale, now_ms)
+             WHERE state = 'in_progress'
+               AND lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)
+             RETURNING job_id",
+            "UPDATE lookups SET state = 'pending', attempts = max(attempts - 1, 0),
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?1
+             WHERE state = 'in_progress' AND lease_until < ?1
+             RETURNING job_id",
+        ] {
+            let jobs: Vec<i64> = sqlx::query_scalar(sql)
+                .bind(now_ms)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            recovered += jobs.len() as u64;
+            touched.extend(jobs);
+        }
+        // Their jobs' states follow (a job a killed run showed in progress is pending again).
+        derive_jobs(&mut tx, &touched, now_ms)
             .await
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
@@ -902,8 +902,8 @@ impl Store for SqliteStore {
 
     async fn open_jobs(&self) -> Result<u64> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT (SELECT count(*) FROM jobs WHERE state = 'pending')
-                  + (SELECT count(*) FROM jobs WHERE state = 'in_progress')",
+            "SELECT count(*) FROM jobs INDEXED BY jobs_open
+             WHERE state IN ('pending', 'in_progress')",
         )
         .fetch_one(&self.pool)
         .await
@@ -986,6 +986,53 @@ struct RunCounts {
     failed: i64,
     retried: i64,
     given_back: i64,
+}
+
+/// A lookup of `provider` for every job that has none, from the provider's mark on; jobs that
+/// every other provider had given up on become pending again. Returns how many were made.
+async fn ensure_every_job(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    provider: ProviderId,
+    now_ms: i64,
+) -> std::result::Result<u64, sqlx::Error> {
+    let mark: i64 = sqlx::query_scalar(
+        "SELECT coalesce((SELECT job_id FROM lookup_marks WHERE provider = ?), 0)",
+    )
+    .bind(provider.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let made = sqlx::query(
+        "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+         SELECT j.id, j.isbn13, ?1, ?2, ?2 FROM jobs j
+         WHERE j.id > ?3
+           AND NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = ?1)
+         ORDER BY j.id",
+    )
+    .bind(provider.as_str())
+    .bind(now_ms)
+    .bind(mark)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if made > 0 {
+        sqlx::query(
+            "UPDATE jobs SET state = 'pending', updated_at = ?1
+             WHERE id > ?2 AND state IN ('not_found', 'failed') AND EXISTS (
+                 SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'pending')",
+        )
+        .bind(now_ms)
+        .bind(mark)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT OR REPLACE INTO lookup_marks (provider, job_id)
+         VALUES (?1, (SELECT coalesce(max(id), 0) FROM jobs))",
+    )
+    .bind(provider.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(made)
 }
 
 /// Recomputes the state, attempts and last error of `jobs` from their lookups.
