@@ -4,10 +4,13 @@ The job store: the one place that knows where jobs, books, rejected lines and ru
 Everything above this module speaks the [`Store`] trait, so a PostgreSQL backend for
 multi-machine runs can slot in beside [`SqliteStore`] without touching `load` or `crawl`.
 
-# The job state machine
+# The lookup state machine
+
+Each job (one book) is asked of each provider in a *lookup* of its own; lookups carry the
+crawl's state, attempts, backoff and lease.
 
 ```text
-             load (new ISBN)
+             crawl (a lookup made for a job and provider)
                    │
                    ▼
    ┌──────────▶ pending ◀───────────────────────────────┐
@@ -17,16 +20,21 @@ multi-machine runs can slot in beside [`SqliteStore`] without touching `load` or
    │   give back   │                                     │
    └── (quota, bad key, signal, a dead run's lease:      │
         attempt refunded)                                │
-                   │ matched item      no match     attempts spent / permanent error
+                   │ verified record   no match     attempts spent / permanent error
                    ▼                    ▼                ▼
                  done              not_found           failed
 ```
 
+A job's state follows from its lookups, recomputed in the transaction that changes them:
+`done` if any provider found the book; else `in_progress`, `pending`, `failed` in that order;
+`not_found` when every lookup says so. A job without lookups (loaded, never crawled) is
+`pending`.
+
 Rules every backend keeps:
-1. A job changes state only inside a store transaction; a book is written in the same
-   transaction that marks its job `done`.
-2. Only the lease owner (`lease_owner` = the run's id) can complete a job; a completion for a
-   lease that was taken back changes nothing.
+1. A lookup changes state only inside a store transaction; a provider's record (and the merged
+   book) is written in the same transaction that marks its lookup `done`.
+2. Only the lease owner (`lease_owner` = the run's id) can complete a lookup; a completion for
+   a lease that was taken back changes nothing.
 3. `done`, `not_found` and `failed` are terminal for `crawl`; `load` never changes a job that
    exists, so re-loading never resets a state or a stored result.
 */
