@@ -53,7 +53,7 @@ pub const CLAIM_SQL: &str = "UPDATE lookups SET state = 'in_progress', attempts 
 /// A job's state from its lookups (`?1`: a JSON array of job ids): done if any provider found
 /// the book, then in progress, pending, failed; not found when every lookup says so.
 const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.attempts,
-        last_error = CASE WHEN d.state = 'done' THEN NULL ELSE d.last_error END, updated_at = ?2
+        last_error = d.last_error, updated_at = ?2
     FROM (SELECT l.job_id,
                  CASE WHEN max(l.state = 'done') THEN 'done'
                       WHEN max(l.state = 'in_progress') THEN 'in_progress'
@@ -61,9 +61,10 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
                       WHEN max(l.state = 'failed') THEN 'failed'
                       ELSE 'not_found' END AS state,
                  sum(l.attempts) AS attempts,
-                 (SELECT e.last_error FROM lookups e
-                  WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
-                  ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) AS last_error
+                 CASE WHEN max(l.state = 'done') THEN NULL ELSE
+                     (SELECT e.last_error FROM lookups e
+                      WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
+                      ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) END AS last_error
           FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each(?1))
           GROUP BY l.job_id) AS d
     WHERE jobs.id = d.job_id";
