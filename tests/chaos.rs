@@ -19,16 +19,47 @@ const KILLS: usize = 8;
 const CONCURRENCY: u32 = 16;
 const MAX_ATTEMPTS: i64 = 8;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice() {
-    let seed: u64 = std::env::var("CHAOS_SEED")
+/// `CHAOS_SEED`, or a fresh one (printed by the tests, so a failure can be replayed).
+fn seed() -> u64 {
+    std::env::var("CHAOS_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| {
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
-        });
+        })
+}
+
+/// Runs `crawl()` and SIGKILLs it after a random number of further requests, `kills` times
+/// (fewer if a run ends by itself first). Returns how many kills there were.
+async fn kill_rounds(
+    api: &FakeApi,
+    crawl: impl Fn() -> tokio::process::Command,
+    kills: usize,
+    rng: &mut StdRng,
+) -> usize {
+    let mut done = 0;
+    for round in 1..=kills * 5 {
+        if done == kills {
+            break;
+        }
+        let target = api.total_requests() + rng.random_range(20..250);
+        match kill_after(api, crawl(), target).await {
+            Ok(()) => done += 1,
+            // It finished first: nothing left to kill; the final run checks the rest.
+            Err(status) => {
+                eprintln!("round {round}: the crawl ended by itself ({status})");
+                break;
+            }
+        }
+    }
+    done
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice() {
+    let seed = seed();
     eprintln!("chaos seed: {seed} (replay with CHAOS_SEED={seed})");
     let mut rng = StdRng::seed_from_u64(seed);
 
@@ -75,24 +106,7 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
         )
     };
 
-    let mut kills = 0;
-    let mut rounds = 0;
-    while kills < KILLS {
-        rounds += 1;
-        assert!(
-            rounds < 40,
-            "the crawl kept finishing before it could be killed"
-        );
-        let target = api.total_requests() + rng.random_range(20..250);
-        match kill_after(&api, crawl(), target).await {
-            Ok(()) => kills += 1,
-            // It finished first: nothing left to kill; the final run below checks the rest.
-            Err(status) => {
-                eprintln!("round {rounds}: the crawl ended by itself ({status})");
-                break;
-            }
-        }
-    }
+    let kills = kill_rounds(&api, crawl, KILLS, &mut rng).await;
 
     let out = tokio::time::timeout(Duration::from_secs(120), crawl().output())
         .await
@@ -198,14 +212,7 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
 async fn kill_9_rounds_with_both_providers_lose_nothing() {
     const N: usize = 1_000;
     const ROUNDS: usize = 5;
-    let seed: u64 = std::env::var("CHAOS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(1, |d| d.as_nanos() as u64)
-        });
+    let seed = seed();
     eprintln!("chaos seed (two providers): {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
     let s = Scratch::new();
@@ -263,20 +270,7 @@ async fn kill_9_rounds_with_both_providers_lose_nothing() {
             ],
         )
     };
-    let mut kills = 0;
-    for round in 0..ROUNDS * 3 {
-        if kills == ROUNDS {
-            break;
-        }
-        let target = api.total_requests() + rng.random_range(20..200);
-        match kill_after(&api, crawl(), target).await {
-            Ok(()) => kills += 1,
-            Err(status) => {
-                eprintln!("round {round}: the crawl ended by itself ({status})");
-                break;
-            }
-        }
-    }
+    let kills = kill_rounds(&api, crawl, ROUNDS, &mut rng).await;
     let out = tokio::time::timeout(Duration::from_secs(120), crawl().output())
         .await
         .expect("the last run finishes within 120 s")

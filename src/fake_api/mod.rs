@@ -391,6 +391,22 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One of `table`'s faults with its probability, or none (the rest of the unit interval).
+pub(crate) fn pick<F, const N: usize>(rng: &mut u64, table: [(f64, F); N]) -> Option<F> {
+    if table.iter().all(|(p, _)| *p <= 0.0) {
+        return None;
+    }
+    let x = next_random(rng);
+    let mut edge = 0.0;
+    for (p, fault) in table {
+        edge += p;
+        if x < edge {
+            return Some(fault);
+        }
+    }
+    None
+}
+
 pub(crate) fn next_random(rng: &mut u64) -> f64 {
     // xorshift64*: deterministic per seed, good enough to pick faults.
     *rng ^= *rng >> 12;
@@ -475,21 +491,14 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         return (fault_answer(&fault, &isbn), latency);
     }
     let r = st.config.random.clone();
-    if r.unavailable + r.reset + r.truncated + r.stall > 0.0 {
-        let x = next_random(&mut st.rng);
-        let table = [
-            (r.unavailable, Fault::Unavailable),
-            (r.reset, Fault::Reset),
-            (r.truncated, Fault::Truncated),
-            (r.stall, Fault::Stall(r.stall_for)),
-        ];
-        let mut edge = 0.0;
-        for (p, fault) in table {
-            edge += p;
-            if x < edge {
-                return (fault_answer(&fault, &isbn), latency);
-            }
-        }
+    let table = [
+        (r.unavailable, Fault::Unavailable),
+        (r.reset, Fault::Reset),
+        (r.truncated, Fault::Truncated),
+        (r.stall, Fault::Stall(r.stall_for)),
+    ];
+    if let Some(fault) = pick(&mut st.rng, table) {
+        return (fault_answer(&fault, &isbn), latency);
     }
     if asked.len() > 1 {
         return (batch_answer(&st.config, &asked), latency);

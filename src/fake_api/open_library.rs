@@ -17,7 +17,7 @@ some editions, and never has a description or a language (as `jscmd=data` never 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::{Answer, State, next_random, title_for};
+use super::{Answer, State, next_random, pick, title_for};
 use crate::isbn::Isbn13;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -137,22 +137,15 @@ pub(super) fn decide(
         return fault(&f, &keys, &catalogue);
     }
     let r = &config.random;
-    if r.unavailable + r.reset + r.truncated + r.stall > 0.0 {
-        let x = next_random(&mut st.rng);
-        let table = [
-            (r.unavailable / 2.0, OpenLibraryFault::Offline),
-            (r.unavailable / 2.0, OpenLibraryFault::GatewayTimeout),
-            (r.reset, OpenLibraryFault::Reset),
-            (r.truncated, OpenLibraryFault::Truncated),
-            (r.stall, OpenLibraryFault::Stall(r.stall_for)),
-        ];
-        let mut edge = 0.0;
-        for (p, f) in table {
-            edge += p;
-            if x < edge {
-                return fault(&f, &keys, &catalogue);
-            }
-        }
+    let table = [
+        (r.unavailable / 2.0, OpenLibraryFault::Offline),
+        (r.unavailable / 2.0, OpenLibraryFault::GatewayTimeout),
+        (r.reset, OpenLibraryFault::Reset),
+        (r.truncated, OpenLibraryFault::Truncated),
+        (r.stall, OpenLibraryFault::Stall(r.stall_for)),
+    ];
+    if let Some(f) = pick(&mut st.rng, table) {
+        return fault(&f, &keys, &catalogue);
     }
     if keys.len() > 1
         && config.empty_batch_rate > 0.0

@@ -65,10 +65,7 @@ pub struct Client {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
-        let base = config.api_url.trim_end_matches('/');
-        let volumes_url = reqwest::Url::parse(&format!("{base}/books/v1/volumes"))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
+        let volumes_url = super::endpoint(&config.api_url, "/books/v1/volumes")
             .ok_or_else(|| Error::BadUrl(config.api_url.clone()))?;
         let prefix = |max_results: &str| {
             let mut url = volumes_url.clone();
@@ -80,20 +77,10 @@ impl Client {
         };
         let url_prefix = prefix("10");
         let batch_prefix = prefix("40");
-        let http = reqwest::Client::builder()
-            // Google compresses only when the User-Agent says gzip too.
-            .user_agent(concat!(
-                "isbn-crawler/",
-                env!("CARGO_PKG_VERSION"),
-                " (gzip)"
-            ))
-            .gzip(true)
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_keepalive(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Error::Build(describe(&e.without_url())))?;
+        // Google compresses only when the User-Agent says gzip too.
+        let agent = concat!("isbn-crawler/", env!("CARGO_PKG_VERSION"), " (gzip)");
+        let http = super::http_client(agent, config.timeout, config.connect_timeout)
+            .map_err(Error::Build)?;
         Ok(Client {
             http,
             url_prefix,

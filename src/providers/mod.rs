@@ -149,6 +149,30 @@ pub fn published_year(date: &str) -> Option<i64> {
     }
 }
 
+/// The HTTP client every provider uses: rustls, gzip, the provider's User-Agent and timeouts.
+pub fn http_client(
+    user_agent: &str,
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .gzip(true)
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(60))
+        .build()
+        .map_err(|e| google::describe(&e.without_url()))
+}
+
+/// `{base}{path}` if `base` is an http(s) URL.
+pub fn endpoint(base: &str, path: &str) -> Option<reqwest::Url> {
+    reqwest::Url::parse(&format!("{}{path}", base.trim_end_matches('/')))
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+}
+
 /// What one request for a group of ISBNs brought.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {

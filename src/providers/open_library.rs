@@ -79,19 +79,11 @@ pub fn user_agent(contact: Option<&str>) -> String {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, Error> {
-        let base = config.base_url.trim_end_matches('/');
-        let url = reqwest::Url::parse(&format!("{base}/api/books"))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https"))
+        let url = super::endpoint(&config.base_url, "/api/books")
             .ok_or_else(|| Error::BadUrl(config.base_url.clone()))?;
-        let http = reqwest::Client::builder()
-            .user_agent(user_agent(config.contact.as_deref()))
-            .gzip(true)
-            .timeout(config.timeout)
-            .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(|e| Error::Build(super::google::describe(&e.without_url())))?;
+        let agent = user_agent(config.contact.as_deref());
+        let http = super::http_client(&agent, config.timeout, config.connect_timeout)
+            .map_err(Error::Build)?;
         Ok(Client {
             http,
             url_prefix: format!("{url}?format=json&jscmd=data&bibkeys="),
