@@ -61,6 +61,15 @@ pub enum Command {
     Rejects(RejectsArgs),
     /// Move jobs of some states back to `pending` with fresh attempts.
     Requeue(RequeueArgs),
+    /// One self-contained HTML page showing the crawl at a glance (written atomically).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ReportArgs {
+    /// Where the page goes.
+    #[arg(long, short, value_name = "FILE", default_value = "data/report.html")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -263,6 +272,10 @@ pub struct CrawlArgs {
     /// Open Library requests allowed (at most 3/s, and 1/s without ISBN_CRAWLER_CONTACT).
     #[arg(long, default_value = "1/s", value_parser = parse_rate)]
     pub openlibrary_rate: Rate,
+    /// Rewrite this HTML report every 30 s during the crawl and at its end (an open tab
+    /// follows the crawl).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
     /// Open Library requests in flight at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub openlibrary_concurrency: u32,

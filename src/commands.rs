@@ -78,7 +78,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
         Command::Crawl(args) => {
             let lanes = lanes_for(args, &env)?;
             let store = open_db(&cli, true).await?;
-            crawl_and_report(&store, args, lanes, &env, cli.quiet, "crawl").await
+            crawl_and_report(&store, args, lanes, &env, &cli, "crawl").await
         }
         Command::Run(args) => {
             let lanes = lanes_for(&args.crawl, &env)?;
@@ -87,13 +87,21 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
             if loaded == ExitCode::NoInput {
                 return Ok(loaded);
             }
-            crawl_and_report(&store, &args.crawl, lanes, &env, cli.quiet, "run").await
+            crawl_and_report(&store, &args.crawl, lanes, &env, &cli, "run").await
         }
         Command::Demo(args) => demo(args, &env, cli.quiet).await,
         Command::Show(args) => show(&cli, args).await,
         Command::Export(args) => export(&cli, args).await,
         Command::Rejects(args) => rejects(&cli, args).await,
         Command::Requeue(args) => requeue(&cli, args).await,
+        Command::Report(args) => {
+            let store = open_db(&cli, false).await?;
+            write_report(&store, &cli.db.display().to_string(), &args.output, false).await?;
+            if !cli.quiet {
+                println!("report written to {}", args.output.display());
+            }
+            Ok(ExitCode::Success)
+        }
     }
 }
 
@@ -311,11 +319,16 @@ async fn crawl_and_report<S: Store>(
     args: &CrawlArgs,
     lanes: Vec<Lane>,
     env: &Environment,
-    quiet: bool,
+    cli: &Cli,
     command: &str,
 ) -> anyhow::Result<ExitCode> {
-    let summary = crawl_with(store, lanes, crawl_options(args, command), env, quiet).await?;
-    Ok(report_summary(&summary, quiet))
+    let report = args
+        .report
+        .as_deref()
+        .map(|p| (p, cli.db.display().to_string()));
+    let opts = crawl_options(args, command);
+    let summary = crawl_with(store, lanes, opts, env, cli.quiet, report).await?;
+    Ok(report_summary(&summary, cli.quiet))
 }
 
 async fn crawl_with<S: Store>(
@@ -324,18 +337,65 @@ async fn crawl_with<S: Store>(
     opts: CrawlOptions,
     env: &Environment,
     quiet: bool,
+    report: Option<(&Path, String)>,
 ) -> anyhow::Result<Summary> {
     let control = env.control.clone();
     let signals = env
         .handle_signals
         .then(|| spawn_signal_handler(control.clone()));
     let reporter = Reporter::new(quiet, store.open_jobs().await?);
+    // `--report FILE`: rewritten every 30 s while the crawl runs, and once more at its end.
+    let live = report.as_ref().map(|(path, label)| {
+        let (store, path, label) = (store.clone(), path.to_path_buf(), label.clone());
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = write_report(&store, &label, &path, true).await {
+                    tracing::warn!("report: {e:#}");
+                }
+                tokio::time::sleep(REPORT_EVERY).await;
+            }
+        })
+    });
     let result = crawl::crawl(store.clone(), lanes, opts, control, &reporter).await;
     reporter.finish();
     if let Some(task) = signals {
         task.abort();
     }
+    if let Some(task) = live {
+        task.abort();
+    }
+    if let Some((path, label)) = &report {
+        write_report(store, label, path, false).await?;
+    }
     result.context("crawl stopped")
+}
+
+/// How often `crawl --report` rewrites the page.
+const REPORT_EVERY: Duration = Duration::from_secs(30);
+
+/// Writes the HTML report of `store` to `path`, atomically.
+async fn write_report<S: Store>(
+    store: &S,
+    database: &str,
+    path: &Path,
+    live: bool,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let overview = store.overview(now, &quota::quota_day(quota::now())).await?;
+    let meta = crate::report::Meta {
+        database: database.to_string(),
+        generated: crate::export::rfc3339(now),
+        live,
+    };
+    let page = crate::report::render(&overview, &meta);
+    let mut sink = Sink::open(Some(path))?;
+    {
+        let mut w = sink.writer();
+        w.write_all(page.as_bytes())
+            .and_then(|()| w.flush())
+            .map_err(|e| cannot_write(path, e))?;
+    }
+    sink.finish()
 }
 
 /// Ctrl-C or SIGTERM: stop claiming; after [`GRACE`], cut requests in flight; a second signal
@@ -610,7 +670,10 @@ async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result
         ..env.clone()
     };
     let lanes = lanes_for(&args, &demo_env)?;
-    let summary = crawl_with(&store, lanes, crawl_options(&args, "demo"), env, quiet).await?;
+    let report = db.with_file_name("demo-report.html");
+    let label = db.display().to_string();
+    let opts = crawl_options(&args, "demo");
+    let summary = crawl_with(&store, lanes, opts, env, quiet, Some((&report, label))).await?;
     let code = report_summary(&summary, false);
     println!();
     println!(
@@ -630,8 +693,9 @@ async fn demo(args: &DemoArgs, env: &Environment, quiet: bool) -> anyhow::Result
             shorten(&authors, 22)
         );
     }
+    println!("\nreport: {} (open it in a browser)", report.display());
     println!(
-        "\nquery it: sqlite3 {} 'select isbn13, title, authors from books'",
+        "query it: sqlite3 {} 'select isbn13, title, authors from books'",
         db.display()
     );
     Ok(code)
@@ -656,8 +720,15 @@ impl Sink {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let temp = tempfile::Builder::new()
-            .prefix(".isbn-crawler-")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".isbn-crawler-");
+        // A result file, readable like any other the user makes (not the 0600 of a temp file).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o644));
+        }
+        let temp = builder
             .tempfile_in(dir)
             .map_err(|e| cannot_write(path, e))?;
         Ok(Sink::File {

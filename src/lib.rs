@@ -20,6 +20,7 @@ pub mod isbn;
 pub mod load;
 pub mod progress;
 pub mod providers;
+pub mod report;
 pub mod store;
 
 pub use commands::Environment;

@@ -28,6 +28,9 @@ impl Store for SlowStore {
     async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
         self.0.status(now_ms, quota_day).await
     }
+    async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
+        self.0.overview(now_ms, quota_day).await
+    }
     async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
         self.0.record(isbn13).await
     }

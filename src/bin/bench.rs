@@ -61,6 +61,17 @@ enum What {
         #[arg(long, default_value_t = 5_000)]
         isbns: usize,
     },
+    /// `report` on a big database: jobs loaded, half of them with a book from each provider.
+    Report {
+        #[arg(long, default_value_t = 1_000_000)]
+        jobs: usize,
+        #[arg(long, default_value_t = 500_000)]
+        books: usize,
+    },
+    /// (Internal) fills the database of `bench report` in a process of its own, so the
+    /// measured child does not inherit this one's memory through fork.
+    #[command(hide = true)]
+    ReportDb { db: PathBuf, books: usize },
     /// Only run the fake API (for profiling a crawl by hand): prints its URL, serves until killed.
     Fake {
         #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
@@ -97,7 +108,10 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_quota(dir.path(), 2_000))?;
             runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
             runtime.block_on(bench_openlibrary(dir.path(), 5_000))?;
+            runtime.block_on(bench_report(dir.path(), 1_000_000, 500_000))?;
         }
+        What::Report { jobs, books } => runtime.block_on(bench_report(dir.path(), jobs, books))?,
+        What::ReportDb { db, books } => runtime.block_on(fill_report_db(&db, books))?,
         What::Openlibrary { isbns } => runtime.block_on(bench_openlibrary(dir.path(), isbns))?,
         What::Load { lines } => bench_load(dir.path(), lines)?,
         What::Fake { latency } => runtime.block_on(async {
@@ -371,6 +385,7 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
         host: "bench".into(),
         pid: std::process::id(),
         pid_start: None,
+        daily_budget: None,
     };
     let run = store.begin_run(&info, 0).await?;
     store
@@ -475,6 +490,88 @@ async fn bench_openlibrary(dir: &Path, n: usize) -> anyhow::Result<()> {
         "openlibrary: the crawl itself, unlimited rate against the fake, {:.2} s, peak RSS {:.1} MB",
         u.wall.as_secs_f64(),
         u.max_rss_kib as f64 / 1024.0
+    );
+    Ok(())
+}
+
+async fn fill_report_db(db: &Path, books: usize) -> anyhow::Result<()> {
+    use isbn_crawler::store::Store;
+    let store = isbn_crawler::store::SqliteStore::open(db, false).await?;
+    store
+        .ensure_lookups(&isbn_crawler::providers::ProviderId::ALL, false, 0)
+        .await?;
+    // Books as a crawl leaves them: each provider's record, the merged row, states derived.
+    let pool = store.pool();
+    let limit = books as i64;
+    for provider in ["google", "openlibrary"] {
+        sqlx::query(
+            "INSERT INTO provider_books (isbn13, provider, record_id, title, authors, publisher,
+                 published_date, published_year, page_count, categories, language, thumbnail,
+                 description, raw_json, fetched_at)
+             SELECT isbn13, ?2, 'r' || id, 'Title ' || id, '[\"Author ' || (id % 5000) || '\"]',
+                 'Publisher ' || (id % 300), (1900 + id % 120) || '', 1900 + id % 120,
+                 100 + id % 400, '[\"Fiction\", \"Subject ' || (id % 40) || '\"]',
+                 CASE WHEN ?2 = 'google' THEN 'en' END, 'https://covers/' || id,
+                 CASE WHEN ?2 = 'google' AND id % 3 > 0 THEN 'A description' END, '{}', id
+             FROM jobs WHERE id <= ?1",
+        )
+        .bind(limit)
+        .bind(provider)
+        .execute(pool)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO books (isbn13, title, authors, publisher, published_date, published_year,
+             page_count, categories, language, thumbnail, description, raw_json, provenance,
+             fetched_at)
+         SELECT isbn13, title, authors, publisher, published_date, published_year, page_count,
+             categories, language, thumbnail, description, raw_json,
+             '{\"title\":\"google\",\"page_count\":\"openlibrary\"}', fetched_at
+         FROM provider_books WHERE provider = 'google'",
+    )
+    .execute(pool)
+    .await?;
+    for sql in [
+        "UPDATE lookups SET state = 'done', attempts = 1 WHERE job_id <= ?1",
+        "UPDATE lookups SET state = 'not_found', attempts = 1, last_error = 'no item for this ISBN'
+         WHERE job_id > ?1 AND job_id <= ?1 + (?1 / 5)",
+        "UPDATE jobs SET state = 'done', attempts = 2 WHERE id <= ?1",
+        "UPDATE jobs SET state = 'not_found', attempts = 2 WHERE id > ?1 AND id <= ?1 + (?1 / 5)",
+    ] {
+        sqlx::query(sql).bind(limit).execute(pool).await?;
+    }
+    store.pool().close().await;
+    Ok(())
+}
+
+async fn bench_report(dir: &Path, jobs: usize, books: usize) -> anyhow::Result<()> {
+    let db = load_fresh(dir, "report", jobs)?;
+    let status = Command::new(std::env::current_exe()?)
+        .arg("report-db")
+        .arg(&db)
+        .arg(books.to_string())
+        .status()?;
+    if !status.success() {
+        bail!("filling the report database failed");
+    }
+    let out = dir.join("report.html");
+    let u = measure(
+        Command::new(crawler()?)
+            .args(["--quiet", "--db"])
+            .arg(&db)
+            .arg("report")
+            .arg("-o")
+            .arg(&out)
+            .stdout(std::process::Stdio::null()),
+    )?;
+    if u.status != 0 {
+        bail!("report exited {}", u.status);
+    }
+    println!(
+        "report: {jobs} jobs, {books} books: {:.2} s (target < 3 s), peak RSS {:.1} MB (target < 64 MB), {} KB of HTML",
+        u.wall.as_secs_f64(),
+        u.max_rss_kib as f64 / 1024.0,
+        std::fs::metadata(&out)?.len() / 1024
     );
     Ok(())
 }

@@ -287,7 +287,11 @@ pub async fn crawl<S: Store>(
     progress: &Reporter,
 ) -> Result<Summary, store::Error> {
     let started = tokio::time::Instant::now();
-    let info = this_process(&opts.command);
+    let budget = lanes
+        .iter()
+        .find(|l| l.provider.id() == ProviderId::Google)
+        .and_then(|l| l.daily_budget);
+    let info = this_process(&opts.command, budget);
     let run_id = store.begin_run(&info, now_ms()).await?;
     let me = info.clone();
     let recovered = store
@@ -306,10 +310,6 @@ pub async fn crawl<S: Store>(
     // After a quota stop (even one whose wait was interrupted), one request alone first.
     let probe = store.last_stop_reason().await?.as_deref() == Some("quota")
         || quota_today.exhausted_at.is_some();
-    let budget = lanes
-        .iter()
-        .find(|l| l.provider.id() == ProviderId::Google)
-        .and_then(|l| l.daily_budget);
     progress.attach_budget(used, budget);
     let total = Arc::new(Counters::default());
     progress.attach(total.clone());
@@ -856,13 +856,14 @@ async fn heartbeat<S: Store>(ctx: Arc<Ctx<S>>) {
 }
 
 /// Who this process is, for the `runs` table.
-pub fn this_process(command: &str) -> RunInfo {
+pub fn this_process(command: &str, daily_budget: Option<u64>) -> RunInfo {
     let pid = std::process::id();
     RunInfo {
         command: command.to_string(),
         host: hostname(),
         pid,
         pid_start: pid_start(pid),
+        daily_budget,
     }
 }
 

@@ -172,6 +172,98 @@ pub struct Status {
     pub lookups: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
 }
 
+/// Everything the report shows, aggregated in the database (never by loading rows).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overview {
+    pub status: Status,
+    pub sources: Vec<SourceCounts>,
+    pub providers: Vec<ProviderCounts>,
+    /// Completeness of the merged books.
+    pub merged: Completeness,
+    pub rejects: Vec<RejectGroup>,
+    /// The most common reasons lookups ended `not_found` or `failed`.
+    pub failures: Vec<FailureClass>,
+    /// Google requests per quota day, oldest first.
+    pub quota_days: Vec<(String, u64)>,
+    /// The `--daily-budget` of the latest run that set one.
+    pub daily_budget: Option<u64>,
+    /// Google books stored per Google request, over every run.
+    pub google_books_per_request: Option<f64>,
+    /// Google lookups still to do.
+    pub google_open: u64,
+    /// The latest runs, newest first.
+    pub runs: Vec<RunRow>,
+    /// Books per published decade (the decade's first year).
+    pub decades: Vec<(i64, u64)>,
+    pub languages: Vec<(String, u64)>,
+    pub publishers: Vec<(String, u64)>,
+    pub categories: Vec<(String, u64)>,
+    /// The latest books stored: (isbn13, title, authors as text, year, provenance).
+    pub recent: Vec<RecentBook>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct RecentBook {
+    pub isbn13: String,
+    pub title: Option<String>,
+    pub authors: Option<String>,
+    pub published_year: Option<i64>,
+    pub provenance: Option<String>,
+}
+
+/// One input file: what it gave.
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct SourceCounts {
+    pub source: String,
+    pub queued: i64,
+    pub rejected: i64,
+    pub found: i64,
+    pub not_found: i64,
+    pub failed: i64,
+    pub open: i64,
+}
+
+/// One provider: its lookups by state, books only it found, and how complete its records are.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProviderCounts {
+    pub provider: String,
+    pub lookups: BTreeMap<String, u64>,
+    pub only_here: u64,
+    pub completeness: Completeness,
+}
+
+/// How many records have each field.
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct Completeness {
+    pub records: i64,
+    pub description: i64,
+    pub page_count: i64,
+    pub cover: i64,
+    pub authors: i64,
+    pub publisher: i64,
+    pub year: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct FailureClass {
+    pub provider: String,
+    pub state: String,
+    pub error: String,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct RunRow {
+    pub id: i64,
+    pub command: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub stop_reason: Option<String>,
+    pub requests: i64,
+    pub done: i64,
+    pub books_per_request: Option<f64>,
+}
+
 /// One provider's record of a book, and its lookup: what `show` prints per provider.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, sqlx::FromRow)]
 pub struct ProviderRecord {
@@ -268,6 +360,8 @@ pub struct RunInfo {
     pub host: String,
     pub pid: u32,
     pub pid_start: Option<String>,
+    /// Its `--daily-budget`, kept for the report's estimate.
+    pub daily_budget: Option<u64>,
 }
 
 /// The end of a run, for the `runs` table.
@@ -365,6 +459,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64>> + Send;
 
     fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;
+
+    /// Everything the report shows, aggregated in the database.
+    fn overview(
+        &self,
+        now_ms: i64,
+        quota_day: &str,
+    ) -> impl Future<Output = Result<Overview>> + Send;
 
     // --- results side ---
 

@@ -22,8 +22,9 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::{
-    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, ProviderRecord, QuotaDay,
-    Record, RejectGroup, RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, Status, Store,
+    ClaimedJob, Completeness, Completion, Error, FailureClass, JobResult, JobState, LoadBatch,
+    Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record, RejectGroup,
+    RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, RunRow, SourceCounts, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -385,57 +386,28 @@ impl Store for SqliteStore {
     }
 
     async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
-        let mut status = Status {
-            quota_day: quota_day.to_string(),
-            ..Status::default()
-        };
-        for st in JobState::ALL {
-            status.jobs.insert(st.as_str(), 0);
-        }
-        for (state, n) in self
-            .group_counts("SELECT state, count(*) FROM jobs GROUP BY state")
-            .await?
-        {
-            if let Some(st) = JobState::parse(&state) {
-                status.jobs.insert(st.as_str(), n);
-            }
-            status.total += n;
-        }
-        let due: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs j WHERE j.state = 'pending' AND (
-                 NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id)
-                 OR EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id
-                            AND l.state = 'pending' AND l.next_attempt_at <= ?))",
-        )
-        .bind(now_ms)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        status.due_now = due as u64;
-        status.rejected_lines = self
-            .group_counts("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .await?
-            .into_iter()
-            .collect();
-        status.requests_today = self.quota_day(quota_day).await?.requests;
-        let rows =
-            sqlx::query("SELECT provider, state, count(*) FROM lookups GROUP BY provider, state")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        for row in rows {
-            let (provider, state): (String, String) = (row.get(0), row.get(1));
-            let (Some(p), Some(st)) = (ProviderId::parse(&provider), JobState::parse(&state))
-            else {
-                continue;
-            };
-            let per = status
-                .lookups
-                .entry(p.as_str())
-                .or_insert_with(|| JobState::ALL.iter().map(|s| (s.as_str(), 0)).collect());
-            per.insert(st.as_str(), row.get::<i64, _>(2) as u64);
-        }
-        Ok(status)
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        status_on(&mut conn, now_ms, quota_day, true)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        // Aggregates over a million rows sort a lot: let SQLite spill to temporary files
+        // instead of holding the sorts in memory (this connection only, and only for this).
+        sqlx::query("PRAGMA temp_store = FILE")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| self.err(e))?;
+        let overview = overview_on(&mut conn, now_ms, quota_day).await;
+        let reset = sqlx::query("PRAGMA temp_store = MEMORY")
+            .execute(&mut *conn)
+            .await;
+        let mut overview = overview.map_err(|e| self.err(e))?;
+        reset.map_err(|e| self.err(e))?;
+        overview.rejects = self.reject_groups(2).await?;
+        Ok(overview)
     }
 
     async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
@@ -597,8 +569,8 @@ impl Store for SqliteStore {
 
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (command, host, pid, pid_start, started_at, heartbeat_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO runs (command, host, pid, pid_start, started_at, heartbeat_at, daily_budget)
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&info.command)
         .bind(&info.host)
@@ -606,6 +578,7 @@ impl Store for SqliteStore {
         .bind(&info.pid_start)
         .bind(now_ms)
         .bind(now_ms)
+        .bind(info.daily_budget.map(|b| b as i64))
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
@@ -633,6 +606,7 @@ impl Store for SqliteStore {
                     host: row.get(2),
                     pid: row.get::<i64, _>(3) as u32,
                     pid_start: row.get(4),
+                    daily_budget: None,
                 };
                 !is_alive(&info)
             })
@@ -976,6 +950,233 @@ fn job_change(result: &JobResult) -> (&'static str, Option<i64>, Option<&str>, b
     }
 }
 
+/// The job table at a glance, each table read once and nothing sorted.
+async fn status_on(
+    conn: &mut sqlx::SqliteConnection,
+    now_ms: i64,
+    quota_day: &str,
+    with_due: bool,
+) -> std::result::Result<Status, sqlx::Error> {
+    let mut status = Status {
+        quota_day: quota_day.to_string(),
+        ..Status::default()
+    };
+    let per_state: Vec<String> = JobState::ALL
+        .iter()
+        .map(|st| format!("coalesce(sum(state = '{}'), 0)", st.as_str()))
+        .collect();
+    let row = sqlx::query(&format!(
+        "SELECT count(*), {} FROM jobs",
+        per_state.join(", ")
+    ))
+    .fetch_one(&mut *conn)
+    .await?;
+    status.total = row.get::<i64, _>(0) as u64;
+    for (i, st) in JobState::ALL.iter().enumerate() {
+        status
+            .jobs
+            .insert(st.as_str(), row.get::<i64, _>(i + 1) as u64);
+    }
+    let due: i64 = if !with_due {
+        0
+    } else {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM jobs INDEXED BY jobs_open
+         WHERE state IN ('pending', 'in_progress') AND state = 'pending' AND (
+             NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = jobs.id)
+             OR EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = jobs.id
+                        AND l.state = 'pending' AND l.next_attempt_at <= ?))",
+        )
+        .bind(now_ms)
+        .fetch_one(&mut *conn)
+        .await?
+    };
+    status.due_now = due as u64;
+    let reasons: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .fetch_all(&mut *conn)
+            .await?;
+    status.rejected_lines = reasons.into_iter().map(|(r, n)| (r, n as u64)).collect();
+    let requests: Option<i64> = sqlx::query_scalar("SELECT requests FROM quota_days WHERE day = ?")
+        .bind(quota_day)
+        .fetch_optional(&mut *conn)
+        .await?;
+    status.requests_today = requests.unwrap_or(0) as u64;
+    // Each state of each provider from its own partial index: no pass over the table.
+    for p in ProviderId::ALL {
+        let row = sqlx::query(
+            "SELECT (SELECT count(*) FROM lookups INDEXED BY lookups_due
+                     WHERE state = 'pending' AND provider = ?1),
+                    (SELECT count(*) FROM lookups INDEXED BY lookups_leased
+                     WHERE state = 'in_progress' AND provider = ?1),
+                    (SELECT count(*) FROM lookups INDEXED BY lookups_done
+                     WHERE state = 'done' AND provider = ?1),
+                    (SELECT count(*) FROM lookups INDEXED BY lookups_missed
+                     WHERE state IN ('not_found', 'failed') AND provider = ?1
+                       AND state = 'not_found'),
+                    (SELECT count(*) FROM lookups INDEXED BY lookups_missed
+                     WHERE state IN ('not_found', 'failed') AND provider = ?1
+                       AND state = 'failed')",
+        )
+        .bind(p.as_str())
+        .fetch_one(&mut *conn)
+        .await?;
+        let per = status.lookups.entry(p.as_str()).or_default();
+        for (i, st) in JobState::ALL.iter().enumerate() {
+            per.insert(st.as_str(), row.get::<i64, _>(i) as u64);
+        }
+    }
+    status.lookups.retain(|_, per| per.values().any(|&n| n > 0));
+    Ok(status)
+}
+
+/// Everything the report shows but the rejects, on one connection.
+async fn overview_on(
+    conn: &mut sqlx::SqliteConnection,
+    now_ms: i64,
+    quota_day: &str,
+) -> std::result::Result<Overview, sqlx::Error> {
+    // The page does not show what is due now: spare the probe of every open job.
+    let status = status_on(&mut *conn, now_ms, quota_day, false).await?;
+    let sources: Vec<SourceCounts> = sqlx::query_as(
+        "SELECT source, sum(queued) AS queued, sum(rejected) AS rejected,
+                sum(found) AS found, sum(not_found) AS not_found, sum(failed) AS failed,
+                sum(open) AS open
+         FROM (SELECT coalesce(source, '') AS source, 1 AS queued, 0 AS rejected,
+                      state = 'done' AS found, state = 'not_found' AS not_found,
+                      state = 'failed' AS failed, state IN ('pending', 'in_progress') AS open
+               FROM jobs
+               UNION ALL
+               SELECT source, 0, 1, 0, 0, 0, 0 FROM rejected_lines)
+         GROUP BY source ORDER BY source",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    // Books only one provider has: one ordered pass over provider_books' key.
+    let only: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT provider, count(*) FROM (
+             SELECT min(provider) AS provider, count(*) AS n FROM provider_books GROUP BY isbn13)
+         WHERE n = 1 GROUP BY provider",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    const COMPLETE: &str = "count(*) AS records, count(description) AS description,
+        count(page_count) AS page_count, count(thumbnail) AS cover, count(authors) AS authors,
+        count(publisher) AS publisher, count(published_year) AS year";
+    let mut providers = Vec::new();
+    for (provider, lookups) in &status.lookups {
+        let completeness: Completeness = sqlx::query_as(&format!(
+            "SELECT {COMPLETE} FROM provider_books WHERE provider = ?"
+        ))
+        .bind(provider)
+        .fetch_one(&mut *conn)
+        .await?;
+        providers.push(ProviderCounts {
+            provider: provider.to_string(),
+            lookups: lookups.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            only_here: only
+                .iter()
+                .find(|(p, _)| p == provider)
+                .map_or(0, |(_, n)| *n as u64),
+            completeness,
+        });
+    }
+    let merged: Completeness = sqlx::query_as(&format!("SELECT {COMPLETE} FROM books"))
+        .fetch_one(&mut *conn)
+        .await?;
+    let failures: Vec<FailureClass> = sqlx::query_as(
+        "SELECT provider, state, coalesce(substr(last_error, 1, 80), '') AS error,
+                count(*) AS count
+         FROM lookups INDEXED BY lookups_missed WHERE state IN ('not_found', 'failed')
+         GROUP BY provider, state, substr(last_error, 1, 80)
+         ORDER BY count DESC LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let quota_days: Vec<(String, i64)> =
+        sqlx::query_as("SELECT day, requests FROM quota_days ORDER BY day")
+            .fetch_all(&mut *conn)
+            .await?;
+    let daily_budget: Option<i64> = sqlx::query_scalar(
+        "SELECT daily_budget FROM runs WHERE daily_budget IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let google_requests: i64 =
+        sqlx::query_scalar("SELECT coalesce(sum(google_requests), 0) FROM runs")
+            .fetch_one(&mut *conn)
+            .await?;
+    let google = status.lookups.get("google");
+    let google_n = |st: &str| google.and_then(|g| g.get(st)).copied().unwrap_or(0);
+    let runs: Vec<RunRow> = sqlx::query_as(
+        "SELECT id, command, started_at, ended_at, stop_reason, requests, done, books_per_request
+         FROM runs ORDER BY id DESC LIMIT 20",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    // Years come grouped from their index; decades are summed here.
+    let years: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT published_year, count(*) FROM books INDEXED BY books_year
+         WHERE published_year IS NOT NULL GROUP BY published_year",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut decades: Vec<(i64, u64)> = Vec::new();
+    for (year, n) in years {
+        let decade = year.div_euclid(10) * 10;
+        match decades.last_mut() {
+            Some((d, count)) if *d == decade => *count += n as u64,
+            _ => decades.push((decade, n as u64)),
+        }
+    }
+    let mut top = Vec::new();
+    for sql in [
+        "SELECT language, count(*) AS n FROM books WHERE language IS NOT NULL
+         GROUP BY language ORDER BY n DESC LIMIT 10",
+        "SELECT publisher, count(*) AS n FROM books INDEXED BY books_publisher
+         WHERE publisher IS NOT NULL GROUP BY publisher ORDER BY n DESC LIMIT 10",
+        "SELECT c.value, count(*) AS n FROM books, json_each(books.categories) c
+         WHERE books.categories IS NOT NULL AND json_valid(books.categories)
+         GROUP BY c.value ORDER BY n DESC LIMIT 10",
+    ] {
+        let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&mut *conn).await?;
+        top.push(
+            rows.into_iter()
+                .map(|(k, n)| (k, n as u64))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let recent: Vec<RecentBook> = sqlx::query_as(
+        "SELECT isbn13, title, (SELECT group_concat(value, '; ') FROM json_each(authors)) AS authors,
+                published_year, provenance
+         FROM books INDEXED BY books_fetched ORDER BY fetched_at DESC LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let categories = top.pop().unwrap_or_default();
+    let publishers = top.pop().unwrap_or_default();
+    let languages = top.pop().unwrap_or_default();
+    Ok(Overview {
+        google_books_per_request: (google_requests > 0)
+            .then(|| google_n("done") as f64 / google_requests as f64),
+        google_open: google_n("pending") + google_n("in_progress"),
+        status,
+        sources,
+        providers,
+        merged,
+        rejects: Vec::new(),
+        failures,
+        quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
+        daily_budget: daily_budget.map(|b| b as u64),
+        runs,
+        decades,
+        languages,
+        publishers,
+        categories,
+        recent,
+    })
+}
+
 /// What one `complete` adds to its run's row.
 #[derive(Default)]
 struct RunCounts {
@@ -1130,6 +1331,7 @@ mod tests {
             host: "h".into(),
             pid: 1,
             pid_start: None,
+            daily_budget: None,
         }
     }
 
