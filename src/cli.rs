@@ -247,10 +247,12 @@ pub struct CrawlArgs {
     /// Time allowed to connect.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
-    /// ISBNs asked per request (`isbn:A OR isbn:B ...`, up to 40). Every returned item is
-    /// verified; ISBNs a batch misses are asked again alone before they can be `not_found`.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=40))]
-    pub batch: u32,
+    /// ISBNs asked per Google request (`isbn:A OR isbn:B ...`): `auto` adapts between 1 and
+    /// 40 to how complete the answers come back; a number fixes it (1 = one ISBN per request).
+    /// Every returned item is verified; ISBNs a batch misses are asked again (in a batch of
+    /// misses, then alone) before they can be `not_found`.
+    #[arg(long, default_value = "auto", value_parser = parse_batch)]
+    pub batch: Batch,
     /// How long a claimed job stays leased without a heartbeat before another run may take it.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub lease: Duration,
@@ -279,6 +281,20 @@ pub struct CrawlArgs {
     /// Open Library requests in flight at once.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub openlibrary_concurrency: u32,
+}
+
+/// `--batch`: `auto` (`None`) or a fixed size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batch(pub Option<u32>);
+
+pub fn parse_batch(s: &str) -> Result<Batch, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(Batch(None));
+    }
+    match s.trim().parse::<u32>() {
+        Ok(n @ 1..=40) => Ok(Batch(Some(n))),
+        _ => Err(format!("{s:?}: expected auto or a number from 1 to 40")),
+    }
 }
 
 /// Whether later providers are asked for every ISBN or only for the ones not yet found.

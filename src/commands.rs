@@ -132,7 +132,7 @@ fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<Vec<Lane>> {
                 provider: Arc::new(client_for(args, Some(require_key(env)?))?),
                 rate: args.rate.0,
                 concurrency: args.concurrency as usize,
-                batch: args.batch as usize,
+                batch: args.batch.0.map(|n| n as usize),
                 daily_budget: args.daily_budget,
             },
             ProviderId::OpenLibrary => {
@@ -148,7 +148,7 @@ fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<Vec<Lane>> {
                     provider: Arc::new(client),
                     rate: openlibrary_rate(args, env)?,
                     concurrency: args.openlibrary_concurrency as usize,
-                    batch: args.openlibrary_batch as usize,
+                    batch: Some(args.openlibrary_batch as usize),
                     daily_budget: None,
                 }
             }

@@ -1,4 +1,5 @@
-//! `crawl --batch N`: several ISBNs per request, verified item by item, misses asked alone.
+//! `crawl --batch N|auto`: several ISBNs per request, verified item by item, misses asked again
+//! in a batch of misses and then alone before any verdict.
 
 mod common;
 
@@ -37,7 +38,7 @@ async fn a_batch_where_all_come_back_costs_one_request_per_batch() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn misses_are_asked_alone_before_any_verdict() {
+async fn misses_are_asked_in_a_batch_of_misses_then_alone_before_any_verdict() {
     let (s, list) = loaded(20).await;
     let mut config = FakeConfig::default();
     // Half of each batch does not come back in the OR search: of those, one is truly
@@ -58,16 +59,22 @@ async fn misses_are_asked_alone_before_any_verdict() {
     );
     let mut sizes = api.isbns_per_request();
     sizes.sort_unstable();
+    // These misses never come back in an OR answer: each batch of misses misses them all.
+    let rounds = usize::from(isbn_crawler::crawl::batch::MAX_REBATCH);
+    let mut want = vec![1; 10];
+    want.extend(vec![10; 2 + rounds]);
     assert_eq!(
-        sizes,
-        [[1; 10].as_slice(), &[10, 10]].concat(),
-        "2 batches, then 10 alone"
+        sizes, want,
+        "2 batches, the 10 misses in batches of misses, then each alone"
     );
     for (i, isbn) in list.iter().enumerate() {
-        let want = if i % 2 == 1 { 2 } else { 1 };
+        let want = if i % 2 == 1 { 2 + rounds as u32 } else { 1 };
         assert_eq!(api.requests_for(isbn), want, "{isbn}");
     }
-    assert_eq!(s.scalar("SELECT requests FROM runs").await, 12);
+    assert_eq!(
+        s.scalar("SELECT requests FROM runs").await,
+        12 + rounds as i64
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

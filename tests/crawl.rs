@@ -493,6 +493,8 @@ async fn the_key_never_leaks_on_any_path() {
                 "crawl",
                 "--providers",
                 "google",
+                "--batch",
+                "1",
                 "--api-url",
                 &url,
                 "--rate",

@@ -144,7 +144,7 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
         provider: std::sync::Arc::new(client),
         rate: None,
         concurrency: 4,
-        batch: 1,
+        batch: Some(1),
         daily_budget: None,
     }];
     let opts = CrawlOptions {

@@ -40,9 +40,10 @@ enum What {
         #[arg(long, default_value_t = 100_000)]
         books: usize,
     },
-    /// Requests per stored book with and without --batch, on a fake whose OR search drops 10%.
+    /// Google requests per ISBN with --batch 1, 40 and auto, on a fake like Google's relevance
+    /// search, and with auto on a fake that ignores OR.
     Quota {
-        #[arg(long, default_value_t = 2_000)]
+        #[arg(long, default_value_t = 10_000)]
         isbns: usize,
     },
     /// Crawl start-up and peak RSS on a table of 1,000,000 jobs, almost all done.
@@ -105,7 +106,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_crawl(dir.path(), 20_000, Duration::ZERO, &[64]))?;
             runtime.block_on(bench_export(dir.path(), 100_000))?;
             runtime.block_on(bench_store(dir.path(), 100_000))?;
-            runtime.block_on(bench_quota(dir.path(), 2_000))?;
+            runtime.block_on(bench_quota(dir.path(), 10_000))?;
             runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
             runtime.block_on(bench_openlibrary(dir.path(), 5_000))?;
             runtime.block_on(bench_report(dir.path(), 1_000_000, 500_000))?;
@@ -362,7 +363,15 @@ async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Resul
     let mut cmd = Command::new(crawler()?);
     cmd.args(["--quiet", "--db"])
         .arg(db)
-        .args(["crawl", "--providers", "google", "--rate", "unlimited"])
+        .args([
+            "crawl",
+            "--providers",
+            "google",
+            "--batch",
+            "1",
+            "--rate",
+            "unlimited",
+        ])
         .args(["--api-url", &fake.url(), "--openlibrary-url", &fake.url()])
         .args(["--openlibrary-rate", "unlimited"])
         .args(extra)
@@ -440,26 +449,49 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
 
 async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
     let list: Vec<String> = isbns(n).collect();
-    for batch in ["1", "20"] {
-        let db = load_fresh(dir, &format!("quota-{batch}"), n)?;
-        let mut config = FakeConfig::default();
-        // Like Google's OR search: one book in ten comes back only when asked alone, and one
-        // in fifty is not known at all.
-        config.batch_misses.extend(list.iter().step_by(10).cloned());
+    // Like Google's relevance search: 10% of the ISBNs unknown, 10% of the known books left out
+    // of any one OR answer, an unrequested book in one answer of five, 3% 503s.
+    let realistic = || {
+        let mut config = FakeConfig {
+            or_leave_out: 0.10,
+            or_extra_rate: 0.20,
+            random: isbn_crawler::fake_api::FaultRates {
+                unavailable: 0.03,
+                seed: 7,
+                ..Default::default()
+            },
+            ..FakeConfig::default()
+        };
+        config.unknown.extend(list.iter().step_by(10).cloned());
         config
-            .unknown
-            .extend(list.iter().skip(5).step_by(50).cloned());
+    };
+    let ignores_or = || {
+        let mut config = realistic();
+        config.or_first_term_only = true;
+        config
+    };
+    let cases: [(&str, &str, FakeConfig, &str); 4] = [
+        ("realistic", "1", realistic(), ""),
+        ("realistic", "40", realistic(), ""),
+        ("realistic", "auto", realistic(), " (target <= 0.16)"),
+        ("ignores OR", "auto", ignores_or(), " (target <= 1.1)"),
+    ];
+    for (fake_name, batch, config, target) in cases {
+        let db = load_fresh(dir, &format!("quota-{}-{batch}", fake_name.len()), n)?;
         let fake = FakeApi::start(config).await?;
         crawl_child(&db, &fake, &["--concurrency", "8", "--batch", batch]).await?;
         let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
-        let done: i64 = sqlx::query_scalar("SELECT count(*) FROM books")
-            .fetch_one(store.pool())
-            .await?;
-        let requests = fake.total_requests();
+        let (done, right): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), coalesce(sum(title LIKE 'Title of ' || isbn13 || '%'), 0) FROM books",
+        )
+        .fetch_one(store.pool())
+        .await?;
+        let knowable = (n - n.div_ceil(10)) as i64;
+        let requests = fake.google_requests();
         println!(
-            "quota --batch {batch}: {requests} requests for {done} books stored: {:.3} requests per stored book ({:.2} books per request)",
-            requests as f64 / done as f64,
-            done as f64 / requests as f64
+            "quota {fake_name} fake, --batch {batch}: {requests} requests for {n} ISBNs: {:.3} requests per ISBN{target}; {done} of {knowable} knowable books stored, {} wrong",
+            requests as f64 / n as f64,
+            done - right
         );
     }
     Ok(())

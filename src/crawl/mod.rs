@@ -31,6 +31,7 @@ a signal stops claiming at once; jobs not yet sent go back to `pending` with the
 refunded. Requests in flight finish, except after an interrupt's grace period (`abort`).
 */
 
+pub mod batch;
 pub mod limiter;
 pub mod quota;
 pub mod retry;
@@ -49,6 +50,7 @@ use crate::isbn::Isbn13;
 use crate::progress::Reporter;
 use crate::providers::{Answer, Outcome, Provider, ProviderId, Rejection};
 use crate::store::{self, ClaimedJob, Completion, JobResult, RunEnd, RunInfo, Store};
+use batch::{BatchSize, MissPool};
 use limiter::Limiter;
 use quota::Budget;
 use retry::RetryPolicy;
@@ -73,8 +75,9 @@ pub struct Lane {
     /// Requests per second; `None` is unlimited.
     pub rate: Option<f64>,
     pub concurrency: usize,
-    /// ISBNs asked per request (1 to the provider's maximum); see [`process_group`].
-    pub batch: usize,
+    /// ISBNs asked per request (1 to the provider's maximum), or `None` to adapt (see
+    /// [`batch`]); see [`process_group`].
+    pub batch: Option<usize>,
     /// Requests allowed per quota day (Google's; counted in `quota_days`).
     pub daily_budget: Option<u64>,
 }
@@ -272,7 +275,14 @@ struct Ctx<S> {
     running: Arc<std::sync::atomic::AtomicBool>,
     /// Woken when any lane commits or ends.
     wake: Arc<Notify>,
+    /// ISBNs per request, fixed or adapting.
+    size: BatchSize,
+    /// Misses of OR answers waiting for a batch of misses.
+    misses: MissPool,
 }
+
+/// A request's worth of lookups, each with the OR batches of misses it has been through.
+type Group = Vec<(ClaimedJob, u8)>;
 
 pub fn now_ms() -> i64 {
     quota::now().timestamp_millis()
@@ -324,7 +334,13 @@ pub async fn crawl<S: Store>(
         .map(|(i, lane)| {
             let id = lane.provider.id();
             let google = id == ProviderId::Google;
+            let max = lane.provider.max_batch();
             Arc::new(Ctx {
+                size: match lane.batch {
+                    Some(n) => BatchSize::fixed(n.clamp(1, max)),
+                    None => BatchSize::adaptive(max),
+                },
+                misses: MissPool::default(),
                 limiter: Limiter::new(lane.rate),
                 budget: Budget::new(
                     if google { lane.daily_budget } else { None },
@@ -494,7 +510,7 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
     let concurrency = ctx.lane.concurrency.max(1);
     // Jobs travel in groups of one request's worth (`--batch`). Room for two claims of a group
     // per worker: one being worked through, one refilled.
-    let (job_tx, job_rx) = mpsc::channel::<Vec<ClaimedJob>>(2 * concurrency);
+    let (job_tx, job_rx) = mpsc::channel::<Group>(2 * concurrency);
     let (done_tx, done_rx) = mpsc::channel::<Completion>(concurrency * 4 + 64);
     let in_flight = Arc::new(AtomicUsize::new(0));
     let committed = Arc::new(Notify::new());
@@ -522,12 +538,18 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
         stop.fail(e);
     }
     drop(job_tx);
-    drop(done_tx);
     for w in workers {
         if let Err(e) = w.await {
             tracing::error!("a worker panicked: {e}");
         }
     }
+    // A stop can leave misses waiting for a batch: they go back, attempts refunded.
+    for (job, _) in ctx.misses.drain() {
+        if done_tx.send(give_back(ctx, &job, 0)).await.is_err() {
+            break;
+        }
+    }
+    drop(done_tx);
     if let Err(e) = writer.await {
         tracing::error!("the writer panicked: {e}");
     }
@@ -537,15 +559,15 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
 async fn dispatch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
-    job_tx: &mpsc::Sender<Vec<ClaimedJob>>,
+    job_tx: &mpsc::Sender<Group>,
     in_flight: &AtomicUsize,
     committed: &Notify,
     mut probe: bool,
 ) -> Result<(), store::Error> {
     let lease_ms = ctx.opts.lease.as_millis() as i64;
-    let per_request = ctx.lane.batch.clamp(1, ctx.provider.max_batch());
     let groups = ctx.lane.concurrency.max(1);
     loop {
+        let per_request = ctx.size.next();
         // Claim a request's worth for every worker at a time, once that many slots are free:
         // one claim statement per `concurrency` requests, and workers never wait on an empty
         // channel.
@@ -568,6 +590,16 @@ async fn dispatch<S: Store>(
             .claim(ctx.run_id, ctx.id, want as u32, now, now + lease_ms)
             .await?;
         if jobs.is_empty() {
+            // Nothing new: misses waiting for a batch go out once nothing else is in flight
+            // that could add to them, however few they are.
+            let waiting = ctx.misses.len();
+            let only_misses = waiting > 0 && in_flight.load(Ordering::SeqCst) == waiting;
+            if only_misses && let Some(group) = ctx.misses.take(per_request.max(2), true) {
+                if let Some(permit) = permits.into_iter().next() {
+                    permit.send(group);
+                }
+                continue;
+            }
             drop(permits);
             // Read `in_flight` before asking for the next due job: a commit landing between
             // the two could otherwise turn in-flight jobs into pending ones unseen, and the
@@ -593,7 +625,7 @@ async fn dispatch<S: Store>(
         // `claim` returns at most `want` jobs: at most one group per permit; unused permits
         // free their slots.
         for (permit, group) in permits.zip(jobs.chunks(per_request)) {
-            permit.send(group.to_vec());
+            permit.send(group.iter().map(|j| (j.clone(), 0)).collect());
         }
         if probe {
             // After a quota stop, one request alone tells whether the quota is back.
@@ -621,7 +653,7 @@ fn give_back<S>(ctx: &Ctx<S>, job: &ClaimedJob, requests: u32) -> Completion {
 async fn worker<S: Store>(
     ctx: Arc<Ctx<S>>,
     stop: Stop,
-    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Vec<ClaimedJob>>>>,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Group>>>,
     done: mpsc::Sender<Completion>,
 ) {
     loop {
@@ -708,49 +740,65 @@ impl Outbox<'_> {
 
 /// One group of lookups (one request's worth), to a verdict for each. Every request waits for
 /// a rate permit and a unit of budget and counts once, on the next completion sent. An answer
-/// that is no verdict for some ISBNs (Google's OR search dropping a book, Open Library's `{}`
-/// for a whole batch) has them asked again in smaller requests ([`Provider::regroup`]); a
-/// permanent refusal of a batch has each asked alone. Returns `false` when the writer is gone.
+/// that is no verdict for some ISBNs has them asked again: Google's OR misses go to the lane's
+/// pool for an OR batch of misses (once, [`batch::MAX_REBATCH`]) and then alone; Open
+/// Library's `{}` batch is halved ([`Provider::regroup`]). A permanent refusal of a batch has
+/// each asked alone. Returns `false` when the writer is gone.
 async fn process_group<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
-    jobs: Vec<ClaimedJob>,
+    jobs: Group,
     done: &mpsc::Sender<Completion>,
 ) -> bool {
     let mut out = Outbox { done, uncounted: 0 };
     let mut queue = VecDeque::from([jobs]);
+    let give_all = |queue: VecDeque<Group>, group: Group| {
+        queue
+            .into_iter()
+            .flatten()
+            .chain(group)
+            .map(|(j, _)| j)
+            .collect::<Vec<_>>()
+    };
     while let Some(group) = queue.pop_front() {
         if !permit_and_budget(ctx, stop).await {
-            return out
-                .give_back_all(ctx, queue.into_iter().flatten().chain(group))
-                .await;
+            return out.give_back_all(ctx, give_all(queue, group)).await;
         }
         out.uncounted += 1;
-        let isbns: Vec<Isbn13> = group.iter().map(|j| j.isbn).collect();
+        let isbns: Vec<Isbn13> = group.iter().map(|(j, _)| j.isbn).collect();
         let answer = tokio::select! {
             biased;
             _ = stop.hard.cancelled() => {
-                return out.give_back_all(ctx, queue.into_iter().flatten().chain(group)).await;
+                return out.give_back_all(ctx, give_all(queue, group)).await;
             }
             a = ctx.provider.lookup(&isbns) => a,
         };
         match answer {
             Answer::Items(items) => {
                 ctx.limiter.on_success();
+                let found = items
+                    .iter()
+                    .filter(|i| matches!(i, Some(Outcome::Found(_))))
+                    .count();
+                // Batches of misses are mostly unknown books: they say nothing of how
+                // complete OR answers are.
+                if group.iter().all(|(_, rounds)| *rounds == 0) {
+                    ctx.size.record(group.len(), found);
+                }
                 let mut unsure = Vec::new();
-                for (job, item) in group.into_iter().zip(items) {
+                for ((job, rounds), item) in group.into_iter().zip(items) {
                     match item {
                         Some(outcome) => {
                             if !out.send(complete(ctx, &job, outcome)).await {
                                 return false;
                             }
                         }
-                        None => unsure.push(job),
+                        None => unsure.push((job, rounds)),
                     }
                 }
                 if unsure.len() == 1 && isbns.len() == 1 {
                     // A provider unsure of a request of one: take it as not found.
-                    let job = unsure.remove(0);
+                    let (job, _) = unsure.remove(0);
                     if !out
                         .send(complete(ctx, &job, Outcome::NotFound { items: 0 }))
                         .await
@@ -758,8 +806,20 @@ async fn process_group<S: Store>(
                         return false;
                     }
                 }
-                let size = ctx.provider.regroup(unsure.len()).max(1);
-                queue.extend(unsure.chunks(size).map(<[ClaimedJob]>::to_vec));
+                if ctx.provider.rebatch_misses() {
+                    for (job, rounds) in unsure {
+                        if rounds < batch::MAX_REBATCH {
+                            ctx.misses.push(job, rounds + 1);
+                        } else {
+                            queue.push_back(vec![(job, rounds)]);
+                        }
+                    }
+                    // A full batch of misses goes out with this worker.
+                    queue.extend(ctx.misses.take(ctx.size.current().max(2), false));
+                } else {
+                    let size = ctx.provider.regroup(unsure.len()).max(1);
+                    queue.extend(unsure.chunks(size).map(<[(ClaimedJob, u8)]>::to_vec));
+                }
             }
             // A refusal no retry of the batch can fix: ask each alone.
             Answer::Failed(Outcome::Permanent { .. }) if group.len() > 1 => {
@@ -767,7 +827,7 @@ async fn process_group<S: Store>(
             }
             Answer::Failed(outcome) => {
                 react(ctx, stop, &outcome);
-                for job in &group {
+                for (job, _) in &group {
                     if !out.send(complete(ctx, job, outcome.clone())).await {
                         return false;
                     }

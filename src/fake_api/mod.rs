@@ -94,6 +94,12 @@ pub struct FakeConfig {
     pub batch_misses: HashSet<String>,
     /// A book every OR query returns although nobody asked for it.
     pub batch_extra: Option<String>,
+    /// Like Google's relevance search: the share of known books an OR answer leaves out (each
+    /// answer draws anew), and the share of OR answers that bring one unrequested book.
+    pub or_leave_out: f64,
+    pub or_extra_rate: f64,
+    /// A Google that stopped honouring OR: an OR query is answered for its first term only.
+    pub or_first_term_only: bool,
     /// Real books (ISBN-13 → title and authors) served instead of synthetic ones, by both
     /// halves (the demo's).
     pub catalogue: HashMap<String, (String, Vec<String>)>,
@@ -501,7 +507,20 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         return (fault_answer(&fault, &isbn), latency);
     }
     if asked.len() > 1 {
-        return (batch_answer(&st.config, &asked), latency);
+        if st.config.or_first_term_only {
+            let first = std::slice::from_ref(&asked[0]);
+            return (batch_answer(&st.config, first, &[], None), latency);
+        }
+        let (leave_out, extra_rate) = (st.config.or_leave_out, st.config.or_extra_rate);
+        let left_out: Vec<bool> = asked
+            .iter()
+            .map(|_| leave_out > 0.0 && next_random(&mut st.rng) < leave_out)
+            .collect();
+        let extra = (extra_rate > 0.0 && next_random(&mut st.rng) < extra_rate)
+            .then(|| format!("97899{:08}", (next_random(&mut st.rng) * 1e8) as u64))
+            .and_then(|twelve| crate::isbn::with_check_digit(&twelve[..12]))
+            .map(|i| i.to_string());
+        return (batch_answer(&st.config, &asked, &left_out, extra), latency);
     }
     let catalogue = &st.config.catalogue;
     let fault = if st.config.unknown.contains(&isbn) {
@@ -522,20 +541,29 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
 }
 
 /// An OR query answered like Google's relevance search: known books come back except those in
-/// `batch_misses` (found only when asked alone), and `batch_extra` comes back unasked.
-fn batch_answer(config: &FakeConfig, asked: &[String]) -> Answer {
+/// `batch_misses` (found only when asked alone) and those `left_out` this time, and
+/// `batch_extra` (and `extra`) come back unasked.
+fn batch_answer(
+    config: &FakeConfig,
+    asked: &[String],
+    left_out: &[bool],
+    extra: Option<String>,
+) -> Answer {
     let mut items: Vec<String> = asked
         .iter()
+        .enumerate()
+        .filter(|(n, _)| !left_out.get(*n).copied().unwrap_or(false))
+        .map(|(_, i)| i)
         .filter(|i| !config.unknown.contains(*i) && !config.batch_misses.contains(*i))
         .map(|i| {
             if config.wrong_book.contains(i) {
                 volume_json("9780306406157", i)
             } else {
-                volume_json(i, i)
+                volume_json_from(&config.catalogue, i, i)
             }
         })
         .collect();
-    if let Some(extra) = &config.batch_extra {
+    for extra in config.batch_extra.iter().chain(extra.iter()) {
         items.insert(0, volume_json(extra, extra));
     }
     let body = if items.is_empty() {

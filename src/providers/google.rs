@@ -152,6 +152,10 @@ impl Provider for Client {
         1
     }
 
+    fn rebatch_misses(&self) -> bool {
+        true
+    }
+
     fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> futures_util::future::BoxFuture<'a, Answer> {
         Box::pin(async move {
             if let [isbn] = isbns {

@@ -193,6 +193,12 @@ pub trait Provider: Send + Sync {
     /// The size of the smaller requests that ISBNs an answer was unsure of are asked again in.
     fn regroup(&self, unsure: usize) -> usize;
 
+    /// Whether an unsure ISBN is rather pooled with other batches' and asked in a batch of
+    /// those (a relevance search leaves different books out each time) before it is asked alone.
+    fn rebatch_misses(&self) -> bool {
+        false
+    }
+
     /// Asks for `isbns` (1 to [`Provider::max_batch`]) in one request. Never fails: a network
     /// error is an outcome.
     fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> BoxFuture<'a, Answer>;

@@ -1,0 +1,156 @@
+/*!
+How many ISBNs a Google request asks for (`--batch auto`), and the pool of ISBNs an OR answer
+left out.
+
+Google answers `isbn:A OR isbn:B ...` like a relevance search: most requested books come back,
+some do not, and a Google that stopped honouring OR would return only the first. The size
+grows toward the maximum while answers come back nearly complete, and halves while they come
+back with many misses, down to one; at one, an occasional pair tests whether OR works again.
+
+A book an OR answer left out is not a verdict. It is pooled with other such misses and asked
+once more in an OR batch of misses ([`MAX_REBATCH`]) before it is asked alone, where only the
+single request can make it `not_found`.
+*/
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::store::ClaimedJob;
+
+/// Where a group starts when the size is adaptive.
+pub const START: usize = 10;
+/// OR batches of misses a book goes through before it is asked alone.
+pub const MAX_REBATCH: u8 = 2;
+/// An answer that brought this share of what was asked is "nearly complete".
+const GROW_ABOVE: f64 = 0.75;
+/// At or below this share the size halves (a Google answering only the first of two: 0.5).
+const SHRINK_AT: f64 = 0.5;
+/// At size one, every this many groups try two again.
+const RETRY_PAIR_EVERY: usize = 50;
+
+/// The request size of one lane: fixed, or adapting to the answers.
+#[derive(Debug)]
+pub struct BatchSize {
+    adaptive: bool,
+    max: usize,
+    current: AtomicUsize,
+    singles: AtomicUsize,
+}
+
+impl BatchSize {
+    pub fn fixed(n: usize) -> BatchSize {
+        BatchSize {
+            adaptive: false,
+            max: n.max(1),
+            current: AtomicUsize::new(n.max(1)),
+            singles: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn adaptive(max: usize) -> BatchSize {
+        BatchSize {
+            adaptive: true,
+            max: max.max(1),
+            current: AtomicUsize::new(START.min(max.max(1))),
+            singles: AtomicUsize::new(0),
+        }
+    }
+
+    /// The size of the next group.
+    pub fn next(&self) -> usize {
+        let n = self.current.load(Ordering::Relaxed);
+        if self.adaptive && n == 1 {
+            let k = self.singles.fetch_add(1, Ordering::Relaxed) + 1;
+            if k.is_multiple_of(RETRY_PAIR_EVERY) {
+                return 2.min(self.max);
+            }
+        }
+        n
+    }
+
+    /// The size now (for the progress line and the summary).
+    pub fn current(&self) -> usize {
+        self.current.load(Ordering::Relaxed)
+    }
+
+    /// Learns from an answer to a group of `asked` (more than one) that found `found`.
+    pub fn record(&self, asked: usize, found: usize) {
+        if !self.adaptive || asked < 2 {
+            return;
+        }
+        let share = found as f64 / asked as f64;
+        let n = self.current.load(Ordering::Relaxed);
+        let next = if share >= GROW_ABOVE {
+            (n + (n / 4).max(1)).min(self.max)
+        } else if share <= SHRINK_AT {
+            (n / 2).max(1)
+        } else {
+            n
+        };
+        self.current.store(next, Ordering::Relaxed);
+    }
+}
+
+/// ISBNs OR answers left out, waiting for an OR batch of misses; with how many they have been
+/// through.
+#[derive(Debug, Default)]
+pub struct MissPool {
+    jobs: Mutex<Vec<(ClaimedJob, u8)>>,
+}
+
+impl MissPool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ClaimedJob, u8)>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn push(&self, job: ClaimedJob, rounds: u8) {
+        self.lock().push((job, rounds));
+    }
+
+    /// A group of `n` when that many wait; with `any`, whatever waits (up to `n`).
+    pub fn take(&self, n: usize, any: bool) -> Option<Vec<(ClaimedJob, u8)>> {
+        let mut jobs = self.lock();
+        if jobs.is_empty() || (!any && jobs.len() < n) {
+            return None;
+        }
+        let keep = jobs.len().saturating_sub(n);
+        Some(jobs.split_off(keep))
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    pub fn drain(&self) -> Vec<(ClaimedJob, u8)> {
+        std::mem::take(&mut *self.lock())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_while_answers_are_complete_and_halves_while_they_are_not() {
+        let b = BatchSize::adaptive(40);
+        assert_eq!(b.next(), 10);
+        for _ in 0..10 {
+            b.record(b.current(), b.current() * 9 / 10);
+        }
+        assert_eq!(b.current(), 40, "complete answers grow it to the maximum");
+        // A Google that answers only the first term: one of n.
+        for _ in 0..10 {
+            b.record(b.current().max(2), 1);
+        }
+        assert_eq!(b.current(), 1);
+        let pairs = (0..100).filter(|_| b.next() == 2).count();
+        assert_eq!(pairs, 2, "at one, an occasional pair tests OR again");
+        let fixed = BatchSize::fixed(20);
+        fixed.record(20, 0);
+        assert_eq!(fixed.next(), 20);
+    }
+}
