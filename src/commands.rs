@@ -282,6 +282,22 @@ pub fn render_status(s: &Status, db: &Path) -> String {
         "Google requests sent on quota day {} (Pacific): {}",
         s.quota_day, s.requests_today
     );
+    if let Some(eta) = &s.eta {
+        let _ = writeln!(
+            out,
+            "Google: {} lookups open; {:.2} books per request in the latest runs; at {} requests a \
+             day{}: about {:.0} quota days left",
+            eta.google_open,
+            eta.books_per_request,
+            eta.daily_budget,
+            if eta.default_budget {
+                " (Google's default; no --daily-budget was set)"
+            } else {
+                ""
+            },
+            eta.days.ceil()
+        );
+    }
     out
 }
 
@@ -473,11 +489,11 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
             s.open_jobs
         );
     }
-    if s.lanes.len() > 1 && !quiet {
+    if !quiet {
         for l in &s.lanes {
             let c = &l.counts;
             println!(
-                "  {:<12} {} requests: {} found, {} not found, {} failed, {} retried, {} given back ({})",
+                "  {:<12} {} requests: {} found, {} not found, {} failed, {} retried, {} given back; {} ISBNs per request at the end ({})",
                 l.provider.title(),
                 c.requests,
                 c.done,
@@ -485,6 +501,7 @@ fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
                 c.failed,
                 c.retried,
                 c.given_back,
+                l.batch,
                 l.stop.code()
             );
         }

@@ -153,3 +153,91 @@ async fn kill_9_during_batches_then_a_rerun_finishes() {
     assert_eq!(s.states().await, [("done".to_string(), 600)].into());
     assert!(api.requests_per_isbn().values().all(|&n| n <= 2));
 }
+
+/// A fake like Google's relevance search (some unknown, some left out of each OR answer, an
+/// unrequested book now and then) or one that ignores OR.
+fn relevance_search(list: &[String], ignores_or: bool) -> FakeConfig {
+    let mut config = FakeConfig {
+        or_leave_out: 0.10,
+        or_extra_rate: 0.20,
+        or_first_term_only: ignores_or,
+        ..FakeConfig::default()
+    };
+    config.unknown.extend(list.iter().step_by(10).cloned());
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_batches_grow_on_a_relevance_search_and_stay_correct() {
+    let (s, list) = loaded(800).await;
+    let api = start_fake(relevance_search(&list, false)).await;
+    assert_eq!(
+        crawl(&s, &api, &["--batch", "auto"]).await,
+        ExitCode::Success
+    );
+    let states = s.states().await;
+    assert_eq!(states.get("done"), Some(&720), "every knowable book");
+    assert_eq!(states.get("not_found"), Some(&80));
+    // Each stored book is the one asked for, and nothing unrequested is stored.
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM books WHERE title NOT LIKE 'Title of ' || isbn13 || '%'")
+            .await,
+        0
+    );
+    // Far fewer requests than ISBNs: the 80 unknown are asked alone once each, the rest ride
+    // in batches that grew.
+    let requests = api.google_requests();
+    assert!(requests < 240, "{requests} requests for 800 ISBNs");
+    assert!(
+        api.isbns_per_request().iter().any(|&n| n >= 30),
+        "the size grew toward 40: {:?}",
+        api.isbns_per_request()
+    );
+    assert!(
+        s.scalar("SELECT batch_size FROM runs").await >= 20,
+        "the size in use is kept with the run"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_batches_shrink_to_one_when_google_ignores_or() {
+    let (s, list) = loaded(300).await;
+    let api = start_fake(relevance_search(&list, true)).await;
+    // Two workers, so the first batches (before the size falls) are a small share of 300.
+    let args = ["--batch", "auto", "--concurrency", "2"];
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    assert_eq!(s.states().await.get("done"), Some(&270));
+    let requests = api.google_requests();
+    assert!(
+        requests <= 330,
+        "{requests} requests for 300 ISBNs: at most 1.1 each"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_how_many_quota_days_are_left() {
+    let (s, _) = loaded(50).await;
+    let api = start_fake(FakeConfig::default()).await;
+    let args = ["--batch", "1", "--daily-budget", "10", "--concurrency", "1"];
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::QuotaExhausted);
+    let out = common::binary()
+        .args(["--db", &s.db_str(), "status", "--json"])
+        .output()
+        .expect("status");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let eta = &json["eta"];
+    assert_eq!(eta["google_open"], 40, "{json}");
+    assert_eq!(eta["books_per_request"], 1.0);
+    assert_eq!(eta["daily_budget"], 10);
+    assert_eq!(eta["default_budget"], false);
+    assert_eq!(eta["days"], 4.0);
+    let out = common::binary()
+        .args(["--db", &s.db_str(), "status"])
+        .output()
+        .expect("status");
+    assert!(
+        text(&out).0.contains("about 4 quota days left"),
+        "{}",
+        text(&out).0
+    );
+}

@@ -88,6 +88,8 @@ pub struct LaneSummary {
     pub provider: ProviderId,
     pub stop: StopReason,
     pub counts: Counts,
+    /// ISBNs per request at the end (the adaptive size, or the fixed one).
+    pub batch: usize,
 }
 
 /// Why a crawl ended.
@@ -394,11 +396,14 @@ pub async fn crawl<S: Store>(
             provider: ctx.id,
             stop,
             counts: ctx.counters.snapshot(),
+            batch: ctx.size.current(),
         });
     }
     let stop = combined(&summaries);
+    let google = ctxs.iter().find(|c| c.id == ProviderId::Google);
     let end = RunEnd {
         stop_reason: stop.code().to_string(),
+        batch_size: google.map(|c| c.size.current() as u64),
     };
     let ended = store.end_run(run_id, &end, now_ms()).await;
     if let Some(e) = error {

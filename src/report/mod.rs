@@ -86,18 +86,12 @@ fn duration(start: i64, end: Option<i64>) -> String {
     )
 }
 
-/// The estimate users care about: Google lookups still open ÷ books per request ÷ the budget.
-pub fn days_left(open: u64, books_per_request: Option<f64>, budget: u64) -> Option<f64> {
-    let per = books_per_request.filter(|b| *b > 0.0)?;
-    (open > 0 && budget > 0).then(|| open as f64 / per / budget as f64)
-}
-
 /// The whole page.
 pub fn render(o: &Overview, meta: &Meta) -> String {
     let s = &o.status;
     let n = |state: &str| s.jobs.get(state).copied().unwrap_or(0);
     let open = n("pending") + n("in_progress");
-    let budget = o.daily_budget.unwrap_or(1000);
+    let budget = o.status.eta.as_ref().map_or(1000, |e| e.daily_budget);
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -226,20 +220,22 @@ fn quota(o: &Overview, budget: u64) -> Markup {
         .iter()
         .map(|(d, n)| (d.clone(), *n as f64))
         .collect();
-    let left = days_left(o.google_open, o.google_books_per_request, budget);
+    let eta = o.status.eta.as_ref();
     html! {
-        @if !days.is_empty() || o.google_open > 0 {
+        @if !days.is_empty() || eta.is_some() {
             h2 { "Google's quota" }
             @if !days.is_empty() {
                 (svg::columns("Google requests per quota day (Pacific), with the daily budget",
                     &days, Some((budget as f64, "daily budget"))))
             }
-            p #estimate {
-                (o.google_open) " Google lookups still open"
-                @if let Some(b) = o.google_books_per_request { "; " (format!("{b:.2}")) " books per request so far" }
-                "; daily budget " (budget)
-                @if o.daily_budget.is_none() { " (Google's default; none was set)" }
-                @if let Some(d) = left { ": about " (format!("{:.0}", d.ceil())) " more quota days at this budget." }
+            @if let Some(e) = eta {
+                p #estimate {
+                    (e.google_open) " Google lookups still open; "
+                    (format!("{:.2}", e.books_per_request)) " books per request in the latest runs; daily budget "
+                    (e.daily_budget)
+                    @if e.default_budget { " (Google's default; none was set)" }
+                    ": about " (format!("{:.0}", e.days.ceil())) " more quota days at this budget."
+                }
             }
         }
     }
@@ -318,14 +314,6 @@ fn sources_of(provenance: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_estimate() {
-        assert_eq!(days_left(5000, Some(1.0), 1000), Some(5.0));
-        assert_eq!(days_left(5000, Some(5.0), 1000), Some(1.0));
-        assert_eq!(days_left(0, Some(1.0), 1000), None);
-        assert_eq!(days_left(10, None, 1000), None);
-    }
 
     #[test]
     fn an_empty_database_renders_with_its_headline_only() {

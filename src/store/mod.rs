@@ -170,6 +170,21 @@ pub struct Status {
     pub requests_today: u64,
     /// Lookups per provider and state (only providers that have lookups).
     pub lookups: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    /// How many quota days Google's part still needs, when anything is left for Google and
+    /// runs have measured how many books a request brings.
+    pub eta: Option<Eta>,
+}
+
+/// "About N quota days left": Google lookups still open ÷ books per request ÷ daily budget.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Eta {
+    pub google_open: u64,
+    /// Books Google found per request over the latest runs (up to ten) that asked it.
+    pub books_per_request: f64,
+    pub daily_budget: u64,
+    /// No run set `--daily-budget`: Google's default of 1,000 is assumed.
+    pub default_budget: bool,
+    pub days: f64,
 }
 
 /// Everything the report shows, aggregated in the database (never by loading rows).
@@ -183,14 +198,8 @@ pub struct Overview {
     pub rejects: Vec<RejectGroup>,
     /// The most common reasons lookups ended `not_found` or `failed`.
     pub failures: Vec<FailureClass>,
-    /// Google requests per quota day, oldest first.
+    /// Google requests per quota day, oldest first (the estimate is `status.eta`).
     pub quota_days: Vec<(String, u64)>,
-    /// The `--daily-budget` of the latest run that set one.
-    pub daily_budget: Option<u64>,
-    /// Google books stored per Google request, over every run.
-    pub google_books_per_request: Option<f64>,
-    /// Google lookups still to do.
-    pub google_open: u64,
     /// The latest runs, newest first.
     pub runs: Vec<RunRow>,
     /// Books per published decade (the decade's first year).
@@ -368,6 +377,8 @@ pub struct RunInfo {
 #[derive(Debug, Clone)]
 pub struct RunEnd {
     pub stop_reason: String,
+    /// Google's `--batch` size in use at the end.
+    pub batch_size: Option<u64>,
 }
 
 /// What is known of a quota day.

@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::{
-    ClaimedJob, Completeness, Completion, Error, FailureClass, JobResult, JobState, LoadBatch,
+    ClaimedJob, Completeness, Completion, Error, Eta, FailureClass, JobResult, JobState, LoadBatch,
     Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record, RejectGroup,
     RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, RunRow, SourceCounts, Status, Store,
 };
@@ -769,6 +769,9 @@ impl Store for SqliteStore {
             match &c.result {
                 JobResult::Done(book) => {
                     counts.done += 1;
+                    if c.provider == ProviderId::Google {
+                        counts.google_done += 1;
+                    }
                     books.push((c.provider, book.as_ref()));
                 }
                 JobResult::NotFound { .. } => counts.not_found += 1,
@@ -826,7 +829,8 @@ impl Store for SqliteStore {
             "UPDATE runs SET requests = requests + ?1, done = done + ?2, not_found = not_found + ?3,
                     failed = failed + ?4, retried = retried + ?5, given_back = given_back + ?6,
                     heartbeat_at = ?7, google_requests = google_requests + ?9,
-                    openlibrary_requests = openlibrary_requests + ?10
+                    openlibrary_requests = openlibrary_requests + ?10,
+                    google_done = google_done + ?11
              WHERE id = ?8",
         )
         .bind(counts.requests)
@@ -839,6 +843,7 @@ impl Store for SqliteStore {
         .bind(run_id)
         .bind(counts.google)
         .bind(counts.openlibrary)
+        .bind(counts.google_done)
         .execute(&mut *tx)
         .await
         .map_err(|e| self.err(e))?;
@@ -926,9 +931,10 @@ impl Store for SqliteStore {
     }
 
     async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE runs SET ended_at = ?, stop_reason = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET ended_at = ?, stop_reason = ?, batch_size = ? WHERE id = ?")
             .bind(now_ms)
             .bind(&end.stop_reason)
+            .bind(end.batch_size.map(|b| b as i64))
             .bind(run_id)
             .execute(&self.pool)
             .await
@@ -1027,7 +1033,50 @@ async fn status_on(
         }
     }
     status.lookups.retain(|_, per| per.values().any(|&n| n > 0));
+    status.eta = eta_on(&mut *conn, &status).await?;
     Ok(status)
+}
+
+/// Quota days left for Google's part, from the latest runs' books per request.
+async fn eta_on(
+    conn: &mut sqlx::SqliteConnection,
+    status: &Status,
+) -> std::result::Result<Option<Eta>, sqlx::Error> {
+    let google = status.lookups.get("google");
+    let open = match google {
+        Some(g) => {
+            g.get("pending").copied().unwrap_or(0) + g.get("in_progress").copied().unwrap_or(0)
+        }
+        // Never crawled: every open job will be asked of Google.
+        None => status.jobs.get("pending").copied().unwrap_or(0),
+    };
+    let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT sum(google_done), sum(google_requests) FROM (
+             SELECT google_done, google_requests FROM runs WHERE google_requests > 0
+             ORDER BY id DESC LIMIT 10)",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let budget: Option<i64> = sqlx::query_scalar(
+        "SELECT daily_budget FROM runs WHERE daily_budget IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (Some(done), Some(requests)) = (done, requests) else {
+        return Ok(None);
+    };
+    if open == 0 || done <= 0 || requests <= 0 {
+        return Ok(None);
+    }
+    let books_per_request = done as f64 / requests as f64;
+    let daily_budget = budget.map_or(1000, |b| b.max(1) as u64);
+    Ok(Some(Eta {
+        google_open: open,
+        books_per_request,
+        daily_budget,
+        default_budget: budget.is_none(),
+        days: open as f64 / books_per_request / daily_budget as f64,
+    }))
 }
 
 /// Everything the report shows but the rejects, on one connection.
@@ -1097,17 +1146,6 @@ async fn overview_on(
         sqlx::query_as("SELECT day, requests FROM quota_days ORDER BY day")
             .fetch_all(&mut *conn)
             .await?;
-    let daily_budget: Option<i64> = sqlx::query_scalar(
-        "SELECT daily_budget FROM runs WHERE daily_budget IS NOT NULL ORDER BY id DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    let google_requests: i64 =
-        sqlx::query_scalar("SELECT coalesce(sum(google_requests), 0) FROM runs")
-            .fetch_one(&mut *conn)
-            .await?;
-    let google = status.lookups.get("google");
-    let google_n = |st: &str| google.and_then(|g| g.get(st)).copied().unwrap_or(0);
     let runs: Vec<RunRow> = sqlx::query_as(
         "SELECT id, command, started_at, ended_at, stop_reason, requests, done, books_per_request
          FROM runs ORDER BY id DESC LIMIT 20",
@@ -1157,9 +1195,6 @@ async fn overview_on(
     let publishers = top.pop().unwrap_or_default();
     let languages = top.pop().unwrap_or_default();
     Ok(Overview {
-        google_books_per_request: (google_requests > 0)
-            .then(|| google_n("done") as f64 / google_requests as f64),
-        google_open: google_n("pending") + google_n("in_progress"),
         status,
         sources,
         providers,
@@ -1167,7 +1202,6 @@ async fn overview_on(
         rejects: Vec::new(),
         failures,
         quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
-        daily_budget: daily_budget.map(|b| b as u64),
         runs,
         decades,
         languages,
@@ -1182,6 +1216,7 @@ async fn overview_on(
 struct RunCounts {
     requests: i64,
     google: i64,
+    google_done: i64,
     openlibrary: i64,
     done: i64,
     not_found: i64,
