@@ -18,6 +18,27 @@ const ISBNS: usize = 3_000;
 const KILLS: usize = 8;
 const CONCURRENCY: u32 = 16;
 const MAX_ATTEMPTS: i64 = 8;
+/// Short timeouts and backoff, so faults cost milliseconds; eight attempts.
+const FAST: [&str; 8] = [
+    "--timeout",
+    "500ms",
+    "--backoff-base",
+    "5ms",
+    "--backoff-max",
+    "50ms",
+    "--max-attempts",
+    "8",
+];
+
+/// The run to the end after the kills: its exit code and output.
+async fn final_run(mut cmd: tokio::process::Command) -> (Option<i32>, String) {
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("the last run finishes within 120 s")
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    (out.status.code(), format!("{stdout}{stderr}"))
+}
 
 /// `CHAOS_SEED`, or a fresh one (printed by the tests, so a failure can be replayed).
 fn seed() -> u64 {
@@ -88,35 +109,17 @@ async fn kill_9_rounds_under_a_fault_storm_lose_nothing_and_fetch_nothing_twice(
     .await
     .expect("fake");
     let crawl = || {
-        crawl_binary(
-            &s,
-            &api,
-            &[
-                "--concurrency",
-                "16",
-                "--timeout",
-                "500ms",
-                "--backoff-base",
-                "5ms",
-                "--backoff-max",
-                "50ms",
-                "--max-attempts",
-                "8",
-            ],
-        )
+        let mut cmd = crawl_binary(&s, &api, &["--concurrency", "16"]);
+        cmd.args(FAST);
+        cmd
     };
 
     let kills = kill_rounds(&api, crawl, KILLS, &mut rng).await;
 
-    let out = tokio::time::timeout(Duration::from_secs(120), crawl().output())
-        .await
-        .expect("the last run finishes within 120 s")
-        .expect("run");
-    let (stdout, stderr) = text(&out);
-    let code = out.status.code();
+    let (code, output) = final_run(crawl()).await;
     assert!(
         code == Some(0) || code == Some(i32::from(ExitCode::JobsFailed.code())),
-        "seed {seed}: {stdout}{stderr}"
+        "seed {seed}: {output}"
     );
     eprintln!(
         "seed {seed}: {kills} kills, {} requests",
@@ -247,39 +250,23 @@ async fn kill_9_rounds_with_both_providers_lose_nothing() {
     .await
     .expect("fake");
     let crawl = || {
-        crawl_binary(
-            &s,
-            &api,
-            &[
-                "--providers",
-                "google,openlibrary",
-                "--concurrency",
-                "8",
-                "--openlibrary-batch",
-                "10",
-                "--openlibrary-concurrency",
-                "4",
-                "--timeout",
-                "500ms",
-                "--backoff-base",
-                "5ms",
-                "--backoff-max",
-                "50ms",
-                "--max-attempts",
-                "8",
-            ],
-        )
+        let both = [
+            "--providers",
+            "google,openlibrary",
+            "--concurrency",
+            "8",
+            "--openlibrary-batch",
+            "10",
+            "--openlibrary-concurrency",
+            "4",
+        ];
+        let mut cmd = crawl_binary(&s, &api, &both);
+        cmd.args(FAST);
+        cmd
     };
     let kills = kill_rounds(&api, crawl, ROUNDS, &mut rng).await;
-    let out = tokio::time::timeout(Duration::from_secs(120), crawl().output())
-        .await
-        .expect("the last run finishes within 120 s")
-        .expect("run");
-    let (stdout, stderr) = text(&out);
-    assert!(
-        matches!(out.status.code(), Some(0 | 4)),
-        "seed {seed}: {stdout}{stderr}"
-    );
+    let (code, output) = final_run(crawl()).await;
+    assert!(matches!(code, Some(0 | 4)), "seed {seed}: {output}");
     let open = s
         .scalar("SELECT count(*) FROM lookups WHERE state IN ('pending', 'in_progress')")
         .await;

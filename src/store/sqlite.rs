@@ -35,7 +35,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The page cache of a connection that loads: 32 MiB (negative means KiB to SQLite), so a big
 /// load batch does not spill to the WAL mid-transaction (64 MiB measured slower). Other work
 /// keeps SQLite's 2 MiB default: crawls touch few pages, and exports stream.
-const LOAD_CACHE_SIZE: &str = "PRAGMA cache_size = -32768";
+const LOAD_CACHE_SIZE: &str = "PRAGMA cache_size = -20480";
 
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
 const ROWS_PER_INSERT: usize = 1000;
