@@ -18,7 +18,7 @@ use crate::isbn::RejectReason;
 use crate::store::{self, LoadBatch, NewJob, Reject, Store};
 
 /// Items per transaction.
-pub const BATCH: usize = 250_000;
+pub const BATCH: usize = 125_000;
 /// Example lines kept per reject reason, for the report.
 const EXAMPLES: usize = 3;
 
