@@ -121,8 +121,12 @@ fn status_line(counters: &Counters, budget: (u64, Option<u64>), elapsed: Duratio
         Some(limit) => format!("{today}/{limit} today"),
         None => format!("{today} today"),
     };
+    let batch = match counters.batch.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => String::new(),
+        n => format!(" · {n} ISBNs per Google request"),
+    };
     format!(
-        "done {} · not found {} · failed {} · retrying {} · {rate:.1} req/s · {budget}",
+        "done {} · not found {} · failed {} · retrying {} · {rate:.1} req/s · {budget}{batch}",
         c.done, c.not_found, c.failed, c.retried
     )
 }

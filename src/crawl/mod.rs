@@ -132,6 +132,8 @@ pub struct Counters {
     pub failed: AtomicU64,
     pub retried: AtomicU64,
     pub given_back: AtomicU64,
+    /// Google's ISBNs per request now (0 until it asked), for the progress line.
+    pub batch: AtomicU64,
 }
 
 /// A copy of [`Counters`] at one moment.
@@ -789,6 +791,11 @@ async fn process_group<S: Store>(
                 // complete OR answers are.
                 if group.iter().all(|(_, rounds)| *rounds == 0) {
                     ctx.size.record(group.len(), found);
+                }
+                if ctx.id == ProviderId::Google {
+                    ctx.total
+                        .batch
+                        .store(ctx.size.current() as u64, Ordering::Relaxed);
                 }
                 let mut unsure = Vec::new();
                 for ((job, rounds), item) in group.into_iter().zip(items) {
