@@ -1,0 +1,157 @@
+//! `demo`: the whole flow offline, against the fake API, in a database of its own.
+
+use super::*;
+
+/// The demo's fake: real books (as the goodreads export names them), known to one source or
+/// both, with a wrong book, a 503 that a retry fixes, and fields only one source has.
+pub(super) fn demo_fake() -> FakeConfig {
+    let mut config = FakeConfig {
+        latency: Duration::from_millis(40),
+        ..FakeConfig::default()
+    };
+    let books = [
+        ("9780002005883", "Gilead", "Marilynne Robinson"),
+        ("9780002261982", "Spider's Web", "Agatha Christie"),
+        ("9780006163831", "The One Tree", "Stephen R. Donaldson"),
+        ("9780006178736", "Rage of Angels", "Sidney Sheldon"),
+        ("9780006280897", "The Four Loves", "C.S. Lewis"),
+        ("9780006280934", "The Problem of Pain", "C.S. Lewis"),
+        (
+            "9780006380832",
+            "Empires of the Monsoon: A History of the Indian Ocean and Its Invaders",
+            "Richard Seymour Hall",
+        ),
+    ];
+    for (isbn, title, author) in books {
+        config
+            .catalogue
+            .insert(isbn.into(), (title.into(), vec![author.into()]));
+    }
+    // Neither source knows the three the goodreads export does not name either.
+    for isbn in ["9780002238304", "9780006353287", "9780006470229"] {
+        config.unknown.insert(isbn.into());
+        config.openlibrary.unknown.insert(isbn.into());
+    }
+    // Open Library alone knows one; Google alone another; Google sends a wrong book for a third.
+    config.unknown.insert("9780006380832".into());
+    config.openlibrary.unknown.insert("9780002005883".into());
+    config.wrong_book.insert("9780006178736".into());
+    config
+        .scripted
+        .insert("9780002238304".into(), [Fault::Unavailable].into());
+    config
+}
+
+/// `{"title":"google","page_count":"openlibrary"}` as `google: title, ... · openlibrary: ...`.
+pub(super) fn provenance_summary(provenance: Option<&str>) -> String {
+    let Some(map) = provenance
+        .and_then(|p| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(p).ok())
+    else {
+        return String::new();
+    };
+    let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (field, provider) in map {
+        by.entry(provider.as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(field);
+    }
+    by.into_iter()
+        .map(|(p, fields)| match fields.len() {
+            n if n <= 3 => format!("{p}: {}", fields.join(", ")),
+            n => format!("{p}: {n} fields"),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The whole flow offline, against the fake API, in a database of its own.
+pub(super) async fn demo(
+    args: &DemoArgs,
+    env: &Environment,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let db = &args.demo_db;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot replace {}", db.display()));
+            }
+        }
+    }
+    let store = SqliteStore::open(db, true).await?;
+    let fake = FakeApi::start(demo_fake())
+        .await
+        .context("cannot start the fake API on 127.0.0.1")?;
+    println!(
+        "demo: fake Google Books and Open Library at {}, database {}",
+        fake.url(),
+        db.display()
+    );
+    let report = crate::load::load_reader(
+        &store,
+        "data/sample-isbns.txt".into(),
+        Box::new(Cursor::new(SAMPLE.as_bytes())),
+        &InputOptions::default(),
+    )
+    .await?;
+    print!("{}", report.render());
+
+    // The options a user would type, against the fake.
+    #[derive(clap::Parser)]
+    struct DemoCrawl {
+        #[command(flatten)]
+        crawl: CrawlArgs,
+    }
+    let url = fake.url();
+    let args = <DemoCrawl as clap::Parser>::try_parse_from([
+        "demo",
+        "--rate=20/s",
+        "--openlibrary-rate=20/s",
+        "--backoff-base=200ms",
+        "--backoff-max=2s",
+        "--timeout=10s",
+        "--api-url",
+        &url,
+        "--openlibrary-url",
+        &url,
+    ])?
+    .crawl;
+    let demo_env = Environment {
+        api_key: Some(SecretString::from("demo-key".to_string())),
+        ..env.clone()
+    };
+    let lanes = lanes_for(&args, &demo_env)?;
+    let report = db.with_file_name("demo-report.html");
+    let label = db.display().to_string();
+    let opts = crawl_options(&args, "demo");
+    let summary = crawl_with(&store, lanes, opts, env, quiet, Some((&report, label))).await?;
+    let code = report_summary(&summary, false);
+    println!();
+    println!(
+        "{:<13}  {:<9}  {:<34}  {:<22}  where the fields came from",
+        "isbn13", "state", "title / why", "authors"
+    );
+    let mut records = store.records(&JobState::ALL);
+    while let Some(r) = records.try_next().await? {
+        let authors = Column::Authors.cell(&r).to_text();
+        let from = provenance_summary(r.provenance.as_deref());
+        let what = r.title.or(r.last_error).unwrap_or_default();
+        println!(
+            "{:<13}  {:<9}  {:<34}  {:<22}  {from}",
+            r.isbn13,
+            r.state,
+            shorten(&what, 34),
+            shorten(&authors, 22)
+        );
+    }
+    println!("\nreport: {} (open it in a browser)", report.display());
+    println!(
+        "query it: sqlite3 {} 'select isbn13, title, authors from books'",
+        db.display()
+    );
+    Ok(code)
+}

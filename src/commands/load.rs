@@ -1,0 +1,73 @@
+//! `load`: read each file into the job store and print what each gave.
+
+use super::*;
+
+pub(super) async fn load_files(
+    store: &SqliteStore,
+    args: &LoadArgs,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let opts = InputOptions {
+        format: args.format,
+        column: args.column.clone(),
+        sheet: args.sheet.clone(),
+        encoding: args.encoding,
+    };
+    let mut reports = Vec::new();
+    for file in &args.files {
+        let report = crate::load::load_file(store, file, &opts).await?;
+        print!("{}", report.render());
+        reports.push(report);
+    }
+    if !quiet {
+        if reports.len() > 1 {
+            let valid: u64 = reports.iter().map(|r| r.valid).sum();
+            let queued: u64 = reports.iter().map(|r| r.queued).sum();
+            let rejected: u64 = reports.iter().map(|r| r.rejected_total()).sum();
+            println!(
+                "total: {queued} new ISBNs queued, {} already known, {rejected} rejected",
+                valid - queued
+            );
+        }
+        println!(
+            "jobs are in {}; `isbn-crawler crawl` fetches them",
+            store.path().display()
+        );
+    }
+    Ok(load_exit_code(&reports))
+}
+
+/// Loading succeeds unless a source could not be read at all, or nothing held a valid ISBN.
+pub(super) fn load_exit_code(reports: &[SourceReport]) -> ExitCode {
+    let valid: u64 = reports.iter().map(|r| r.valid).sum();
+    let unreadable = reports.iter().any(|r| r.problem.is_some() && r.valid == 0);
+    if valid == 0 || unreadable {
+        ExitCode::NoInput
+    } else {
+        ExitCode::Success
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_exit_codes() {
+        let ok = SourceReport {
+            valid: 3,
+            queued: 1,
+            ..SourceReport::default()
+        };
+        let empty = SourceReport {
+            problem: Some("the input is empty".into()),
+            ..SourceReport::default()
+        };
+        assert_eq!(load_exit_code(std::slice::from_ref(&ok)), ExitCode::Success);
+        assert_eq!(
+            load_exit_code(std::slice::from_ref(&empty)),
+            ExitCode::NoInput
+        );
+        assert_eq!(load_exit_code(&[ok, empty]), ExitCode::NoInput);
+    }
+}

@@ -1,0 +1,131 @@
+/*!
+Command glue: each subcommand opens what it needs, calls the module that does the work, and
+prints what the user reads; one file per subcommand (`crawl.rs` also serves `run`), read top to
+bottom. This file dispatches and holds what they share: the environment and the database.
+Nothing here is reused by other modules.
+*/
+
+mod crawl;
+mod demo;
+mod load;
+mod report;
+mod results;
+mod show;
+mod signals;
+mod sink;
+mod status;
+
+use self::crawl::{crawl_and_report, crawl_options, crawl_with, lanes_for, report_summary};
+use self::demo::demo;
+use self::load::load_files;
+use self::report::{REPORT_EVERY, report, write_report};
+use self::results::{export, rejects, requeue};
+use self::show::show;
+use self::signals::spawn_signal_handler;
+use self::sink::{Sink, cannot_write};
+use self::status::status;
+
+use std::fmt::Write as _;
+use std::io::Cursor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures_util::TryStreamExt;
+use secrecy::SecretString;
+use std::io::Write as _;
+
+use crate::cli::{
+    Cli, Command, CrawlArgs, DemoArgs, ExportArgs, Fill, LoadArgs, RejectsArgs, RejectsFormat,
+    RequeueArgs, ShowArgs, StatusArgs,
+};
+use crate::crawl::{Control, CrawlOptions, Lane, StopReason, Summary, quota, retry::RetryPolicy};
+use crate::exit::ExitCode;
+use crate::export::Column;
+use crate::fake_api::{FakeApi, FakeConfig, Fault};
+use crate::input::InputOptions;
+use crate::load::SourceReport;
+use crate::progress::{Reporter, human_duration};
+use crate::providers::google::{self, Client, ClientConfig};
+use crate::providers::{ProviderId, open_library};
+use crate::store::{JobState, Record, RequeueFilter, SqliteStore, Status, Store};
+use crate::{UsageError, now_ms};
+
+/// The bundled sample, so `demo` works from any directory.
+pub const SAMPLE: &str = include_str!("../../data/sample-isbns.txt");
+
+/// How long requests in flight may take to finish after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// What the command line does not carry: the key (never a flag, argv is public) and whether
+/// this process owns its signals.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    pub api_key: Option<SecretString>,
+    /// An e-mail or URL for Open Library's User-Agent (ISBN_CRAWLER_CONTACT).
+    pub contact: Option<String>,
+    /// Install Ctrl-C/SIGTERM handlers (the binary does; tests driving `run` need not).
+    pub handle_signals: bool,
+    /// Signals from a caller that drives `run` itself.
+    pub control: Control,
+}
+
+impl Environment {
+    /// The key from GOOGLE_BOOKS_API_KEY (`main` has loaded `.env` into the environment).
+    pub fn from_process() -> Environment {
+        Environment {
+            api_key: std::env::var("GOOGLE_BOOKS_API_KEY")
+                .ok()
+                .filter(|k| !k.trim().is_empty())
+                .map(|k| SecretString::from(k.trim().to_string())),
+            contact: std::env::var("ISBN_CRAWLER_CONTACT")
+                .ok()
+                .filter(|c| !c.trim().is_empty()),
+            handle_signals: true,
+            control: Control::default(),
+        }
+    }
+}
+
+pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Load(args) => {
+            let store = open_db(&cli, true).await?;
+            load_files(&store, args, cli.quiet).await
+        }
+        Command::Status(args) => status(&cli, args).await,
+        Command::Crawl(args) => {
+            let lanes = lanes_for(args, &env)?;
+            let store = open_db(&cli, true).await?;
+            crawl_and_report(&store, args, lanes, &env, &cli, "crawl").await
+        }
+        Command::Run(args) => {
+            let lanes = lanes_for(&args.crawl, &env)?;
+            let store = open_db(&cli, true).await?;
+            let loaded = load_files(&store, &args.load, cli.quiet).await?;
+            if loaded == ExitCode::NoInput {
+                return Ok(loaded);
+            }
+            crawl_and_report(&store, &args.crawl, lanes, &env, &cli, "run").await
+        }
+        Command::Demo(args) => demo(args, &env, cli.quiet).await,
+        Command::Show(args) => show(&cli, args).await,
+        Command::Export(args) => export(&cli, args).await,
+        Command::Rejects(args) => rejects(&cli, args).await,
+        Command::Requeue(args) => requeue(&cli, args).await,
+        Command::Report(args) => report(&cli, args).await,
+    }
+}
+
+/// The database of `--db`; `create` makes (and migrates) it when missing.
+async fn open_db(cli: &Cli, create: bool) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open_with(&cli.db, create, cli.busy_timeout).await?)
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}

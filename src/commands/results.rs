@@ -1,0 +1,90 @@
+//! `export`, `rejects` and `requeue`: what people do with the results.
+
+use super::*;
+
+pub(super) async fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let quiet = cli.quiet;
+    let store = open_db(cli, false).await?;
+    let columns = args
+        .columns
+        .as_ref()
+        .map_or_else(Column::defaults, |c| c.0.clone());
+    let mut sink = Sink::open(args.output.as_deref())?;
+    let rows = {
+        let out = sink.writer();
+        crate::export::export(&store, &args.state.0, &columns, args.format, out).await?
+    };
+    sink.finish()?;
+    if let (Some(path), false) = (&args.output, quiet) {
+        eprintln!("exported {rows} rows to {}", path.display());
+    }
+    Ok(ExitCode::Success)
+}
+
+pub(super) async fn rejects(cli: &Cli, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
+    let store = open_db(cli, false).await?;
+    let mut sink = Sink::open(args.output.as_deref())?;
+    {
+        let mut out = sink.writer();
+        match args.format {
+            RejectsFormat::Table => {
+                let groups = store.reject_groups(3).await?;
+                let total: u64 = groups.iter().map(|g| g.count).sum();
+                writeln!(out, "rejected input lines: {total}")?;
+                for g in groups {
+                    writeln!(out, "  {:<20} {:>9}", g.reason, g.count)?;
+                    for e in g.examples {
+                        writeln!(
+                            out,
+                            "      {}:{}  {}",
+                            e.source,
+                            e.line,
+                            shorten(&e.raw, 70)
+                        )?;
+                    }
+                }
+                if total > 0 {
+                    writeln!(
+                        out,
+                        "`isbn-crawler rejects --format csv --output fix-me.csv` lists them all"
+                    )?;
+                }
+                out.flush()?;
+            }
+            RejectsFormat::Csv => {
+                let mut w = csv::Writer::from_writer(out);
+                let mut lines = store.rejected_lines();
+                while let Some(l) = lines.try_next().await? {
+                    w.serialize(&l)?;
+                }
+                w.flush()?;
+            }
+        }
+    }
+    sink.finish()?;
+    Ok(ExitCode::Success)
+}
+
+pub(super) async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
+    let store = open_db(cli, false).await?;
+    let now = now_ms();
+    let filter = RequeueFilter {
+        states: args.state.0.clone(),
+        providers: args
+            .provider
+            .as_ref()
+            .map(|p| p.0.clone())
+            .unwrap_or_default(),
+        updated_before_ms: args
+            .older_than
+            .map(|d| now.saturating_sub(d.as_millis() as i64)),
+        error_contains: args.error.clone(),
+    };
+    let n = store.requeue(&filter, now).await?;
+    let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
+    println!(
+        "requeued {n} jobs ({}); `isbn-crawler crawl` fetches them",
+        states.join(", ")
+    );
+    Ok(ExitCode::Success)
+}
