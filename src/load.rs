@@ -68,6 +68,19 @@ impl SourceReport {
         }
     }
 
+    /// What the `loads` table keeps of it.
+    pub fn record(&self) -> store::LoadRecord {
+        store::LoadRecord {
+            source: self.source.clone(),
+            lines: self.lines,
+            valid: self.valid,
+            queued: self.queued,
+            rejected: self.rejected_total(),
+            read_as: self.read_as.clone(),
+            problem: self.problem.clone(),
+        }
+    }
+
     /// The report as the user sees it.
     pub fn render(&self) -> String {
         let mut out = format!(
@@ -151,7 +164,9 @@ pub async fn load_file<S: Store>(
     opts: &InputOptions,
 ) -> Result<SourceReport, store::Error> {
     let name = file.to_string();
-    load_with(store, source_name(file), move || open(&name), opts).await
+    let report = load_with(store, source_name(file), move || open(&name), opts).await?;
+    store.record_load(&report.record(), crate::now_ms()).await?;
+    Ok(report)
 }
 
 /// Loads from any reader, under the source name `source`.

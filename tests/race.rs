@@ -28,6 +28,9 @@ impl Store for SlowStore {
     async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
         self.0.status(now_ms, quota_day).await
     }
+    async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
+        self.0.record_load(load, now_ms).await
+    }
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
         self.0.overview(now_ms, quota_day).await
     }

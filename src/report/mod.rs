@@ -139,14 +139,14 @@ fn sources(o: &Overview) -> Markup {
         @if !o.sources.is_empty() {
             h2 { "Input files" }
             div.scroll { table {
-                tr { th { "file" } th.n { "queued" } th.n { "rejected" } th.n { "found" }
+                tr { th { "file" } th.n { "lines read" } th.n { "queued" } th.n { "rejected" } th.n { "found" }
                      th.n { "not found" } th.n { "failed" } th.n { "open" } }
                 @for f in &o.sources {
-                    tr { td { (f.source) } td.n { (f.queued) } td.n { (f.rejected) } td.n { (f.found) }
+                    tr { td { (f.source) } td.n { (f.lines) } td.n { (f.queued) } td.n { (f.rejected) } td.n { (f.found) }
                          td.n { (f.not_found) } td.n { (f.failed) } td.n { (f.open) } }
                 }
             } }
-            p.note { "Each book counts for the file that first named it; a line is rejected where it was read." }
+            p.note { "Lines read count every load of the file; each book counts for the file that first named it, so a file's queued books are those no earlier file named." }
         }
     }
 }

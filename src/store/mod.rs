@@ -220,10 +220,24 @@ pub struct RecentBook {
     pub provenance: Option<String>,
 }
 
+/// What one load of a source read.
+#[derive(Debug, Clone, Default)]
+pub struct LoadRecord {
+    pub source: String,
+    pub lines: u64,
+    pub valid: u64,
+    pub queued: u64,
+    pub rejected: u64,
+    pub read_as: Option<String>,
+    pub problem: Option<String>,
+}
+
 /// One input file: what it gave.
 #[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
 pub struct SourceCounts {
     pub source: String,
+    /// Content lines read, over every load of the file.
+    pub lines: i64,
     pub queued: i64,
     pub rejected: i64,
     pub found: i64,
@@ -470,6 +484,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64>> + Send;
 
     fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;
+
+    /// Keeps what one load of a source read (`loads`), for the report.
+    fn record_load(
+        &self,
+        load: &LoadRecord,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// Everything the report shows, aggregated in the database.
     fn overview(

@@ -23,8 +23,9 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::{
     ClaimedJob, Completeness, Completion, Error, Eta, FailureClass, JobResult, JobState, LoadBatch,
-    Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record, RejectGroup,
-    RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, RunRow, SourceCounts, Status, Store,
+    LoadRecord, Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record,
+    RejectGroup, RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, RunRow, SourceCounts,
+    Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -391,6 +392,25 @@ impl Store for SqliteStore {
         status_on(&mut conn, now_ms, quota_day, true)
             .await
             .map_err(|e| self.err(e))
+    }
+
+    async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO loads (source, lines, valid, queued, rejected, read_as, problem, loaded_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&load.source)
+        .bind(load.lines as i64)
+        .bind(load.valid as i64)
+        .bind(load.queued as i64)
+        .bind(load.rejected as i64)
+        .bind(&load.read_as)
+        .bind(&load.problem)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
@@ -1089,15 +1109,17 @@ async fn overview_on(
     // The page does not show what is due now: spare the probe of every open job.
     let status = status_on(&mut *conn, now_ms, quota_day, false).await?;
     let sources: Vec<SourceCounts> = sqlx::query_as(
-        "SELECT source, sum(queued) AS queued, sum(rejected) AS rejected,
+        "SELECT source, sum(lines) AS lines, sum(queued) AS queued, sum(rejected) AS rejected,
                 sum(found) AS found, sum(not_found) AS not_found, sum(failed) AS failed,
                 sum(open) AS open
-         FROM (SELECT coalesce(source, '') AS source, 1 AS queued, 0 AS rejected,
+         FROM (SELECT coalesce(source, '') AS source, 0 AS lines, 1 AS queued, 0 AS rejected,
                       state = 'done' AS found, state = 'not_found' AS not_found,
                       state = 'failed' AS failed, state IN ('pending', 'in_progress') AS open
                FROM jobs
                UNION ALL
-               SELECT source, 0, 1, 0, 0, 0, 0 FROM rejected_lines)
+               SELECT source, 0, 0, 1, 0, 0, 0, 0 FROM rejected_lines
+               UNION ALL
+               SELECT source, lines, 0, 0, 0, 0, 0, 0 FROM loads)
          GROUP BY source ORDER BY source",
     )
     .fetch_all(&mut *conn)
