@@ -88,8 +88,15 @@ async fn the_numbers_agree_with_status_and_values_are_text() {
     let cells = scraper::Selector::parse("td").expect("selector");
     let row: Vec<String> = doc
         .select(&rows)
-        .map(|r| r.select(&cells).map(|c| c.text().collect()).collect::<Vec<String>>())
-        .find(|r| r.first().is_some_and(|f| f.ends_with("my \"books\" <list>.txt")))
+        .map(|r| {
+            r.select(&cells)
+                .map(|c| c.text().collect())
+                .collect::<Vec<String>>()
+        })
+        .find(|r| {
+            r.first()
+                .is_some_and(|f| f.ends_with("my \"books\" <list>.txt"))
+        })
         .expect("a row for the hostile file");
     assert_eq!(&row[1..4], ["2", "1", "1"], "lines read, queued, rejected");
     let scripts = scraper::Selector::parse("script").expect("selector");

@@ -826,8 +826,10 @@ async fn process_group<S: Store>(
                             queue.push_back(vec![(job, rounds)]);
                         }
                     }
-                    // A full batch of misses goes out with this worker.
+                    // A full batch of misses goes out with this worker; a partial one waits,
+                    // and the dispatcher (woken here) sends it when nothing else is in flight.
                     queue.extend(ctx.misses.take(ctx.size.current().max(2), false));
+                    ctx.wake.notify_waiters();
                 } else {
                     let size = ctx.provider.regroup(unsure.len()).max(1);
                     queue.extend(unsure.chunks(size).map(<[(ClaimedJob, u8)]>::to_vec));
