@@ -175,15 +175,43 @@ struct Usage {
 }
 
 /// Runs `cmd` to its end and reads its own resource usage with wait4.
+///
+/// Peak memory is the child's own `VmHWM`, sampled every 5 ms while it runs: `ru_maxrss` would
+/// include this (large) process's resident memory, which a spawned child shares until its exec
+/// and which Linux carries into the child's high-water mark.
 fn measure(cmd: &mut Command) -> anyhow::Result<Usage> {
     let start = Instant::now();
     let child = cmd.spawn().context("spawn")?;
     let pid = child.id() as libc::pid_t;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut peak_kib = 0i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                    .ok()
+                    .and_then(|s| {
+                        s.lines()
+                            .find(|l| l.starts_with("VmHWM:"))
+                            .and_then(|l| l.split_whitespace().nth(1))
+                            .and_then(|v| v.parse::<i64>().ok())
+                    })
+                {
+                    peak_kib = peak_kib.max(kib);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak_kib
+        })
+    };
     let mut status = 0;
     // SAFETY: an all-zero rusage is a valid value of this plain C struct.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `pid` is our own child, not yet waited for; both pointers are valid for writes.
     let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sampled = sampler.join().unwrap_or(0);
     if r != pid {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());
     }
@@ -191,7 +219,12 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Usage> {
     Ok(Usage {
         wall: start.elapsed(),
         cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kib: usage.ru_maxrss,
+        // A child too quick to sample falls back to what wait4 says.
+        max_rss_kib: if sampled > 0 {
+            sampled
+        } else {
+            usage.ru_maxrss
+        },
         status: libc::WEXITSTATUS(status),
     })
 }

@@ -99,12 +99,20 @@ impl Row for CsvRow<'_> {
         self.record.len()
     }
     fn cell(&self, i: usize) -> Option<Result<&str, ()>> {
-        self.record
-            .get(i)
-            .map(|b| std::str::from_utf8(b).map_err(|_| ()))
+        // A CRLF line leaves its `\r` on the last field; it is cut here, without a copy.
+        self.record.get(i).map(|b| {
+            let b = if i + 1 == self.record.len() {
+                b.strip_suffix(b"\r").unwrap_or(b)
+            } else {
+                b
+            };
+            std::str::from_utf8(b).map_err(|_| ())
+        })
     }
     fn raw(&self) -> String {
-        record_text(self.record, self.delimiter)
+        let mut record = self.record.clone();
+        strip_cr(&mut record);
+        record_text(&record, self.delimiter)
     }
 }
 
@@ -154,7 +162,6 @@ pub fn read(
             Ok(false) => return Ok((has_header, choice)),
             Err(e) => return Err(csv_error(e)),
         }
-        strip_cr(&mut record);
         if !header_seen {
             header_seen = !(record.len() == 1 && record[0].trim_ascii().is_empty());
             continue;
