@@ -164,9 +164,7 @@ pub async fn load_file<S: Store>(
     opts: &InputOptions,
 ) -> Result<SourceReport, store::Error> {
     let name = file.to_string();
-    let report = load_with(store, source_name(file), move || open(&name), opts).await?;
-    store.record_load(&report.record(), crate::now_ms()).await?;
-    Ok(report)
+    load_with(store, source_name(file), move || open(&name), opts).await
 }
 
 /// Loads from any reader, under the source name `source`.
@@ -264,6 +262,7 @@ async fn load_with<S: Store>(
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
     };
+    store.record_load(&report.record(), crate::now_ms()).await?;
     Ok(report)
 }
 
