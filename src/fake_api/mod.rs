@@ -428,10 +428,7 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     let latency = st.config.latency;
     let params = query_pairs(target);
     if target.starts_with("/api/books") {
-        return (
-            open_library::decide(&mut st, target, &params, t0, now),
-            latency,
-        );
+        return (open_library::decide(&mut st, target, &params), latency);
     }
     if !target.starts_with("/books/v1/volumes") {
         return (error_answer(404, NOT_FOUND_BODY), latency);

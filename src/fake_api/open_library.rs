@@ -15,7 +15,7 @@ some editions, and never has a description or a language (as `jscmd=data` never 
 */
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{Answer, State, next_random, pick, title_for};
 use crate::isbn::Isbn13;
@@ -93,13 +93,7 @@ struct Catalogue<'a> {
     real: &'a HashMap<String, (String, Vec<String>)>,
 }
 
-pub(super) fn decide(
-    st: &mut State,
-    target: &str,
-    params: &HashMap<String, String>,
-    _t0: Instant,
-    _now: Instant,
-) -> Answer {
+pub(super) fn decide(st: &mut State, target: &str, params: &HashMap<String, String>) -> Answer {
     let Some(bibkeys) = params.get("bibkeys") else {
         return http(
             422,
