@@ -33,7 +33,6 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
                     contact: env.contact.clone(),
                     timeout: args.timeout,
                     connect_timeout: args.connect_timeout,
-                    batch: args.openlibrary_batch as usize,
                 })
                 .map_err(|e| UsageError(e.to_string()))?;
                 Lane {

@@ -261,7 +261,7 @@ impl Stop {
 /// What every task of one lane shares.
 struct Ctx<S> {
     store: S,
-    provider: Arc<dyn Provider>,
+    /// The lane's provider's id (its `lane.provider.id()`, kept at hand).
     id: ProviderId,
     lane: Lane,
     opts: CrawlOptions,
@@ -362,7 +362,6 @@ pub async fn crawl<S: Store>(
                 },
                 running: running[i].clone(),
                 wake: wake.clone(),
-                provider: lane.provider.clone(),
                 id,
                 lane,
                 store: store.clone(),
@@ -778,7 +777,7 @@ async fn process_group<S: Store>(
             _ = stop.hard.cancelled() => {
                 return out.give_back_all(ctx, give_all(queue, group)).await;
             }
-            a = ctx.provider.lookup(&isbns) => a,
+            a = ctx.lane.provider.lookup(&isbns) => a,
         };
         match answer {
             Answer::Items(items) => {
@@ -818,7 +817,7 @@ async fn process_group<S: Store>(
                         return false;
                     }
                 }
-                if ctx.provider.rebatch_misses() {
+                if ctx.lane.provider.rebatch_misses() {
                     for (job, rounds) in unsure {
                         if rounds < batch::MAX_REBATCH {
                             ctx.misses.push(job, rounds + 1);
@@ -831,7 +830,7 @@ async fn process_group<S: Store>(
                     queue.extend(ctx.misses.take(ctx.size.current().max(2), false));
                     ctx.wake.notify_waiters();
                 } else {
-                    let size = ctx.provider.regroup(unsure.len()).max(1);
+                    let size = ctx.lane.provider.regroup(unsure.len()).max(1);
                     queue.extend(unsure.chunks(size).map(<[(ClaimedJob, u8)]>::to_vec));
                 }
             }

@@ -89,22 +89,6 @@ impl Client {
         })
     }
 
-    /// Asks for one ISBN and classifies the answer. Never fails: a network error is an outcome.
-    pub async fn lookup(&self, isbn: &Isbn13) -> Outcome {
-        match self.fetch(std::slice::from_ref(isbn)).await {
-            Ok((status, retry_after, body)) => classify(status, retry_after, &body, isbn),
-            Err(outcome) => outcome,
-        }
-    }
-
-    /// Asks for several ISBNs in one request (`isbn:A OR isbn:B ...`, at most [`MAX_BATCH`]).
-    pub async fn lookup_batch(&self, isbns: &[Isbn13]) -> BatchAnswer {
-        match self.fetch(isbns).await {
-            Ok((status, retry_after, body)) => classify_batch(status, retry_after, &body, isbns),
-            Err(outcome) => BatchAnswer::Failed(outcome),
-        }
-    }
-
     async fn fetch(&self, isbns: &[Isbn13]) -> Result<(u16, Option<Duration>, Vec<u8>), Outcome> {
         // ISBNs are digits only: nothing to encode but the spaces around OR.
         let mut url = if isbns.len() > 1 {
@@ -156,50 +140,37 @@ impl Provider for Client {
         true
     }
 
+    /// One ISBN: `q=isbn:X`; several: `isbn:A OR isbn:B ...` (at most [`MAX_BATCH`]).
     fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> futures_util::future::BoxFuture<'a, Answer> {
         Box::pin(async move {
-            if let [isbn] = isbns {
-                return match Client::lookup(self, isbn).await {
-                    o @ (Outcome::Found(_) | Outcome::NotFound { .. }) => {
-                        Answer::Items(vec![Some(o)])
-                    }
-                    o => Answer::Failed(o),
-                };
-            }
-            match self.lookup_batch(isbns).await {
-                BatchAnswer::Books(found) => {
-                    Answer::Items(found.into_iter().map(|b| b.map(Outcome::Found)).collect())
-                }
-                BatchAnswer::Failed(o) => Answer::Failed(o),
+            match self.fetch(isbns).await {
+                Ok((status, retry_after, body)) => match isbns {
+                    [isbn] => Answer::of_one(classify(status, retry_after, &body, isbn)),
+                    _ => classify_batch(status, retry_after, &body, isbns),
+                },
+                Err(outcome) => Answer::Failed(outcome),
             }
         })
     }
 }
 
-/// What a multi-ISBN request brought.
-#[derive(Debug, Clone, PartialEq)]
-pub enum BatchAnswer {
-    /// A 200, matched item by item. A miss is not a verdict: Google's OR search drops books
-    /// it finds alone.
-    Books(Matches),
-    /// The request failed as a whole; the outcome applies to every ISBN in it.
-    Failed(Outcome),
-}
-
-/// [`classify`] for a batch: a 200 is matched item by item, anything else is the batch's fate.
+/// [`classify`] for a batch: a 200 is matched item by item, and a miss is no verdict (Google's
+/// OR search drops books it finds alone); anything else is the whole batch's fate.
 pub fn classify_batch(
     status: u16,
     retry_after: Option<Duration>,
     body: &[u8],
     isbns: &[Isbn13],
-) -> BatchAnswer {
+) -> Answer {
     match (status, isbns.first()) {
         (200, _) => match match_items(body, isbns) {
-            Ok((found, _)) => BatchAnswer::Books(found),
-            Err(error) => BatchAnswer::Failed(Outcome::Transient { error, retry_after }),
+            Ok((found, _)) => {
+                Answer::Items(found.into_iter().map(|b| b.map(Outcome::Found)).collect())
+            }
+            Err(error) => Answer::Failed(Outcome::Transient { error, retry_after }),
         },
-        (_, Some(first)) => BatchAnswer::Failed(classify(status, retry_after, body, first)),
-        (_, None) => BatchAnswer::Books(Vec::new()),
+        (_, Some(first)) => Answer::Failed(classify(status, retry_after, body, first)),
+        (_, None) => Answer::Items(Vec::new()),
     }
 }
 
@@ -680,25 +651,29 @@ mod tests {
             {"id":"intruder","volumeInfo":{"industryIdentifiers":[{"type":"ISBN_13","identifier":"9781234567897"}]}},
             {"id":"b","volumeInfo":{"industryIdentifiers":[{"type":"ISBN_13","identifier":"9780306406157"}]}},
             {"id":"a","volumeInfo":{"industryIdentifiers":[{"type":"ISBN_10","identifier":"0439023483"}]}}]}"#;
-        let BatchAnswer::Books(found) = classify_batch(200, None, body, &[a, b, c]) else {
-            panic!("a 200 is books")
+        let Answer::Items(found) = classify_batch(200, None, body, &[a, b, c]) else {
+            panic!("a 200 is items")
         };
-        let ids: Vec<Option<&str>> = found
+        let book = |o: &Option<Outcome>| match o {
+            Some(Outcome::Found(book)) => Some(book.clone()),
+            _ => None,
+        };
+        let ids: Vec<Option<String>> = found
             .iter()
-            .map(|f| f.as_ref().and_then(|b| b.volume_id.as_deref()))
+            .map(|f| book(f).and_then(|b| b.volume_id))
             .collect();
-        assert_eq!(ids, [Some("a"), Some("b"), None]);
+        assert_eq!(ids, [Some("a".into()), Some("b".into()), None]);
         assert_eq!(
-            found[0].as_ref().map(|b| b.isbn13.as_str()),
-            Some("9780439023481")
+            book(&found[0]).map(|b| b.isbn13),
+            Some("9780439023481".into())
         );
         assert!(matches!(
             classify_batch(503, None, b"", &[a, b]),
-            BatchAnswer::Failed(Outcome::Transient { .. })
+            Answer::Failed(Outcome::Transient { .. })
         ));
         assert!(matches!(
             classify_batch(429, None, DAILY_429.as_bytes(), &[a, b]),
-            BatchAnswer::Failed(Outcome::QuotaExhausted { .. })
+            Answer::Failed(Outcome::QuotaExhausted { .. })
         ));
     }
 

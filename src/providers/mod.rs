@@ -183,6 +183,16 @@ pub enum Answer {
     Failed(Outcome),
 }
 
+impl Answer {
+    /// The answer to a request of one ISBN: a verdict, or the request's failure.
+    pub fn of_one(outcome: Outcome) -> Answer {
+        match outcome {
+            o @ (Outcome::Found(_) | Outcome::NotFound { .. }) => Answer::Items(vec![Some(o)]),
+            o => Answer::Failed(o),
+        }
+    }
+}
+
 /// A source of book metadata.
 pub trait Provider: Send + Sync {
     fn id(&self) -> ProviderId;

@@ -47,8 +47,6 @@ pub struct ClientConfig {
     pub contact: Option<String>,
     pub timeout: Duration,
     pub connect_timeout: Duration,
-    /// Keys per request (1 to [`MAX_BATCH`]).
-    pub batch: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +62,6 @@ pub struct Client {
     http: reqwest::Client,
     /// `{base}/api/books?format=json&jscmd=data&bibkeys=`.
     url_prefix: String,
-    batch: usize,
 }
 
 /// `isbn-crawler/0.1.0 (+mailto:me@example.org)`: the tool, its version and who to ask.
@@ -87,7 +84,6 @@ impl Client {
         Ok(Client {
             http,
             url_prefix: format!("{url}?format=json&jscmd=data&bibkeys="),
-            batch: config.batch.clamp(1, MAX_BATCH),
         })
     }
 
@@ -125,7 +121,7 @@ impl Provider for Client {
     }
 
     fn max_batch(&self) -> usize {
-        self.batch
+        MAX_BATCH
     }
 
     /// A wholly empty answer is split in halves: a server error in one entry empties the whole
