@@ -246,7 +246,7 @@ async fn requeue_failed_then_crawl_finishes_them() {
     let (code, out, _) = run(&s, &["requeue", "--state", "failed", "--older-than", "30d"]);
     assert_eq!(code, Some(0));
     assert!(
-        out.contains("requeued 0 jobs"),
+        out.contains("requeued 0 lookups"),
         "nothing is 30 days old: {out}"
     );
     let (code, out, _) = run(
@@ -254,7 +254,7 @@ async fn requeue_failed_then_crawl_finishes_them() {
         &["requeue", "--state", "failed", "--error", "backendFailed"],
     );
     assert_eq!(code, Some(0));
-    assert!(out.contains("requeued 2 jobs (failed)"), "{out}");
+    assert!(out.contains("requeued 2 lookups (failed)"), "{out}");
     let states = s.states().await;
     assert_eq!(states.get("failed"), None);
     assert_eq!(states.get("pending"), Some(&2));

@@ -83,7 +83,7 @@ pub(super) async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<Exi
     let n = store.requeue(&filter, now).await?;
     let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
     println!(
-        "requeued {n} jobs ({}); `isbn-crawler crawl` fetches them",
+        "requeued {n} lookups ({}); `isbn-crawler crawl` fetches them",
         states.join(", ")
     );
     Ok(ExitCode::Success)

@@ -284,18 +284,6 @@ impl SqliteStore {
         map_err(&self.shown(), self.busy_timeout, e)
     }
 
-    /// Rows of `(text, count)` from a `GROUP BY` query.
-    async fn group_counts(&self, sql: &str) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get::<i64, _>(1) as u64))
-            .collect())
-    }
-
     async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
@@ -425,9 +413,8 @@ impl Store for SqliteStore {
         let reset = sqlx::query("PRAGMA temp_store = MEMORY")
             .execute(&mut *conn)
             .await;
-        let mut overview = overview.map_err(|e| self.err(e))?;
+        let overview = overview.map_err(|e| self.err(e))?;
         reset.map_err(|e| self.err(e))?;
-        overview.rejects = self.reject_groups(2).await?;
         Ok(overview)
     }
 
@@ -450,33 +437,11 @@ impl Store for SqliteStore {
     }
 
     async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
-        let mut groups: Vec<RejectGroup> = self
-            .group_counts("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .await?
-            .into_iter()
-            .map(|(reason, count)| RejectGroup {
-                reason,
-                count,
-                examples: Vec::new(),
-            })
-            .collect();
-        let firsts: Vec<RejectedLine> = sqlx::query_as(
-            "SELECT source, line, raw, reason FROM (
-                 SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
-                 FROM rejected_lines)
-             WHERE n <= ? ORDER BY id",
-        )
-        .bind(i64::from(examples))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        for line in firsts {
-            if let Some(g) = groups.iter_mut().find(|g| g.reason == line.reason) {
-                g.examples.push(line);
-            }
-        }
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
-        Ok(groups)
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        let counts = reject_counts(&mut conn).await.map_err(|e| self.err(e))?;
+        reject_groups_on(&mut conn, &counts, examples)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
@@ -556,17 +521,10 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| self.err(e))?;
             made += jobs.len() as u64;
-            // Those jobs have a new chance: pending again.
-            sqlx::query(
-                "UPDATE jobs SET state = 'pending', updated_at = ?2
-                 WHERE id IN (SELECT value FROM json_each(?1))
-                   AND state IN ('not_found', 'failed')",
-            )
-            .bind(serde_json::to_string(&jobs).unwrap_or_else(|_| "[]".into()))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            // Those jobs have a new chance: their states follow their lookups (pending).
+            derive_jobs(&mut tx, &jobs, now_ms)
+                .await
+                .map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(made)
@@ -578,9 +536,10 @@ impl Store for SqliteStore {
                     p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
                     p.categories, p.language, p.description, p.thumbnail, p.raw_json,
                     p.fetched_at
-             FROM lookups l
+             FROM jobs j
+             JOIN lookups l ON l.job_id = j.id
              LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider
-             WHERE l.isbn13 = ?1 ORDER BY l.provider",
+             WHERE j.isbn13 = ?1 ORDER BY l.provider",
         )
         .bind(isbn13)
         .fetch_all(&self.pool)
@@ -819,13 +778,15 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        for (job_id, provider) in &chained {
+        if !chained.is_empty() {
+            // One statement for the batch: `[[job_id, provider], ...]`.
+            let pairs: Vec<(i64, &str)> = chained.iter().map(|(j, p)| (*j, p.as_str())).collect();
             sqlx::query(
                 "INSERT OR IGNORE INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-                 SELECT id, isbn13, ?2, ?3, ?3 FROM jobs WHERE id = ?1",
+                 SELECT j.id, j.isbn13, c.value ->> 1, ?2, ?2
+                 FROM json_each(?1) c JOIN jobs j ON j.id = c.value ->> 0",
             )
-            .bind(job_id)
-            .bind(provider.as_str())
+            .bind(serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into()))
             .bind(now_ms)
             .execute(&mut *tx)
             .await
@@ -1019,11 +980,7 @@ async fn status_on(
         .await?
     };
     status.due_now = due as u64;
-    let reasons: Vec<(String, i64)> =
-        sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .fetch_all(&mut *conn)
-            .await?;
-    status.rejected_lines = reasons.into_iter().map(|(r, n)| (r, n as u64)).collect();
+    status.rejected_lines = reject_counts(&mut *conn).await?.into_iter().collect();
     let requests: Option<i64> = sqlx::query_scalar("SELECT requests FROM quota_days WHERE day = ?")
         .bind(quota_day)
         .fetch_optional(&mut *conn)
@@ -1056,6 +1013,49 @@ async fn status_on(
     status.lookups.retain(|_, per| per.values().any(|&n| n > 0));
     status.eta = eta_on(&mut *conn, &status).await?;
     Ok(status)
+}
+
+/// Rejected lines per reason (from the reason index).
+async fn reject_counts(
+    conn: &mut sqlx::SqliteConnection,
+) -> std::result::Result<Vec<(String, u64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(|(r, n)| (r, n as u64)).collect())
+}
+
+/// The reasons with their `counts`, most first, each with its first `examples` lines.
+async fn reject_groups_on(
+    conn: &mut sqlx::SqliteConnection,
+    counts: &[(String, u64)],
+    examples: u32,
+) -> std::result::Result<Vec<RejectGroup>, sqlx::Error> {
+    let mut groups: Vec<RejectGroup> = counts
+        .iter()
+        .map(|(reason, count)| RejectGroup {
+            reason: reason.clone(),
+            count: *count,
+            examples: Vec::new(),
+        })
+        .collect();
+    let firsts: Vec<RejectedLine> = sqlx::query_as(
+        "SELECT source, line, raw, reason FROM (
+             SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
+             FROM rejected_lines)
+         WHERE n <= ? ORDER BY id",
+    )
+    .bind(i64::from(examples))
+    .fetch_all(&mut *conn)
+    .await?;
+    for line in firsts {
+        if let Some(g) = groups.iter_mut().find(|g| g.reason == line.reason) {
+            g.examples.push(line);
+        }
+    }
+    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
+    Ok(groups)
 }
 
 /// Quota days left for Google's part, from the latest runs' books per request.
@@ -1100,7 +1100,7 @@ async fn eta_on(
     }))
 }
 
-/// Everything the report shows but the rejects, on one connection.
+/// Everything the report shows, on one connection.
 async fn overview_on(
     conn: &mut sqlx::SqliteConnection,
     now_ms: i64,
@@ -1214,6 +1214,12 @@ async fn overview_on(
     )
     .fetch_all(&mut *conn)
     .await?;
+    let counts: Vec<(String, u64)> = status
+        .rejected_lines
+        .iter()
+        .map(|(r, n)| (r.clone(), *n))
+        .collect();
+    let rejects = reject_groups_on(&mut *conn, &counts, 2).await?;
     let categories = top.pop().unwrap_or_default();
     let publishers = top.pop().unwrap_or_default();
     let languages = top.pop().unwrap_or_default();
@@ -1222,7 +1228,7 @@ async fn overview_on(
         sources,
         providers,
         merged,
-        rejects: Vec::new(),
+        rejects,
         failures,
         quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
         runs,
