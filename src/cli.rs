@@ -15,11 +15,13 @@ use crate::input::Format;
     version,
     // A later `--rate 2/s` wins over an earlier one (handy in scripts and aliases).
     args_override_self = true,
-    about = "Turn lists of ISBNs into a SQLite database of Google Books metadata.",
-    long_about = "Turn lists of ISBNs into a SQLite database of Google Books metadata.\n\n\
-        `load` queues ISBNs from text/CSV files, `crawl` fetches them under a rate limit and a \
-        daily budget, and can be stopped and resumed at any time. The API key comes from \
-        GOOGLE_BOOKS_API_KEY (environment or .env), never from a flag."
+    about = "Turn lists of ISBNs into a SQLite database of Google Books and Open Library metadata.",
+    long_about = "Turn lists of ISBNs into a SQLite database of Google Books and Open Library \
+        metadata.\n\n\
+        `load` queues ISBNs from lists, tables, spreadsheets, app exports and MARC records, \
+        `crawl` asks each source under its rate limit (and Google's daily budget), and can be \
+        stopped and resumed at any time; `report` draws the result. The Google API key comes \
+        from GOOGLE_BOOKS_API_KEY (environment or .env), never from a flag."
 )]
 pub struct Cli {
     /// The SQLite database (created and migrated on first use).
@@ -42,11 +44,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read ISBN lists (text, CSV, TSV, or - for stdin) and queue every valid ISBN as a job.
+    /// Read ISBN lists (text, any delimited table, spreadsheets, MARC, free text with
+    /// --format scan, or - for stdin) and queue every valid ISBN as a job.
     Load(LoadArgs),
     /// Show the job table by state, what is due, and rejected lines by reason.
     Status(StatusArgs),
-    /// Fetch metadata for every pending job; resumes where any earlier run stopped.
+    /// Ask each provider for every pending lookup; resumes where any earlier run stopped.
     Crawl(CrawlArgs),
     /// `load` then `crawl`, with the options of both.
     Run(RunArgs),

@@ -1,12 +1,14 @@
 /*!
-isbn-crawler: turn lists of ISBNs into a SQLite database of Google Books metadata.
+isbn-crawler: turn lists of ISBNs into a SQLite database of book metadata from Google Books
+and Open Library.
 
 The library exposes [`run`], which does what the command line asks; `main.rs` only parses
 arguments, prints the error once and returns the exit code. Tests drive [`run`] (or the real
 binary) against the in-process fake API in [`fake_api`].
 
 Data flows one way: [`input`] → [`load`] → [`store`] (jobs) → [`crawl`] (workers using
-[`providers`]) → [`store`] (books, runs) → `status`. See ARCHITECTURE.md for the map.
+[`providers`]) → [`store`] (books, runs) → `status`, exports, [`report`]. See ARCHITECTURE.md
+for the map.
 */
 
 pub mod cli;
@@ -34,6 +36,14 @@ pub struct UsageError(pub String);
 /// Now, in Unix milliseconds (the unit of every timestamp in the database).
 pub fn now_ms() -> i64 {
     crawl::now_ms()
+}
+
+/// `s` cut to `max` characters, with an ellipsis when it was longer (tables, reports).
+pub fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
 }
 
 /// Runs one command line. Errors come back for `main` to print once; their exit code is

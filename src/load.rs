@@ -113,12 +113,9 @@ impl SourceReport {
     }
 }
 
+/// A rejected line for the terminal: control characters escaped, then shortened.
 fn shorten(s: &str, max: usize) -> String {
-    let s = s.escape_debug().to_string();
-    match s.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s,
-    }
+    crate::shorten(&s.escape_debug().to_string(), max)
 }
 
 /// The name a source is stored under: its path as given, or `<stdin>`.

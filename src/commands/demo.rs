@@ -42,28 +42,6 @@ pub(super) fn demo_fake() -> FakeConfig {
     config
 }
 
-/// `{"title":"google","page_count":"openlibrary"}` as `google: title, ... · openlibrary: ...`.
-pub(super) fn provenance_summary(provenance: Option<&str>) -> String {
-    let Some(map) = provenance
-        .and_then(|p| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(p).ok())
-    else {
-        return String::new();
-    };
-    let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    for (field, provider) in map {
-        by.entry(provider.as_str().unwrap_or_default().to_string())
-            .or_default()
-            .push(field);
-    }
-    by.into_iter()
-        .map(|(p, fields)| match fields.len() {
-            n if n <= 3 => format!("{p}: {}", fields.join(", ")),
-            n => format!("{p}: {n} fields"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 /// The whole flow offline, against the fake API, in a database of its own.
 pub(super) async fn demo(
     args: &DemoArgs,
@@ -138,7 +116,7 @@ pub(super) async fn demo(
     let mut records = store.records(&JobState::ALL);
     while let Some(r) = records.try_next().await? {
         let authors = Column::Authors.cell(&r).to_text();
-        let from = provenance_summary(r.provenance.as_deref());
+        let from = crate::report::provenance_summary(r.provenance.as_deref());
         let what = r.title.or(r.last_error).unwrap_or_default();
         println!(
             "{:<13}  {:<9}  {:<34}  {:<22}  {from}",

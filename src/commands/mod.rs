@@ -50,7 +50,7 @@ use crate::progress::{Reporter, human_duration};
 use crate::providers::google::{self, Client, ClientConfig};
 use crate::providers::{ProviderId, open_library};
 use crate::store::{JobState, Record, RequeueFilter, SqliteStore, Status, Store};
-use crate::{UsageError, now_ms};
+use crate::{UsageError, now_ms, shorten};
 
 /// The bundled sample, so `demo` works from any directory.
 pub const SAMPLE: &str = include_str!("../../data/sample-isbns.txt");
@@ -121,11 +121,4 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
 /// The database of `--db`; `create` makes (and migrates) it when missing.
 async fn open_db(cli: &Cli, create: bool) -> anyhow::Result<SqliteStore> {
     Ok(SqliteStore::open_with(&cli.db, create, cli.busy_timeout).await?)
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_string(),
-    }
 }

@@ -257,16 +257,15 @@ pub fn read_items<R: Read>(
         ..Detected::new(Shape::List)
     };
 
+    let is_xml = opts.format == Format::Marcxml || (auto && marc::looks_like_xml(&head));
     let delimiter = match opts.format {
         Format::Csv => delimited::sniff(&head, eof).or(Some(b',')),
         Format::Tsv => Some(b'\t'),
         Format::Semicolon => Some(b';'),
         Format::Pipe => Some(b'|'),
-        Format::Auto if marc::looks_like_xml(&head) => None,
-        Format::Auto => delimited::sniff(&head, eof),
+        Format::Auto if !is_xml => delimited::sniff(&head, eof),
         _ => None,
     };
-    let is_xml = opts.format == Format::Marcxml || (auto && marc::looks_like_xml(&head));
     if let Some(delimiter) = delimiter {
         let (header, choice) = delimited::read(
             &head,

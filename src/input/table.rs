@@ -39,8 +39,8 @@ impl Table {
         }
     }
 
-    /// Emits the items of one row; a blank row is skipped. Returns whether it was content.
-    pub fn row(&mut self, line: u64, row: &impl Row, emit: &mut dyn FnMut(Item)) -> bool {
+    /// Emits the items of one row; a blank row is skipped.
+    pub fn row(&mut self, line: u64, row: &impl Row, emit: &mut dyn FnMut(Item)) {
         let reject = |reason| {
             Item::Rejected(Reject {
                 line,
@@ -49,11 +49,10 @@ impl Table {
             })
         };
         if self.width.is_some_and(|w| w != row.width()) {
-            if row.is_blank() {
-                return false;
+            if !row.is_blank() {
+                emit(reject(RejectReason::RaggedRow));
             }
-            emit(reject(RejectReason::RaggedRow));
-            return true;
+            return;
         }
         self.found.clear();
         let mut reason: Option<RejectReason> = None;
@@ -74,7 +73,7 @@ impl Table {
         }
         if self.found.is_empty() {
             if !seen_text && self.width.is_none() && row.is_blank() {
-                return false;
+                return;
             }
             emit(reject(reason.unwrap_or(RejectReason::Empty)));
         } else {
@@ -86,7 +85,6 @@ impl Table {
                 });
             }
         }
-        true
     }
 }
 

@@ -279,7 +279,7 @@ fn books(o: &Overview) -> Markup {
                     tr { td { code { (b.isbn13) } } td { (b.title.as_deref().unwrap_or("")) }
                          td { (b.authors.as_deref().unwrap_or("")) }
                          td.n { (b.published_year.map(|y| y.to_string()).unwrap_or_default()) }
-                         td { (sources_of(b.provenance.as_deref())) } }
+                         td { (provenance_summary(b.provenance.as_deref())) } }
                 }
             } }
         }
@@ -289,26 +289,28 @@ fn books(o: &Overview) -> Markup {
     }
 }
 
-/// The providers a merged book's fields came from, in order of how many.
-fn sources_of(provenance: Option<&str>) -> String {
+/// `{"title":"google","page_count":"openlibrary"}` as `google: title; openlibrary:
+/// page_count` (a provider's fields named when three or fewer, else counted), for the page's
+/// latest books and the demo's table.
+pub fn provenance_summary(provenance: Option<&str>) -> String {
     let Some(map) = provenance
         .and_then(|p| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(p).ok())
     else {
         return String::new();
     };
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    for p in map.values().filter_map(|v| v.as_str()) {
-        match counts.iter_mut().find(|(name, _)| name == p) {
-            Some(c) => c.1 += 1,
-            None => counts.push((p.to_string(), 1)),
-        }
+    let mut by: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (field, provider) in map {
+        by.entry(provider.as_str().unwrap_or_default().to_string())
+            .or_default()
+            .push(field);
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    counts
-        .iter()
-        .map(|(p, n)| format!("{p} {n}"))
+    by.into_iter()
+        .map(|(p, fields)| match fields.len() {
+            n if n <= 3 => format!("{p}: {}", fields.join(", ")),
+            n => format!("{p}: {n} fields"),
+        })
         .collect::<Vec<_>>()
-        .join(", ")
+        .join("; ")
 }
 
 #[cfg(test)]

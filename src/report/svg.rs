@@ -10,6 +10,8 @@ dark scheme and prints.
 
 use maud::{Markup, html};
 
+use crate::shorten;
+
 const WIDTH: f64 = 640.0;
 const BAR_HEIGHT: f64 = 22.0;
 
@@ -104,13 +106,6 @@ pub fn rows(title: &str, bars: &[(String, u64)]) -> Markup {
                 text x=(label_w + w + 6.0) y=(y + BAR_HEIGHT * 0.68) class="tick" { (value) }
             }
         }
-    }
-}
-
-fn shorten(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((cut, _)) => format!("{}…", &s[..cut]),
-        None => s.to_string(),
     }
 }
 
