@@ -8,7 +8,7 @@ grows toward the maximum while answers come back nearly complete, and halves whi
 back with many misses, down to one; at one, an occasional pair tests whether OR works again.
 
 A book an OR answer left out is not a verdict. It is pooled with other such misses and asked
-once more in an OR batch of misses ([`MAX_REBATCH`]) before it is asked alone, where only the
+again in OR batches of misses ([`MAX_REBATCH`] times) before it is asked alone, where only the
 single request can make it `not_found`.
 */
 
@@ -117,12 +117,9 @@ impl MissPool {
         Some(jobs.split_off(keep))
     }
 
-    pub fn len(&self) -> usize {
+    /// How many wait.
+    pub fn waiting(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 
     pub fn drain(&self) -> Vec<(ClaimedJob, u8)> {

@@ -598,7 +598,7 @@ async fn dispatch<S: Store>(
         if jobs.is_empty() {
             // Nothing new: misses waiting for a batch go out once nothing else is in flight
             // that could add to them, however few they are.
-            let waiting = ctx.misses.len();
+            let waiting = ctx.misses.waiting();
             let only_misses = waiting > 0 && in_flight.load(Ordering::SeqCst) == waiting;
             if only_misses && let Some(group) = ctx.misses.take(per_request.max(2), true) {
                 if let Some(permit) = permits.into_iter().next() {
@@ -747,7 +747,7 @@ impl Outbox<'_> {
 /// One group of lookups (one request's worth), to a verdict for each. Every request waits for
 /// a rate permit and a unit of budget and counts once, on the next completion sent. An answer
 /// that is no verdict for some ISBNs has them asked again: Google's OR misses go to the lane's
-/// pool for an OR batch of misses (once, [`batch::MAX_REBATCH`]) and then alone; Open
+/// pool for OR batches of misses ([`batch::MAX_REBATCH`] of them) and then alone; Open
 /// Library's `{}` batch is halved ([`Provider::regroup`]). A permanent refusal of a batch has
 /// each asked alone. Returns `false` when the writer is gone.
 async fn process_group<S: Store>(

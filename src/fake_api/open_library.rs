@@ -118,19 +118,24 @@ pub(super) fn decide(st: &mut State, target: &str, params: &HashMap<String, Stri
     }
     st.ol_requests.push(keys.len());
 
-    let config = st.config.openlibrary.clone();
-    let real = st.config.catalogue.clone();
-    let catalogue = Catalogue {
-        config: &config,
-        real: &real,
+    // A scripted fault is used up only when no fault is served always; after taking it, the
+    // config is only read (no copy per request).
+    let scripted = match st.config.openlibrary.always {
+        Some(_) => None,
+        None => st.config.openlibrary.scripted.pop_front(),
     };
-    if let Some(f) = &config.always {
+    let State { config, rng, .. } = st;
+    let catalogue = Catalogue {
+        config: &config.openlibrary,
+        real: &config.catalogue,
+    };
+    if let Some(f) = &config.openlibrary.always {
         return fault(f, &keys, &catalogue);
     }
-    if let Some(f) = st.config.openlibrary.scripted.pop_front() {
+    if let Some(f) = scripted {
         return fault(&f, &keys, &catalogue);
     }
-    let r = &config.random;
+    let r = &config.openlibrary.random;
     let table = [
         (r.unavailable / 2.0, OpenLibraryFault::Offline),
         (r.unavailable / 2.0, OpenLibraryFault::GatewayTimeout),
@@ -138,13 +143,11 @@ pub(super) fn decide(st: &mut State, target: &str, params: &HashMap<String, Stri
         (r.truncated, OpenLibraryFault::Truncated),
         (r.stall, OpenLibraryFault::Stall(r.stall_for)),
     ];
-    if let Some(f) = pick(&mut st.rng, table) {
+    if let Some(f) = pick(rng, table) {
         return fault(&f, &keys, &catalogue);
     }
-    if keys.len() > 1
-        && config.empty_batch_rate > 0.0
-        && next_random(&mut st.rng) < config.empty_batch_rate
-    {
+    let empty_rate = config.openlibrary.empty_batch_rate;
+    if keys.len() > 1 && empty_rate > 0.0 && next_random(rng) < empty_rate {
         return http(200, "{}");
     }
     let json = body(&keys, &catalogue);
