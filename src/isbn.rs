@@ -250,6 +250,10 @@ fn is_scientific_notation(s: &str) -> bool {
 
 /// `0` + an EAN-13 (a GTIN-14 with indicator 0) → the EAN-13; anything else unchanged.
 fn strip_gtin14_zero(s: &str) -> &str {
+    // Every load parses every value: the common 10- and 13-character ones leave at once.
+    if s.len() < 14 {
+        return s;
+    }
     let significant = || s.bytes().filter(|&b| b != b'-' && b != b' ');
     if significant().count() == 14
         && significant().all(|b| b.is_ascii_digit())
