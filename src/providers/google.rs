@@ -20,7 +20,10 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year};
+use super::{
+    Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year, read_body,
+    strip_urls, transient,
+};
 use crate::isbn::Isbn13;
 use crate::store::Book;
 
@@ -28,9 +31,6 @@ use crate::store::Book;
 pub const FIELDS: &str = "kind,totalItems,items(id,volumeInfo(title,subtitle,authors,publisher,\
 publishedDate,description,industryIdentifiers,pageCount,printType,categories,averageRating,\
 ratingsCount,maturityRating,language,imageLinks,previewLink,infoLink,canonicalVolumeLink))";
-
-/// A body larger than this is not a books#volumes answer; reading stops there.
-pub const MAX_BODY: usize = 8 * 1024 * 1024;
 
 pub const DEFAULT_API_URL: &str = "https://www.googleapis.com";
 
@@ -174,26 +174,6 @@ pub fn classify_batch(
     }
 }
 
-/// Reads the body up to [`MAX_BODY`]; a larger one is refused for this job.
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Outcome> {
-    let mut body =
-        Vec::with_capacity(response.content_length().unwrap_or(4096).min(1 << 20) as usize);
-    loop {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(Outcome::Permanent {
-                        error: format!("response larger than {} MiB", MAX_BODY >> 20),
-                    });
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) => return Err(transient(&e)),
-        }
-    }
-}
-
 /// Percent-encodes a query value (Google keys are URL-safe; this keeps odd ones intact).
 fn encode_query_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
@@ -205,51 +185,6 @@ fn encode_query_value(value: &str) -> String {
         }
     }
     out
-}
-
-fn transient(e: &reqwest::Error) -> Outcome {
-    Outcome::Transient {
-        error: describe(e),
-        retry_after: None,
-    }
-}
-
-/// A reqwest error as one line with its causes, and never its URL (which holds the key).
-pub fn describe(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "broken response body"
-    } else {
-        "request failed"
-    };
-    let mut text = String::from(kind);
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        let s = cause.to_string();
-        if !text.ends_with(&s) {
-            text.push_str(": ");
-            text.push_str(&s);
-        }
-        source = cause.source();
-    }
-    strip_urls(&text)
-}
-
-/// Belt and braces: no URL (and so no `key=` parameter) survives into a message.
-fn strip_urls(text: &str) -> String {
-    text.split(' ')
-        .map(|word| {
-            if word.contains("://") || word.contains("key=") {
-                "<url>"
-            } else {
-                word
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -149,6 +149,74 @@ pub fn published_year(date: &str) -> Option<i64> {
     }
 }
 
+/// A body larger than this is not an answer to a lookup; reading stops there.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
+
+/// Reads the body up to [`MAX_BODY`]; a larger one is refused for this job.
+pub(crate) async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, Outcome> {
+    let mut body =
+        Vec::with_capacity(response.content_length().unwrap_or(4096).min(1 << 20) as usize);
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(Outcome::Permanent {
+                        error: format!("response larger than {} MiB", MAX_BODY >> 20),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(transient(&e)),
+        }
+    }
+}
+
+pub(crate) fn transient(e: &reqwest::Error) -> Outcome {
+    Outcome::Transient {
+        error: describe(e),
+        retry_after: None,
+    }
+}
+
+/// A reqwest error as one line with its causes, and never its URL (which holds the key).
+pub fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "broken response body"
+    } else {
+        "request failed"
+    };
+    let mut text = String::from(kind);
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        let s = cause.to_string();
+        if !text.ends_with(&s) {
+            text.push_str(": ");
+            text.push_str(&s);
+        }
+        source = cause.source();
+    }
+    strip_urls(&text)
+}
+
+/// Belt and braces: no URL (and so no `key=` parameter) survives into a message.
+pub(crate) fn strip_urls(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            if word.contains("://") || word.contains("key=") {
+                "<url>"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The HTTP client every provider uses: rustls, gzip, the provider's User-Agent and timeouts.
 pub fn http_client(
     user_agent: &str,
@@ -163,7 +231,7 @@ pub fn http_client(
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_keepalive(Duration::from_secs(60))
         .build()
-        .map_err(|e| google::describe(&e.without_url()))
+        .map_err(|e| describe(&e.without_url()))
 }
 
 /// `{base}{path}` if `base` is an http(s) URL.

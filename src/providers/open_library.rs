@@ -24,7 +24,9 @@ use serde::Deserialize;
 use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::value::RawValue;
 
-use super::{Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year};
+use super::{
+    Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year, read_body, transient,
+};
 use crate::isbn::Isbn13;
 use crate::store::Book;
 
@@ -37,8 +39,6 @@ pub const MAX_RATE: f64 = 3.0;
 pub const ANONYMOUS_RATE: f64 = 1.0;
 /// Open Library sends no `Retry-After` with a 429; its docs suggest backing off from ~10 s.
 pub const RATE_LIMITED_DELAY: Duration = Duration::from_secs(10);
-/// A body larger than this is not an answer to at most 50 keys.
-const MAX_BODY: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -96,21 +96,9 @@ impl Client {
             url.push_str("ISBN:");
             url.push_str(isbn.as_str());
         }
-        let transient = |e: reqwest::Error| Outcome::Transient {
-            error: super::google::describe(&e),
-            retry_after: None,
-        };
-        let mut response = self.http.get(url).send().await.map_err(transient)?;
+        let response = self.http.get(url).send().await.map_err(|e| transient(&e))?;
         let status = response.status().as_u16();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transient)? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(Outcome::Permanent {
-                    error: format!("response larger than {} MiB", MAX_BODY >> 20),
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_body(response).await?;
         Ok((status, body))
     }
 }
