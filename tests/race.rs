@@ -98,8 +98,8 @@ impl Store for SlowStore {
     async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         self.0.heartbeat(run_id, now_ms, lease_until_ms).await
     }
-    async fn next_due_at(&self, provider: ProviderId) -> Result<Option<i64>> {
-        let answer = self.0.next_due_at(provider).await;
+    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+        let answer = self.0.next_due_at(provider, me).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         answer
     }
@@ -114,6 +114,21 @@ impl Store for SlowStore {
     }
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         self.0.last_stop_reason().await
+    }
+    async fn reserve_budget(
+        &self,
+        day: &str,
+        want: u64,
+        limit: Option<u64>,
+        probe: bool,
+    ) -> Result<Reservation> {
+        self.0.reserve_budget(day, want, limit, probe).await
+    }
+    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
+        self.0.release_budget(day, units).await
+    }
+    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
+        self.0.clear_quota_stop(day).await
     }
     async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
         self.0.end_run(run_id, end, now_ms).await

@@ -427,6 +427,7 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
         host: "bench".into(),
         pid: std::process::id(),
         pid_start: None,
+        host_id: None,
         daily_budget: None,
     };
     let run = store.begin_run(&info, 0).await?;

@@ -52,7 +52,7 @@ use crate::providers::{Answer, Outcome, Provider, ProviderId, Rejection};
 use crate::store::{self, ClaimedJob, Completion, JobResult, RunEnd, RunInfo, Store};
 use batch::{BatchSize, MissPool};
 use limiter::Limiter;
-use quota::Budget;
+use quota::{Budget, Take};
 use retry::RetryPolicy;
 
 /// What the whole run shares.
@@ -266,8 +266,12 @@ struct Ctx<S> {
     lane: Lane,
     opts: CrawlOptions,
     run_id: i64,
+    /// This process, to tell which other runs are gone.
+    process: RunInfo,
     limiter: Limiter,
     budget: Budget,
+    /// The next request is the probe after a quota stop.
+    probing: std::sync::atomic::AtomicBool,
     /// This lane's counts, and the run's.
     counters: Arc<Counters>,
     total: Arc<Counters>,
@@ -307,10 +311,7 @@ pub async fn crawl<S: Store>(
         .and_then(|l| l.daily_budget);
     let info = this_process(&opts.command, budget);
     let run_id = store.begin_run(&info, now_ms()).await?;
-    let me = info.clone();
-    let recovered = store
-        .recover_leases(run_id, now_ms(), &move |other| is_alive(other, &me))
-        .await?;
+    let recovered = recover(&store, run_id, &info).await?;
     if recovered > 0 {
         tracing::info!(recovered, "took back the leases of runs that are gone");
     }
@@ -346,11 +347,12 @@ pub async fn crawl<S: Store>(
                 },
                 misses: MissPool::default(),
                 limiter: Limiter::new(lane.rate),
-                budget: Budget::new(
-                    if google { lane.daily_budget } else { None },
-                    today.clone(),
-                    used,
-                ),
+                budget: if google {
+                    Budget::shared(lane.daily_budget, BUDGET_BLOCK)
+                } else {
+                    Budget::unlimited()
+                },
+                probing: std::sync::atomic::AtomicBool::new(false),
                 counters: Arc::new(Counters::default()),
                 total: total.clone(),
                 then: order.get(i + 1).copied().filter(|_| opts.fill_missing),
@@ -367,6 +369,7 @@ pub async fn crawl<S: Store>(
                 store: store.clone(),
                 opts: opts.clone(),
                 run_id,
+                process: info.clone(),
             })
         })
         .collect();
@@ -468,7 +471,10 @@ async fn lane<S: Store>(
             reason,
             StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent
         );
-        if spent {
+        // Google's quota is the key's, whoever met it: other crawlers on the database stop
+        // sending too. A spent --daily-budget is this crawler's own limit and stops only those
+        // that share it, through their reservations.
+        if matches!(reason, StopReason::QuotaExhausted { .. }) {
             let now = quota::now();
             let day = quota::quota_day(now);
             if let Err(e) = ctx
@@ -509,10 +515,6 @@ async fn lane<S: Store>(
 
 /// One stretch of crawling, until everything is done or a stop.
 async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
-    if !ctx.budget.has_room(&quota::quota_day(quota::now())) {
-        stop.request(StopReason::BudgetSpent);
-        return;
-    }
     let concurrency = ctx.lane.concurrency.max(1);
     // Jobs travel in groups of one request's worth (`--batch`). Room for two claims of a group
     // per worker: one being worked through, one refilled.
@@ -559,6 +561,9 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
     if let Err(e) = writer.await {
         tracing::error!("the writer panicked: {e}");
     }
+    if let Err(e) = ctx.budget.release(&ctx.store).await {
+        tracing::warn!("could not give back the unused budget: {e}");
+    }
 }
 
 /// Claims due jobs into free worker slots until nothing is left or a stop.
@@ -577,6 +582,7 @@ async fn dispatch<S: Store>(
         // Claim a request's worth for every worker at a time, once that many slots are free:
         // one claim statement per `concurrency` requests, and workers never wait on an empty
         // channel.
+        ctx.probing.store(probe, Ordering::SeqCst);
         let (want_groups, want) = if probe {
             (1, 1)
         } else {
@@ -613,12 +619,19 @@ async fn dispatch<S: Store>(
             let idle = in_flight.load(Ordering::SeqCst) == 0;
             // Lanes feeding this one (`--fill missing`) may still make lookups for it.
             let fed = ctx.upstream.iter().any(|r| r.load(Ordering::SeqCst));
-            let next_due = ctx.store.next_due_at(ctx.id).await?;
+            let next_due = ctx.store.next_due_at(ctx.id, ctx.run_id).await?;
             if idle && next_due.is_none() && !fed {
                 return Ok(());
             }
-            // Wait for a commit (which may bring a retry), the next due time, or a stop.
-            let wait_ms = next_due.map_or(1000, |t| (t - now_ms()).clamp(10, 60_000));
+            let now = now_ms();
+            if next_due.is_some_and(|t| t < now) {
+                // Overdue and not claimable: another run's lease ran out (a machine that
+                // stopped beating) or its process is gone. Take its lookups back now.
+                recover(&ctx.store, ctx.run_id, &ctx.process).await?;
+            }
+            // Wait for a commit (which may bring a retry), the next due time, or a stop; at most
+            // a second, since another run's commits (on this machine or another) wake nobody here.
+            let wait_ms = next_due.map_or(1000, |t| (t - now).clamp(10, 1000));
             tokio::select! {
                 _ = committed.notified() => {}
                 _ = ctx.wake.notified() => {}
@@ -641,6 +654,14 @@ async fn dispatch<S: Store>(
                     _ = stop.soft.cancelled() => return Ok(()),
                 }
             }
+            ctx.probing.store(false, Ordering::SeqCst);
+            if stop.is_stopping() {
+                return Ok(());
+            }
+            // It was answered: other crawlers on this database may send again too.
+            ctx.store
+                .clear_quota_stop(&quota::quota_day(quota::now()))
+                .await?;
             probe = false;
         }
     }
@@ -681,11 +702,25 @@ async fn permit_and_budget<S: Store>(ctx: &Ctx<S>, stop: &Stop) -> bool {
         _ = stop.soft.cancelled() => return false,
         _ = ctx.limiter.until_ready() => {}
     }
-    if !ctx.budget.try_take(&quota::quota_day(quota::now())) {
-        stop.request(StopReason::BudgetSpent);
-        return false;
+    let day = quota::quota_day(quota::now());
+    let probe = ctx.probing.load(Ordering::SeqCst);
+    match ctx.budget.take(&ctx.store, &day, probe).await {
+        Ok(Take::Granted) => true,
+        Ok(Take::Spent) => {
+            stop.request(StopReason::BudgetSpent);
+            false
+        }
+        Ok(Take::QuotaStopped) => {
+            stop.request(StopReason::QuotaExhausted {
+                message: "another crawler on this database met Google's daily quota".into(),
+            });
+            false
+        }
+        Err(e) => {
+            stop.fail(e);
+            false
+        }
     }
-    true
 }
 
 /// What an outcome means for the whole crawl: the rate, and whether to stop.
@@ -852,6 +887,10 @@ async fn process_group<S: Store>(
 }
 
 /// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
+/// Google budget units a crawler reserves at a time: few, so a killed crawler strands little of
+/// the day and a quota stop met elsewhere is seen within a few requests.
+const BUDGET_BLOCK: u64 = 8;
+
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
 /// The most results one transaction applies.
 const MAX_BATCH: usize = 2048;
@@ -915,7 +954,9 @@ async fn writer<S: Store>(
     }
 }
 
-/// Keeps this run's row fresh and its leases from running out while it works.
+/// Keeps this run's row fresh and its leases from running out while it works, and takes back
+/// the lookups of runs that died meanwhile (another crawler on the database killed), waking the
+/// lanes to claim them.
 async fn heartbeat<S: Store>(ctx: Arc<Ctx<S>>) {
     let every = (ctx.opts.lease / 3).max(Duration::from_millis(100));
     let lease_ms = ctx.opts.lease.as_millis() as i64;
@@ -925,7 +966,23 @@ async fn heartbeat<S: Store>(ctx: Arc<Ctx<S>>) {
         if let Err(e) = ctx.store.heartbeat(ctx.run_id, now, now + lease_ms).await {
             tracing::warn!("heartbeat: {e}");
         }
+        match recover(&ctx.store, ctx.run_id, &ctx.process).await {
+            Ok(0) => {}
+            Ok(_) => ctx.wake.notify_waiters(),
+            Err(e) => tracing::warn!("taking back the leases of dead runs: {e}"),
+        }
     }
+}
+
+/// Gives back the leases of runs that are gone (see [`is_alive`]) or ran out.
+async fn recover<S: Store>(store: &S, run_id: i64, me: &RunInfo) -> Result<u64, store::Error> {
+    let recovered = store
+        .recover_leases(run_id, now_ms(), &|other| is_alive(other, me))
+        .await?;
+    if recovered > 0 {
+        tracing::info!(recovered, "took back the leases of runs that are gone");
+    }
+    Ok(recovered)
 }
 
 /// Who this process is, for the `runs` table.
@@ -934,6 +991,7 @@ pub fn this_process(command: &str, daily_budget: Option<u64>) -> RunInfo {
     RunInfo {
         command: command.to_string(),
         host: hostname(),
+        host_id: host_id(),
         pid,
         pid_start: pid_start(pid),
         daily_budget,
@@ -949,6 +1007,15 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// Which kernel boot and PID namespace this process lives in. Two containers may share a host
+/// name (and a machine id), but never both the boot and the PID namespace: runs alike in this
+/// can see each other's processes, so one whose process is gone is known dead.
+fn host_id() -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let pid_ns = std::fs::read_link("/proc/self/ns/pid").ok()?;
+    Some(format!("{}/{}", boot.trim(), pid_ns.display()))
+}
+
 /// The start time of a process (Linux: field 22 of /proc/PID/stat), so a reused pid is told
 /// apart from the run that had it.
 fn pid_start(pid: u32) -> Option<String> {
@@ -960,7 +1027,12 @@ fn pid_start(pid: u32) -> Option<String> {
 /// Whether the run `other` may still be working. Only a run on this host whose process is
 /// gone (or is another process now) is known dead; elsewhere its lease expiry decides.
 fn is_alive(other: &RunInfo, me: &RunInfo) -> bool {
-    if other.host != me.host || !std::path::Path::new("/proc/self/stat").exists() {
+    let same_host = match (&other.host_id, &me.host_id) {
+        (Some(a), Some(b)) => a == b,
+        // A run of an older version recorded only its host name.
+        _ => other.host == me.host,
+    };
+    if !same_host || !std::path::Path::new("/proc/self/stat").exists() {
         return true;
     }
     match pid_start(other.pid) {

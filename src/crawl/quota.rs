@@ -6,7 +6,7 @@ Books), so requests are counted per Pacific date. The count lives in the databas
 (`quota_days`), so a second run on the same day continues it.
 */
 
-use std::sync::Mutex;
+use crate::store::{Result as StoreResult, Store};
 
 use chrono::{DateTime, Days, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
@@ -36,43 +36,92 @@ pub fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
-/// `--daily-budget`: requests left today, shared by the workers of one run.
+/// Google's budget for one lane: units of the day reserved in the database a block at a time,
+/// so crawlers on one database share `--daily-budget` and see a quota stop another met.
 #[derive(Debug)]
 pub struct Budget {
+    /// `false` for providers without a daily quota: every take is granted, nothing is stored.
+    shared: bool,
     limit: Option<u64>,
-    state: Mutex<(String, u64)>,
+    block: u64,
+    held: tokio::sync::Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    day: String,
+    units: u64,
+}
+
+/// What a lane may do about its next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    Granted,
+    /// `--daily-budget` is reached (by all crawlers together).
+    Spent,
+    /// A crawler met Google's daily quota this day.
+    QuotaStopped,
 }
 
 impl Budget {
-    /// `used` is what the database says this day has spent already.
-    pub fn new(limit: Option<u64>, day: String, used: u64) -> Budget {
+    /// A budget reserved `block` units at a time: a crawler killed mid-day loses at most one
+    /// block of the day; a quota stop elsewhere is seen within one block.
+    pub fn shared(limit: Option<u64>, block: u64) -> Budget {
         Budget {
+            shared: true,
             limit,
-            state: Mutex::new((day, used)),
+            block: block.max(1),
+            held: tokio::sync::Mutex::new(Held::default()),
         }
     }
 
-    /// Takes one request from today's budget, or says none is left.
-    pub fn try_take(&self, day: &str) -> bool {
-        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if st.0 != day {
-            *st = (day.to_string(), 0);
+    pub fn unlimited() -> Budget {
+        Budget {
+            shared: false,
+            limit: None,
+            block: 1,
+            held: tokio::sync::Mutex::new(Held::default()),
         }
-        match self.limit {
-            Some(limit) if st.1 >= limit => false,
-            _ => {
-                st.1 += 1;
-                true
+    }
+
+    /// Takes one request's unit of `day`, reserving a block when none is held. A `probe` (the
+    /// one request after a quota stop) asks for one unit, past the stop.
+    pub async fn take<S: Store>(&self, store: &S, day: &str, probe: bool) -> StoreResult<Take> {
+        if !self.shared {
+            return Ok(Take::Granted);
+        }
+        let mut held = self.held.lock().await;
+        if held.day != day {
+            // Units of a day that has ended are worth nothing: the new day starts empty.
+            *held = Held {
+                day: day.to_string(),
+                units: 0,
+            };
+        }
+        if held.units == 0 {
+            let want = if probe { 1 } else { self.block };
+            let got = store.reserve_budget(day, want, self.limit, probe).await?;
+            if got.granted == 0 {
+                return Ok(if got.quota_stopped {
+                    Take::QuotaStopped
+                } else {
+                    Take::Spent
+                });
             }
+            held.units = got.granted;
         }
+        held.units -= 1;
+        Ok(Take::Granted)
     }
 
-    pub fn has_room(&self, day: &str) -> bool {
-        let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        match self.limit {
-            Some(limit) => st.0 != day || st.1 < limit,
-            None => true,
+    /// Gives the units held but not spent back to the day, for other crawlers (or the next run).
+    pub async fn release<S: Store>(&self, store: &S) -> StoreResult<()> {
+        let mut held = self.held.lock().await;
+        if held.units > 0 {
+            store.release_budget(&held.day, held.units).await?;
+            held.units = 0;
         }
+        Ok(())
     }
 }
 
@@ -105,19 +154,63 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_budget_stops_at_its_limit_and_starts_again_the_next_day() {
-        let b = Budget::new(Some(3), "d1".into(), 1);
-        assert!(b.try_take("d1"));
-        assert!(b.try_take("d1"));
-        assert!(!b.try_take("d1"));
-        assert!(!b.has_room("d1"));
-        assert!(b.has_room("d2"));
-        assert!(b.try_take("d2"));
-        assert!(b.try_take("d2"));
-        assert!(b.try_take("d2"));
-        assert!(!b.try_take("d2"), "a new day has the whole limit, no more");
-        let unlimited = Budget::new(None, "d1".into(), 10_000);
-        assert!(unlimited.try_take("d1"));
+    #[tokio::test]
+    async fn crawlers_on_one_database_share_the_budget_and_see_a_quota_stop() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = crate::store::SqliteStore::open(&dir.path().join("b.db"), true)
+            .await
+            .expect("open");
+        let (a, b) = (Budget::shared(Some(5), 2), Budget::shared(Some(5), 2));
+        let mut granted = 0;
+        for _ in 0..4 {
+            for budget in [&a, &b] {
+                if budget.take(&store, "d1", false).await.expect("take") == Take::Granted {
+                    granted += 1;
+                }
+            }
+        }
+        assert_eq!(granted, 5, "two crawlers together stay within the limit");
+        assert_eq!(
+            b.take(&store, "d1", false).await.expect("take"),
+            Take::Spent
+        );
+        // Units held but not spent go back for the other crawlers; a new day starts whole.
+        let c = Budget::shared(Some(8), 4);
+        assert_eq!(
+            c.take(&store, "d1", false).await.expect("take"),
+            Take::Granted
+        );
+        c.release(&store).await.expect("release");
+        let e = Budget::shared(Some(8), 10);
+        let mut more = 0;
+        while e.take(&store, "d1", false).await.expect("take") == Take::Granted {
+            more += 1;
+        }
+        assert_eq!(more, 2, "8 minus the 5 and the 1 spent");
+        assert_eq!(
+            a.take(&store, "d2", false).await.expect("take"),
+            Take::Granted
+        );
+        // A quota stop is seen by every crawler once its block is spent; a probe passes.
+        store.mark_quota_exhausted("d3", 1, 2).await.expect("mark");
+        let d = Budget::shared(None, 3);
+        assert_eq!(
+            d.take(&store, "d3", false).await.expect("take"),
+            Take::QuotaStopped
+        );
+        assert_eq!(
+            d.take(&store, "d3", true).await.expect("take"),
+            Take::Granted
+        );
+        store.clear_quota_stop("d3").await.expect("clear");
+        assert_eq!(
+            d.take(&store, "d3", false).await.expect("take"),
+            Take::Granted
+        );
+        let unlimited = Budget::unlimited();
+        assert_eq!(
+            unlimited.take(&store, "d3", false).await.expect("take"),
+            Take::Granted
+        );
     }
 }

@@ -381,6 +381,9 @@ pub struct Completion {
 pub struct RunInfo {
     pub command: String,
     pub host: String,
+    /// The kernel boot and PID namespace the run lives in (`None` where that cannot be read):
+    /// runs with the same `host_id` can see each other's processes.
+    pub host_id: Option<String>,
     pub pid: u32,
     pub pid_start: Option<String>,
     /// Its `--daily-budget`, kept for the report's estimate.
@@ -400,6 +403,37 @@ pub struct RunEnd {
 pub struct QuotaDay {
     pub requests: u64,
     pub exhausted_at: Option<i64>,
+}
+
+/// What `reserve_budget` granted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reservation {
+    pub granted: u64,
+    /// Google's quota was met this day (by this crawler or another).
+    pub quota_stopped: bool,
+}
+
+impl Reservation {
+    /// What a request for `want` units gets, with `reserved` taken already this day.
+    pub fn grant(
+        reserved: i64,
+        quota_stopped: bool,
+        want: u64,
+        limit: Option<u64>,
+        probe: bool,
+    ) -> Reservation {
+        if quota_stopped && !probe {
+            return Reservation {
+                granted: 0,
+                quota_stopped,
+            };
+        }
+        let left = limit.map_or(want, |l| l.saturating_sub(reserved.max(0) as u64));
+        Reservation {
+            granted: want.min(left),
+            quota_stopped,
+        }
+    }
 }
 
 /// A job and, once it is done, its book: what `show` prints and `export` writes.
@@ -584,10 +618,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// When the next pending lookup of `provider` falls due (Unix ms), or `None` when there is
-    /// none.
-    fn next_due_at(&self, provider: ProviderId)
-    -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// When the next lookup of `provider` may be claimed (Unix ms): the earliest due time of a
+    /// pending one, or the lease end of one another run holds (it comes back if that run dies).
+    /// `None` when there is neither.
+    fn next_due_at(
+        &self,
+        provider: ProviderId,
+        me: i64,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
 
     /// Jobs not yet terminal (pending or in progress).
     fn open_jobs(&self) -> impl Future<Output = Result<u64>> + Send;
@@ -600,6 +638,24 @@ pub trait Store: Clone + Send + Sync + 'static {
         at_ms: i64,
         resets_at_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Reserves up to `want` units of `day`'s budget for Google requests, so crawlers on one
+    /// database never send more than `limit` together. Grants none when `limit` is reached, or
+    /// when a crawler has met Google's quota this day (unless `probe`: the one request that
+    /// asks whether the quota is back).
+    fn reserve_budget(
+        &self,
+        day: &str,
+        want: u64,
+        limit: Option<u64>,
+        probe: bool,
+    ) -> impl Future<Output = Result<Reservation>> + Send;
+
+    /// Gives back reserved units that were not spent.
+    fn release_budget(&self, day: &str, units: u64) -> impl Future<Output = Result<()>> + Send;
+
+    /// A probe got an answer: the quota is back, and other crawlers may send again.
+    fn clear_quota_stop(&self, day: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// The stop reason of the latest finished run, if any (a run after a quota stop probes first).
     fn last_stop_reason(&self) -> impl Future<Output = Result<Option<String>>> + Send;

@@ -24,8 +24,8 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use super::{
     ClaimedJob, Completeness, Completion, Error, Eta, FailureClass, JobResult, JobState, LoadBatch,
     LoadRecord, Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record,
-    RejectGroup, RejectedLine, RequeueFilter, Result, RunEnd, RunInfo, RunRow, SourceCounts,
-    Status, Store,
+    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, RunRow,
+    SourceCounts, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -204,7 +204,7 @@ const RECORDS_BY_STATE_SQL: &str = concat!(
     " WHERE j.state IN (SELECT value FROM json_each(?1)) ORDER BY j.id"
 );
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
@@ -549,11 +549,13 @@ impl Store for SqliteStore {
 
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (command, host, pid, pid_start, started_at, heartbeat_at, daily_budget)
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO runs (command, host, host_id, pid, pid_start, started_at, heartbeat_at,
+                               daily_budget)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(&info.command)
         .bind(&info.host)
+        .bind(&info.host_id)
         .bind(info.pid as i64)
         .bind(&info.pid_start)
         .bind(now_ms)
@@ -572,7 +574,8 @@ impl Store for SqliteStore {
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
         let rows = sqlx::query(
-            "SELECT id, command, host, pid, pid_start FROM runs WHERE ended_at IS NULL AND id != ?",
+            "SELECT id, command, host, pid, pid_start, host_id FROM runs
+             WHERE ended_at IS NULL AND id != ?",
         )
         .bind(me)
         .fetch_all(&self.pool)
@@ -586,6 +589,7 @@ impl Store for SqliteStore {
                     host: row.get(2),
                     pid: row.get::<i64, _>(3) as u32,
                     pid_start: row.get(4),
+                    host_id: row.get(5),
                     daily_budget: None,
                 };
                 !is_alive(&info)
@@ -852,11 +856,18 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    async fn next_due_at(&self, provider: ProviderId) -> Result<Option<i64>> {
+    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
         sqlx::query_scalar(
-            "SELECT min(next_attempt_at) FROM lookups WHERE state = 'pending' AND provider = ?",
+            // (Not the two-argument min(), which is NULL when either is.)
+            "SELECT min(t) FROM (
+                 SELECT min(next_attempt_at) AS t FROM lookups INDEXED BY lookups_due
+                 WHERE state = 'pending' AND provider = ?1
+                 UNION ALL
+                 SELECT min(lease_until) FROM lookups INDEXED BY lookups_leased
+                 WHERE state = 'in_progress' AND provider = ?1 AND lease_owner != ?2)",
         )
         .bind(provider.as_str())
+        .bind(me)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| self.err(e))
@@ -898,6 +909,55 @@ impl Store for SqliteStore {
         .execute(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn reserve_budget(
+        &self,
+        day: &str,
+        want: u64,
+        limit: Option<u64>,
+        probe: bool,
+    ) -> Result<Reservation> {
+        let mut tx = self.begin_immediate().await?;
+        sqlx::query("INSERT INTO quota_days (day) VALUES (?) ON CONFLICT (day) DO NOTHING")
+            .bind(day)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let (reserved, exhausted): (i64, Option<i64>) =
+            sqlx::query_as("SELECT reserved, exhausted_at FROM quota_days WHERE day = ?")
+                .bind(day)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        let grant = Reservation::grant(reserved, exhausted.is_some(), want, limit, probe);
+        sqlx::query("UPDATE quota_days SET reserved = reserved + ? WHERE day = ?")
+            .bind(grant.granted as i64)
+            .bind(day)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(grant)
+    }
+
+    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
+        sqlx::query("UPDATE quota_days SET reserved = max(reserved - ?, 0) WHERE day = ?")
+            .bind(units as i64)
+            .bind(day)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
+        sqlx::query("UPDATE quota_days SET exhausted_at = NULL, resets_at = NULL WHERE day = ?")
+            .bind(day)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(())
     }
 
@@ -1395,6 +1455,7 @@ mod tests {
             host: "h".into(),
             pid: 1,
             pid_start: None,
+            host_id: None,
             daily_budget: None,
         }
     }
