@@ -2,6 +2,7 @@
 The command line: clap types, defaults and environment variables. No behaviour lives here.
 */
 
+use crate::store::Location;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,14 +25,17 @@ use crate::input::Format;
         from GOOGLE_BOOKS_API_KEY (environment or .env), never from a flag."
 )]
 pub struct Cli {
-    /// The SQLite database (created and migrated on first use).
+    /// The database: a SQLite file (a path or `sqlite:PATH`), or PostgreSQL
+    /// (`postgres://user[:password]@host:port/dbname`, the password also from PGPASSWORD).
+    /// Created and migrated on first use.
     #[arg(
         long,
         global = true,
         env = "ISBN_CRAWLER_DB",
+        hide_env_values = true,
         default_value = "data/books.db"
     )]
-    pub db: PathBuf,
+    pub db: Location,
     /// No progress output; only results and errors.
     #[arg(long, short, global = true)]
     pub quiet: bool,

@@ -116,10 +116,7 @@ pub(super) async fn crawl_and_report<S: Store>(
     cli: &Cli,
     command: &str,
 ) -> anyhow::Result<ExitCode> {
-    let report = args
-        .report
-        .as_deref()
-        .map(|p| (p, cli.db.display().to_string()));
+    let report = args.report.as_deref().map(|p| (p, cli.db.to_string()));
     let opts = crawl_options(args, command);
     let summary = crawl_with(store, lanes, opts, env, cli.quiet, report).await?;
     Ok(report_summary(&summary, cli.quiet))

@@ -3,7 +3,8 @@
 use super::*;
 
 pub(super) async fn load_files(
-    store: &SqliteStore,
+    store: &AnyStore,
+    db: &Location,
     args: &LoadArgs,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -29,10 +30,7 @@ pub(super) async fn load_files(
                 valid - queued
             );
         }
-        println!(
-            "jobs are in {}; `isbn-crawler crawl` fetches them",
-            store.path().display()
-        );
+        println!("jobs are in {db}; `isbn-crawler crawl` fetches them");
     }
     Ok(load_exit_code(&reports))
 }

@@ -49,7 +49,9 @@ use crate::load::SourceReport;
 use crate::progress::{Reporter, human_duration};
 use crate::providers::google::{self, Client, ClientConfig};
 use crate::providers::{ProviderId, open_library};
-use crate::store::{JobState, Record, RequeueFilter, SqliteStore, Status, Store};
+use crate::store::{
+    AnyStore, JobState, Location, Record, RequeueFilter, SqliteStore, Status, Store,
+};
 use crate::{UsageError, now_ms, shorten};
 
 /// The bundled sample, so `demo` works from any directory.
@@ -92,7 +94,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Load(args) => {
             let store = open_db(&cli, true).await?;
-            load_files(&store, args, cli.quiet).await
+            load_files(&store, &cli.db, args, cli.quiet).await
         }
         Command::Status(args) => status(&cli, args).await,
         Command::Crawl(args) => {
@@ -103,7 +105,7 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
         Command::Run(args) => {
             let lanes = lanes_for(&args.crawl, &env)?;
             let store = open_db(&cli, true).await?;
-            let loaded = load_files(&store, &args.load, cli.quiet).await?;
+            let loaded = load_files(&store, &cli.db, &args.load, cli.quiet).await?;
             if loaded == ExitCode::NoInput {
                 return Ok(loaded);
             }
@@ -118,7 +120,8 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The database of `--db`; `create` makes (and migrates) it when missing.
-async fn open_db(cli: &Cli, create: bool) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open_with(&cli.db, create, cli.busy_timeout).await?)
+/// The database of `--db`, whichever backend it names; `create` makes (and migrates) it when
+/// missing.
+async fn open_db(cli: &Cli, create: bool) -> anyhow::Result<AnyStore> {
+    Ok(AnyStore::open(&cli.db, create, cli.busy_timeout).await?)
 }

@@ -6,7 +6,7 @@ use crate::cli::ReportArgs;
 /// `report [-o FILE]`: the page of the database, once.
 pub(super) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let store = open_db(cli, false).await?;
-    write_report(&store, &cli.db.display().to_string(), &args.output, false).await?;
+    write_report(&store, &cli.db.to_string(), &args.output, false).await?;
     if !cli.quiet {
         println!("report written to {}", args.output.display());
     }

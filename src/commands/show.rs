@@ -3,14 +3,14 @@
 use super::*;
 
 pub(super) async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode> {
-    let db = cli.db.as_path();
+    let db = &cli.db;
     let isbn = crate::isbn::parse(&args.isbn)
         .map_err(|reason| UsageError(format!("{:?} is not a valid ISBN ({reason})", args.isbn)))?;
     let store = open_db(cli, false).await?;
     let Some(record) = store.record(isbn.as_str()).await? else {
         eprintln!(
             "isbn-crawler: {isbn} was never loaded into {}; `isbn-crawler load` it first",
-            db.display()
+            db
         );
         return Ok(ExitCode::NotLoaded);
     };

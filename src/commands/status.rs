@@ -3,7 +3,7 @@
 use super::*;
 
 pub(super) async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
-    let db = cli.db.as_path();
+    let db = &cli.db;
     let store = open_db(cli, false).await?;
     let day = quota::quota_day(quota::now());
     let status = store.status(now_ms(), &day).await?;
@@ -15,8 +15,8 @@ pub(super) async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::Success)
 }
 
-pub fn render_status(s: &Status, db: &Path) -> String {
-    let mut out = format!("{}: {} jobs\n", db.display(), s.total);
+pub fn render_status(s: &Status, db: &dyn std::fmt::Display) -> String {
+    let mut out = format!("{db}: {} jobs\n", s.total);
     for (state, n) in &s.jobs {
         let _ = write!(out, "  {state:<12} {n:>9}");
         if *state == "pending" {

@@ -39,8 +39,15 @@ Rules every backend keeps:
    exists, so re-loading never resets a state or a stored result.
 */
 
+mod any;
+mod location;
+pub mod postgres;
+mod sql;
 pub mod sqlite;
 
+pub use any::AnyStore;
+pub use location::Location;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
@@ -79,6 +86,18 @@ pub enum Error {
         "cannot open database {path}: the file or its directory is not writable (a read-only file system? permissions?)"
     )]
     CannotOpen { path: String },
+    #[error(
+        "cannot reach the database server {path} ({reason}); is PostgreSQL running and accepting connections there?"
+    )]
+    Unreachable { path: String, reason: String },
+    #[error(
+        "lost the connection to the database server {path} ({reason}); nothing stored is lost: run again once it is back"
+    )]
+    ConnectionLost { path: String, reason: String },
+    #[error(
+        "{path} holds tables that are not isbn-crawler's; give the crawler an empty database (or a schema of its own)"
+    )]
+    Foreign { path: String },
     /// Anything else. The SQLite error is part of the message, not a `source`: sqlx's errors
     /// repeat their cause in their own text, and `{:#}` would print it three times.
     #[error("database {path}: {error}")]

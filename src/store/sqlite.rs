@@ -12,6 +12,7 @@ and writes later can fail with SQLITE_BUSY where waiting would have worked.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use futures_util::stream::BoxStream;
@@ -21,6 +22,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
+use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql};
 use super::{
     ClaimedJob, Completeness, Completion, Error, Eta, FailureClass, JobResult, JobState, LoadBatch,
     LoadRecord, Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record,
@@ -72,137 +74,13 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
           GROUP BY l.job_id) AS d
     WHERE jobs.id = d.job_id";
 
-/// The fields merged from providers' records into `books`, each from the first provider (in
-/// precedence order) that has it. `published_year` follows `published_date`.
-const MERGED: [&str; 12] = [
-    "title",
-    "subtitle",
-    "authors",
-    "publisher",
-    "published_date",
-    "description",
-    "page_count",
-    "categories",
-    "language",
-    "average_rating",
-    "ratings_count",
-    "thumbnail",
-];
-
-/// `INSERT OR REPLACE INTO books` the merged rows of the ISBNs in `?1` (a JSON array), with
-/// `precedence` deciding each field and `provenance` saying which provider gave it.
-fn merge_sql(precedence: &[ProviderId]) -> String {
-    // Every provider takes part, those not named last: a record stored by another run counts.
-    let precedence = &ProviderId::precedence(precedence);
-    let alias = |p: ProviderId| format!("p_{}", p.as_str());
-    let first_of = |field: &str, value: &dyn Fn(&str) -> String| {
-        let arms: Vec<String> = precedence
-            .iter()
-            .map(|p| {
-                format!(
-                    "WHEN {a}.{field} IS NOT NULL THEN {}",
-                    value(&alias(*p)),
-                    a = alias(*p)
-                )
-            })
-            .collect();
-        format!("CASE {} END", arms.join(" "))
-    };
-    let mut columns = vec![
-        "isbn13".to_string(),
-        "isbn10".into(),
-        "volume_id".into(),
-        "openlibrary_key".into(),
-    ];
-    let mut values = vec![
-        "j.isbn13".to_string(),
-        "j.isbn10".into(),
-        format!("{}.record_id", alias(ProviderId::Google)),
-        format!("{}.record_id", alias(ProviderId::OpenLibrary)),
-    ];
-    let mut provenance = Vec::new();
-    for field in MERGED {
-        columns.push(field.into());
-        values.push(first_of(field, &|a| format!("{a}.{field}")));
-        let names: Vec<String> = precedence
-            .iter()
-            .map(|p| {
-                format!(
-                    "WHEN {}.{field} IS NOT NULL THEN '{}'",
-                    alias(*p),
-                    p.as_str()
-                )
-            })
-            .collect();
-        provenance.push(format!("'{field}', CASE {} END", names.join(" ")));
-    }
-    columns.push("published_year".into());
-    values.push(first_of("published_date", &|a| {
-        format!("{a}.published_year")
-    }));
-    columns.push("raw_json".into());
-    values.push(first_of("raw_json", &|a| format!("{a}.raw_json")));
-    columns.push("provenance".into());
-    values.push(format!(
-        "json_patch('{{}}', json_object({}))",
-        provenance.join(", ")
-    ));
-    columns.push("fetched_at".into());
-    let fetched: Vec<String> = precedence
-        .iter()
-        .map(|p| format!("coalesce({}.fetched_at, 0)", alias(*p)))
-        .collect();
-    values.push(format!("max({}, 0)", fetched.join(", ")));
-    columns.push("run_id".into());
-    let runs: Vec<String> = precedence
-        .iter()
-        .map(|p| format!("{}.run_id", alias(*p)))
-        .collect();
-    values.push(format!("coalesce({})", runs.join(", ")));
-    let joins: Vec<String> = precedence
-        .iter()
-        .map(|p| {
-            format!(
-                "LEFT JOIN provider_books {a} ON {a}.isbn13 = j.isbn13 AND {a}.provider = '{}'",
-                p.as_str(),
-                a = alias(*p)
-            )
-        })
-        .collect();
-    let any: Vec<String> = precedence
-        .iter()
-        .map(|p| format!("{}.isbn13 IS NOT NULL", alias(*p)))
-        .collect();
-    format!(
-        "INSERT OR REPLACE INTO books ({}) SELECT {} FROM jobs j {} \
-         WHERE j.isbn13 IN (SELECT value FROM json_each(?1)) AND ({})",
-        columns.join(", "),
-        values.join(", "),
-        joins.join(" "),
-        any.join(" OR ")
-    )
-}
-
-/// A job joined with its book, as [`Record`] reads it.
-macro_rules! record_select {
-    () => {
-        "SELECT j.isbn13, j.isbn10, j.state, j.attempts, j.next_attempt_at,
-            j.last_error, j.source, j.source_line, j.source_ref, j.created_at, j.updated_at,
-            b.openlibrary_key, b.provenance,
-            b.volume_id, b.title, b.subtitle, b.authors, b.publisher, b.published_date,
-            b.published_year, b.description, b.page_count, b.categories, b.language,
-            b.average_rating, b.ratings_count, b.thumbnail, b.raw_json, b.fetched_at, b.run_id
-        FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13"
-    };
-}
-
-const RECORD_BY_ISBN_SQL: &str = concat!(record_select!(), " WHERE j.isbn13 = ?1");
+static RECORD_BY_ISBN_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.isbn13 = ?1"));
 
 /// Records of the states in a JSON array (`?1`), in load order.
-const RECORDS_BY_STATE_SQL: &str = concat!(
-    record_select!(),
-    " WHERE j.state IN (SELECT value FROM json_each(?1)) ORDER BY j.id"
-);
+static RECORDS_BY_STATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!("{RECORD_SELECT} WHERE j.state IN (SELECT value FROM json_each(?1)) ORDER BY j.id")
+});
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -419,7 +297,7 @@ impl Store for SqliteStore {
     }
 
     async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
-        sqlx::query_as(RECORD_BY_ISBN_SQL)
+        sqlx::query_as(RECORD_BY_ISBN_SQL.as_str())
             .bind(isbn13)
             .fetch_optional(&self.pool)
             .await
@@ -429,7 +307,7 @@ impl Store for SqliteStore {
     fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
         let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
         let states = serde_json::to_string(&states).unwrap_or_else(|_| "[]".into());
-        sqlx::query_as(RECORDS_BY_STATE_SQL)
+        sqlx::query_as(RECORDS_BY_STATE_SQL.as_str())
             .bind(states)
             .fetch(&self.pool)
             .map_err(|e| self.err(e))
@@ -734,41 +612,8 @@ impl Store for SqliteStore {
                 .map_err(|e| self.err(e))?;
             applied.extend(rows);
         }
-        let mut counts = RunCounts::default();
-        let mut books = Vec::new();
-        let mut chained: Vec<(i64, ProviderId)> = Vec::new();
-        for c in completions {
-            counts.requests += i64::from(c.requests);
-            match c.provider {
-                ProviderId::Google => counts.google += i64::from(c.requests),
-                ProviderId::OpenLibrary => counts.openlibrary += i64::from(c.requests),
-            }
-            let Some(&job_id) = applied.get(&c.lookup_id) else {
-                tracing::warn!(
-                    lookup = c.lookup_id,
-                    "lease lost before completion; result dropped"
-                );
-                continue;
-            };
-            match &c.result {
-                JobResult::Done(book) => {
-                    counts.done += 1;
-                    if c.provider == ProviderId::Google {
-                        counts.google_done += 1;
-                    }
-                    books.push((c.provider, book.as_ref()));
-                }
-                JobResult::NotFound { .. } => counts.not_found += 1,
-                JobResult::Retry { .. } => counts.retried += 1,
-                JobResult::Failed { .. } => counts.failed += 1,
-                JobResult::GiveBack => counts.given_back += 1,
-            }
-            if let (Some(next), JobResult::NotFound { .. } | JobResult::Failed { .. }) =
-                (c.then, &c.result)
-            {
-                chained.push((job_id, next));
-            }
-        }
+        let counts = Tally::of(completions, &applied);
+        let (books, chained) = (&counts.books, &counts.chained);
         for chunk in books.chunks(ROWS_PER_INSERT / 2) {
             insert_records(&mut tx, chunk, run_id, now_ms)
                 .await
@@ -776,7 +621,7 @@ impl Store for SqliteStore {
         }
         if !books.is_empty() {
             let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
-            sqlx::query(&merge_sql(precedence))
+            sqlx::query(&merge_sql(precedence, Dialect::Sqlite))
                 .bind(serde_json::to_string(&isbns).unwrap_or_else(|_| "[]".into()))
                 .execute(&mut *tx)
                 .await
@@ -985,19 +830,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// What a result does to its job row: (state, next_attempt_at, last_error, refund attempt).
-fn job_change(result: &JobResult) -> (&'static str, Option<i64>, Option<&str>, bool) {
-    match result {
-        JobResult::Done(_) => (JobState::Done.as_str(), None, None, false),
-        JobResult::NotFound { note } => (JobState::NotFound.as_str(), None, Some(note), false),
-        JobResult::Retry { at, error, refund } => {
-            (JobState::Pending.as_str(), Some(*at), Some(error), *refund)
-        }
-        JobResult::Failed { error } => (JobState::Failed.as_str(), None, Some(error), false),
-        JobResult::GiveBack => (JobState::Pending.as_str(), None, None, true),
-    }
-}
-
 /// The job table at a glance, each table read once and nothing sorted.
 async fn status_on(
     conn: &mut sqlx::SqliteConnection,
@@ -1092,14 +924,6 @@ async fn reject_groups_on(
     counts: &[(String, u64)],
     examples: u32,
 ) -> std::result::Result<Vec<RejectGroup>, sqlx::Error> {
-    let mut groups: Vec<RejectGroup> = counts
-        .iter()
-        .map(|(reason, count)| RejectGroup {
-            reason: reason.clone(),
-            count: *count,
-            examples: Vec::new(),
-        })
-        .collect();
     let firsts: Vec<RejectedLine> = sqlx::query_as(
         "SELECT source, line, raw, reason FROM (
              SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
@@ -1109,13 +933,7 @@ async fn reject_groups_on(
     .bind(i64::from(examples))
     .fetch_all(&mut *conn)
     .await?;
-    for line in firsts {
-        if let Some(g) = groups.iter_mut().find(|g| g.reason == line.reason) {
-            g.examples.push(line);
-        }
-    }
-    groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.reason.cmp(&b.reason)));
-    Ok(groups)
+    Ok(sql::reject_groups(counts, firsts))
 }
 
 /// Quota days left for Google's part, from the latest runs' books per request.
@@ -1123,14 +941,6 @@ async fn eta_on(
     conn: &mut sqlx::SqliteConnection,
     status: &Status,
 ) -> std::result::Result<Option<Eta>, sqlx::Error> {
-    let google = status.lookups.get("google");
-    let open = match google {
-        Some(g) => {
-            g.get("pending").copied().unwrap_or(0) + g.get("in_progress").copied().unwrap_or(0)
-        }
-        // Never crawled: every open job will be asked of Google.
-        None => status.jobs.get("pending").copied().unwrap_or(0),
-    };
     let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT sum(google_done), sum(google_requests) FROM (
              SELECT google_done, google_requests FROM runs WHERE google_requests > 0
@@ -1143,21 +953,7 @@ async fn eta_on(
     )
     .fetch_optional(&mut *conn)
     .await?;
-    let (Some(done), Some(requests)) = (done, requests) else {
-        return Ok(None);
-    };
-    if open == 0 || done <= 0 || requests <= 0 {
-        return Ok(None);
-    }
-    let books_per_request = done as f64 / requests as f64;
-    let daily_budget = budget.map_or(1000, |b| b.max(1) as u64);
-    Ok(Some(Eta {
-        google_open: open,
-        books_per_request,
-        daily_budget,
-        default_budget: budget.is_none(),
-        days: open as f64 / books_per_request / daily_budget as f64,
-    }))
+    Ok(sql::eta(status, done, requests, budget))
 }
 
 /// Everything the report shows, on one connection.
@@ -1242,14 +1038,7 @@ async fn overview_on(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut decades: Vec<(i64, u64)> = Vec::new();
-    for (year, n) in years {
-        let decade = year.div_euclid(10) * 10;
-        match decades.last_mut() {
-            Some((d, count)) if *d == decade => *count += n as u64,
-            _ => decades.push((decade, n as u64)),
-        }
-    }
+    let decades = sql::decades(years);
     let mut top = Vec::new();
     for sql in [
         "SELECT language, count(*) AS n FROM books WHERE language IS NOT NULL
@@ -1298,20 +1087,6 @@ async fn overview_on(
         categories,
         recent,
     })
-}
-
-/// What one `complete` adds to its run's row.
-#[derive(Default)]
-struct RunCounts {
-    requests: i64,
-    google: i64,
-    google_done: i64,
-    openlibrary: i64,
-    done: i64,
-    not_found: i64,
-    failed: i64,
-    retried: i64,
-    given_back: i64,
 }
 
 /// A lookup of `provider` for every job that has none, from the provider's mark on; jobs that

@@ -1,0 +1,1275 @@
+/*!
+The PostgreSQL backend of [`Store`]: several machines on one job table.
+
+The rules are SQLite's (see the module docs of [`super`]); what differs is how concurrency is
+made safe when many processes write at once instead of taking turns on one lock:
+
+- A claim is one statement: a CTE picks the due rows `FOR UPDATE SKIP LOCKED` (so claimers
+  never wait on each other's rows, nor take the same one) and the `UPDATE` leases exactly those.
+- A commit locks the jobs it touches (in id order) before it stores records, merges books or
+  derives states, so two crawlers finishing different providers' lookups of one book take
+  turns, and the second sees the first's record. A deadlock or serialization failure the server
+  reports is retried (the transaction had no effect).
+- `load` copies each batch into a temporary table with `COPY` and inserts from there in one
+  statement. Loads hold a shared advisory lock and `ensure_lookups` the exclusive one, so the
+  "lookups made up to job id N" mark never passes a job id a load has not yet committed.
+
+Everything is bound as arrays (`= ANY($1)`, `unnest`): each statement has one text, prepared
+once per connection, whatever the batch size.
+*/
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use futures_util::stream::BoxStream;
+use futures_util::{StreamExt, TryStreamExt};
+use secrecy::SecretString;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Row};
+
+use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql};
+use super::{
+    ClaimedJob, Completeness, Completion, Error, FailureClass, JobResult, JobState, LoadBatch,
+    LoadRecord, Location, Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record,
+    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, RunRow,
+    SourceCounts, Status, Store,
+};
+use crate::isbn::Isbn13;
+use crate::providers::ProviderId;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock loads share and `ensure_lookups` takes alone (an arbitrary constant).
+const LOAD_LOCK: i64 = 0x6973_626e_6c6f_6164;
+
+/// How many times a transaction the server aborted for a deadlock is tried again.
+const RETRIES: u32 = 4;
+
+static RECORD_BY_ISBN_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.isbn13 = $1"));
+
+static RECORDS_BY_STATE_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.state = ANY($1) ORDER BY j.id"));
+
+/// Leases up to `$4` due lookups of provider `$5` to run `$1` until `$2` (`$3`: now).
+pub const CLAIM_SQL: &str = "WITH due AS (
+        SELECT id FROM lookups
+        WHERE state = 'pending' AND provider = $5 AND next_attempt_at <= $3
+        ORDER BY next_attempt_at, id LIMIT $4
+        FOR UPDATE SKIP LOCKED)
+    UPDATE lookups l SET state = 'in_progress', attempts = l.attempts + 1,
+        lease_owner = $1, lease_until = $2, updated_at = $3
+    FROM due WHERE l.id = due.id
+    RETURNING l.id, l.isbn13, l.attempts";
+
+/// A job's state from its lookups (`$1`: job ids), as SQLite's `DERIVE_JOBS_SQL`.
+const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.attempts,
+        last_error = d.last_error, updated_at = $2
+    FROM (SELECT l.job_id,
+                 CASE WHEN bool_or(l.state = 'done') THEN 'done'
+                      WHEN bool_or(l.state = 'in_progress') THEN 'in_progress'
+                      WHEN bool_or(l.state = 'pending') THEN 'pending'
+                      WHEN bool_or(l.state = 'failed') THEN 'failed'
+                      ELSE 'not_found' END AS state,
+                 sum(l.attempts)::bigint AS attempts,
+                 CASE WHEN bool_or(l.state = 'done') THEN NULL ELSE
+                     (SELECT e.last_error FROM lookups e
+                      WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
+                      ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) END AS last_error
+          FROM lookups l WHERE l.job_id = ANY($1)
+          GROUP BY l.job_id) AS d
+    WHERE jobs.id = d.job_id";
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    shown: String,
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
+
+impl PgStore {
+    /// Connects to the database at `url` (shown as `shown`), migrating it when `create` is
+    /// true; without `create`, a database with no isbn-crawler tables is `Missing`.
+    pub async fn open(url: &SecretString, shown: &str, create: bool) -> Result<PgStore> {
+        let unreachable = |reason: String| Error::Unreachable {
+            path: shown.to_string(),
+            reason,
+        };
+        let options = Location::pg_options(url)
+            .map_err(unreachable)?
+            .application_name("isbn-crawler")
+            .log_statements(log::LevelFilter::Trace)
+            .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(60));
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(db) => Error::Other {
+                    path: shown.to_string(),
+                    error: sqlx::Error::Database(db),
+                },
+                e => unreachable(reason(&e)),
+            })?;
+        let store = PgStore {
+            pool,
+            shown: shown.to_string(),
+        };
+        store.check_ours(create).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Refuses a database that holds other tables and none of ours.
+    async fn check_ours(&self, create: bool) -> Result<()> {
+        let (ours, tables): (bool, i64) = sqlx::query_as(
+            "SELECT to_regclass('_sqlx_migrations') IS NOT NULL,
+                    (SELECT count(*) FROM information_schema.tables
+                     WHERE table_schema = current_schema())",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        match (ours, tables) {
+            (true, _) => Ok(()),
+            (false, 0) if create => Ok(()),
+            (false, 0) => Err(Error::Missing {
+                path: self.shown.clone(),
+            }),
+            (false, _) => Err(Error::Foreign {
+                path: self.shown.clone(),
+            }),
+        }
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match MIGRATOR.run(&self.pool).await {
+            Ok(()) => Ok(()),
+            Err(sqlx::migrate::MigrateError::VersionMissing(version)) => Err(Error::NewerSchema {
+                path: self.shown.clone(),
+                version,
+            }),
+            Err(sqlx::migrate::MigrateError::Execute(e)) => Err(self.err(e)),
+            Err(e) => Err(self.err(sqlx::Error::Migrate(Box::new(e)))),
+        }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn err(&self, e: sqlx::Error) -> Error {
+        map_err(&self.shown, e)
+    }
+
+    async fn begin(&self) -> Result<Tx> {
+        self.pool.begin().await.map_err(|e| self.err(e))
+    }
+}
+
+/// Runs `$body` (which uses the transaction `$tx`) and commits, again when the server aborted
+/// it for a deadlock or a serialization failure (nothing of it took effect).
+macro_rules! in_tx {
+    ($store:expr, $tx:ident => $body:expr) => {{
+        let mut tries = 0;
+        loop {
+            let mut $tx = $store.begin().await?;
+            let outcome = match typed(async { $body }).await {
+                Ok(v) => $tx.commit().await.map(|()| v),
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Err(e) if tries < RETRIES && is_conflict(&e) => {
+                    tries += 1;
+                    tracing::debug!("transaction retried after a conflict: {e}");
+                }
+                other => break other.map_err(|e| $store.err(e)),
+            }
+        }
+    }};
+}
+
+/// Pins the error type of a transaction body, so `?` inside it needs no annotation.
+fn typed<T, F: std::future::Future<Output = std::result::Result<T, sqlx::Error>>>(f: F) -> F {
+    f
+}
+
+fn is_conflict(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("40P01") | Some("40001")))
+}
+
+/// The reason of a connection error, in a few words (never the URL).
+fn reason(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => "no connection within 10 s".into(),
+        sqlx::Error::Tls(_) => "TLS failed".into(),
+        sqlx::Error::Protocol(p) => p.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Turns PostgreSQL's SQLSTATEs into errors that say what to do.
+fn map_err(path: &str, e: sqlx::Error) -> Error {
+    let path = path.to_string();
+    match &e {
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            match code.as_str() {
+                "53100" => return Error::DiskFull { path },
+                "25006" => return Error::ReadOnly { path },
+                // The server shut down or restarted (admin shutdown, crash, cannot connect now),
+                // or the connection broke.
+                c if c.starts_with("57P") || c.starts_with("08") => {
+                    return Error::ConnectionLost {
+                        path,
+                        reason: db.message().to_string(),
+                    };
+                }
+                _ => {}
+            }
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Protocol(_) => {
+            return Error::ConnectionLost {
+                reason: reason(&e),
+                path,
+            };
+        }
+        _ => {}
+    }
+    Error::Other { path, error: e }
+}
+
+/// PostgreSQL text cannot hold NUL; SQLite's can. A NUL read from a file or an API becomes
+/// U+FFFD rather than failing the whole batch.
+fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}").into()
+    } else {
+        s.into()
+    }
+}
+
+/// Appends `s` as a field of COPY's text format.
+fn copy_field(out: &mut String, s: Option<&str>) {
+    let Some(s) = s else {
+        out.push_str("\\N");
+        return;
+    };
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Copies `rows` (each a row of fields) into `table` with COPY's text format.
+async fn copy_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    rows: impl Iterator<Item = Vec<Option<String>>>,
+) -> std::result::Result<(), sqlx::Error> {
+    let mut buf = String::with_capacity(1 << 20);
+    let mut copy = conn
+        .copy_in_raw(&format!("COPY {table} FROM STDIN"))
+        .await?;
+    for row in rows {
+        for (i, field) in row.iter().enumerate() {
+            if i > 0 {
+                buf.push('\t');
+            }
+            copy_field(&mut buf, field.as_deref());
+        }
+        buf.push('\n');
+        if buf.len() >= 1 << 20 {
+            copy.send(buf.as_bytes()).await?;
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf.as_bytes()).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+impl Store for PgStore {
+    async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
+        let now = crate::now_ms();
+        let mut tx = self.begin().await?;
+        let work = async {
+            sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(LOAD_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            for ddl in [
+                "CREATE TEMP TABLE IF NOT EXISTS load_jobs (n BIGINT, isbn13 TEXT, isbn10 TEXT,
+                     line BIGINT, ref TEXT) ON COMMIT DELETE ROWS",
+                "CREATE TEMP TABLE IF NOT EXISTS load_rejects (n BIGINT, line BIGINT, raw TEXT,
+                     reason TEXT) ON COMMIT DELETE ROWS",
+            ] {
+                sqlx::query(ddl).execute(&mut *tx).await?;
+            }
+            let jobs = batch.jobs.iter().enumerate().map(|(n, job)| {
+                let ten = job.isbn.isbn10_ascii();
+                vec![
+                    Some(n.to_string()),
+                    Some(job.isbn.as_str().to_string()),
+                    ten.and_then(|t| String::from_utf8(t.to_vec()).ok()),
+                    Some(job.line.to_string()),
+                    batch.reference(job.line).map(str::to_string),
+                ]
+            });
+            copy_rows(&mut tx, "load_jobs", jobs).await?;
+            let rejects = batch.rejects.iter().enumerate().map(|(n, r)| {
+                vec![
+                    Some(n.to_string()),
+                    Some(r.line.to_string()),
+                    Some(r.raw.clone()),
+                    Some(r.reason.as_str().to_string()),
+                ]
+            });
+            copy_rows(&mut tx, "load_rejects", rejects).await?;
+            let inserted = sqlx::query(
+                "INSERT INTO jobs (isbn13, isbn10, source, source_line, source_ref, created_at,
+                                   updated_at)
+                 SELECT isbn13, isbn10, $1, line, ref, $2, $2 FROM load_jobs ORDER BY n
+                 ON CONFLICT (isbn13) DO NOTHING",
+            )
+            .bind(text(source).as_ref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "INSERT INTO rejected_lines (source, line, raw, reason, created_at)
+                 SELECT $1, line, raw, reason, $2 FROM load_rejects ORDER BY n
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(text(source).as_ref())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            Ok::<_, sqlx::Error>(inserted)
+        };
+        let inserted = work.await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(inserted)
+    }
+
+    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        status_on(&mut conn, now_ms, quota_day, true)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO loads (source, lines, valid, queued, rejected, read_as, problem, loaded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(text(&load.source).as_ref())
+        .bind(load.lines as i64)
+        .bind(load.valid as i64)
+        .bind(load.queued as i64)
+        .bind(load.rejected as i64)
+        .bind(&load.read_as)
+        .bind(load.problem.as_deref().map(text))
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        overview_on(&mut conn, now_ms, quota_day)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
+        sqlx::query_as(RECORD_BY_ISBN_SQL.as_str())
+            .bind(isbn13)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
+        let states: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
+        sqlx::query_as(RECORDS_BY_STATE_SQL.as_str())
+            .bind(states)
+            .fetch(&self.pool)
+            .map_err(|e| self.err(e))
+            .boxed()
+    }
+
+    async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
+        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+        let counts = reject_counts(&mut conn).await.map_err(|e| self.err(e))?;
+        reject_groups_on(&mut conn, &counts, examples)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
+        sqlx::query_as("SELECT source, line, raw, reason FROM rejected_lines ORDER BY id")
+            .fetch(&self.pool)
+            .map_err(|e| self.err(e))
+            .boxed()
+    }
+
+    async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
+        let states: Vec<String> = filter.states.iter().map(|s| s.as_str().into()).collect();
+        let providers: Vec<String> = filter.providers.iter().map(|p| p.as_str().into()).collect();
+        in_tx!(self, tx => {
+            let jobs: Vec<i64> = sqlx::query_scalar(
+                "UPDATE lookups SET state = 'pending', attempts = 0, next_attempt_at = 0,
+                        updated_at = $1
+                 WHERE state = ANY($2) AND state != 'in_progress'
+                   AND (cardinality($5::text[]) = 0 OR provider = ANY($5))
+                   AND ($3::bigint IS NULL OR updated_at < $3)
+                   AND ($4::text IS NULL OR strpos(coalesce(last_error, ''), $4) > 0)
+                 RETURNING job_id",
+            )
+            .bind(now_ms)
+            .bind(&states)
+            .bind(filter.updated_before_ms)
+            .bind(filter.error_contains.as_deref())
+            .bind(&providers)
+            .fetch_all(&mut *tx)
+            .await?;
+            derive_jobs(&mut tx, &jobs, now_ms).await?;
+            Ok(jobs.len() as u64)
+        })
+    }
+
+    async fn ensure_lookups(
+        &self,
+        providers: &[ProviderId],
+        fill_missing: bool,
+        now_ms: i64,
+    ) -> Result<u64> {
+        in_tx!(self, tx => {
+            // Alone: no load is half-committed while the marks move, and two crawlers
+            // starting together do not make the same lookups.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LOAD_LOCK)
+                .execute(&mut *tx)
+                .await?;
+            let mut made = 0;
+            for (i, p) in providers.iter().enumerate() {
+                let earlier: &[ProviderId] = if fill_missing { &providers[..i] } else { &[] };
+                let Some((first, rest)) = earlier.split_first() else {
+                    made += ensure_every_job(&mut tx, *p, now_ms).await?;
+                    continue;
+                };
+                let rest: Vec<String> = rest.iter().map(|e| e.as_str().into()).collect();
+                let jobs: Vec<i64> = sqlx::query_scalar(
+                    "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+                     SELECT e.job_id, e.isbn13, $1, $2, $2 FROM lookups e
+                     WHERE e.provider = $3 AND e.state IN ('not_found', 'failed')
+                       AND NOT EXISTS (SELECT 1 FROM lookups l
+                                       WHERE l.job_id = e.job_id AND l.provider = $1)
+                       AND NOT EXISTS (SELECT 1 FROM unnest($4::text[]) r(provider)
+                           WHERE NOT EXISTS (SELECT 1 FROM lookups m WHERE m.job_id = e.job_id
+                               AND m.provider = r.provider AND m.state IN ('not_found', 'failed')))
+                     ORDER BY e.job_id
+                     ON CONFLICT DO NOTHING
+                     RETURNING job_id",
+                )
+                .bind(p.as_str())
+                .bind(now_ms)
+                .bind(first.as_str())
+                .bind(&rest)
+                .fetch_all(&mut *tx)
+                .await?;
+                made += jobs.len() as u64;
+                derive_jobs(&mut tx, &jobs, now_ms).await?;
+            }
+            Ok(made)
+        })
+    }
+
+    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
+        sqlx::query_as(
+            "SELECT l.provider, l.state, l.attempts, l.last_error, p.record_id, p.title,
+                    p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
+                    p.categories, p.language, p.description, p.thumbnail, p.raw_json,
+                    p.fetched_at
+             FROM jobs j
+             JOIN lookups l ON l.job_id = j.id
+             LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider
+             WHERE j.isbn13 = $1 ORDER BY l.provider",
+        )
+        .bind(isbn13)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO runs (command, host, host_id, pid, pid_start, started_at, heartbeat_at,
+                               daily_budget)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+        )
+        .bind(&info.command)
+        .bind(&info.host)
+        .bind(&info.host_id)
+        .bind(i64::from(info.pid))
+        .bind(&info.pid_start)
+        .bind(now_ms)
+        .bind(info.daily_budget.map(|b| b as i64))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn recover_leases(
+        &self,
+        me: i64,
+        now_ms: i64,
+        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+    ) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT id, command, host, pid, pid_start, host_id FROM runs
+             WHERE ended_at IS NULL AND id != $1",
+        )
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let dead: Vec<i64> = rows
+            .iter()
+            .filter(|row| {
+                !is_alive(&RunInfo {
+                    command: row.get(1),
+                    host: row.get(2),
+                    pid: row.get::<i64, _>(3) as u32,
+                    pid_start: row.get(4),
+                    host_id: row.get(5),
+                    daily_budget: None,
+                })
+            })
+            .map(|row| row.get(0))
+            .collect();
+        in_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE runs SET ended_at = heartbeat_at, stop_reason = 'killed'
+                 WHERE id = ANY($1) AND ended_at IS NULL",
+            )
+            .bind(&dead)
+            .execute(&mut *tx)
+            .await?;
+            // Leases of runs that are gone or ended, and leases that ran out (a run on
+            // another host that stopped beating).
+            let jobs: Vec<i64> = sqlx::query_scalar(
+                "UPDATE lookups SET state = 'pending', attempts = greatest(attempts - 1, 0),
+                        lease_owner = NULL, lease_until = NULL, updated_at = $1
+                 WHERE state = 'in_progress'
+                   AND (lease_until < $1
+                        OR lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL))
+                 RETURNING job_id",
+            )
+            .bind(now_ms)
+            .fetch_all(&mut *tx)
+            .await?;
+            derive_jobs(&mut tx, &jobs, now_ms).await?;
+            Ok(jobs.len() as u64)
+        })
+    }
+
+    async fn claim(
+        &self,
+        run_id: i64,
+        provider: ProviderId,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(CLAIM_SQL)
+            .bind(run_id)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(i64::from(n))
+            .bind(provider.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let mut jobs: Vec<ClaimedJob> = rows
+            .into_iter()
+            .filter_map(|(id, isbn13, attempts)| {
+                let Ok(isbn) = isbn13.parse::<Isbn13>() else {
+                    tracing::warn!(isbn13, "job row holds an invalid ISBN; skipped");
+                    return None;
+                };
+                Some(ClaimedJob {
+                    id,
+                    isbn,
+                    attempts: attempts as u32,
+                })
+            })
+            .collect();
+        jobs.sort_by_key(|j| j.id);
+        Ok(jobs)
+    }
+
+    async fn complete(
+        &self,
+        run_id: i64,
+        completions: &[Completion],
+        precedence: &[ProviderId],
+        quota_day: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
+        let merge = merge_sql(precedence, Dialect::Postgres);
+        in_tx!(self, tx => {
+            complete_in(&mut tx, run_id, completions, &merge, quota_day, now_ms).await
+        })
+    }
+
+    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+        in_tx!(self, tx => {
+            sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
+                .bind(now_ms)
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE lookups SET lease_until = $1
+                 WHERE state = 'in_progress' AND lease_owner = $2",
+            )
+            .bind(lease_until_ms)
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(())
+        })
+    }
+
+    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+        sqlx::query_scalar(
+            "SELECT least(
+                 (SELECT min(next_attempt_at) FROM lookups
+                  WHERE state = 'pending' AND provider = $1),
+                 (SELECT min(lease_until) FROM lookups
+                  WHERE state = 'in_progress' AND provider = $1 AND lease_owner != $2))",
+        )
+        .bind(provider.as_str())
+        .bind(me)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    async fn open_jobs(&self) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE state IN ('pending', 'in_progress')",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
+    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT requests, exhausted_at FROM quota_days WHERE day = $1")
+                .bind(day)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        Ok(row
+            .map(|(requests, exhausted_at)| QuotaDay {
+                requests: requests as u64,
+                exhausted_at,
+            })
+            .unwrap_or_default())
+    }
+
+    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO quota_days (day, requests, exhausted_at, resets_at) VALUES ($1, 0, $2, $3)
+             ON CONFLICT (day) DO UPDATE SET exhausted_at = $2, resets_at = $3",
+        )
+        .bind(day)
+        .bind(at_ms)
+        .bind(resets_at_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn reserve_budget(
+        &self,
+        day: &str,
+        want: u64,
+        limit: Option<u64>,
+        probe: bool,
+    ) -> Result<Reservation> {
+        in_tx!(self, tx => {
+            sqlx::query("INSERT INTO quota_days (day) VALUES ($1) ON CONFLICT (day) DO NOTHING")
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+            let (reserved, exhausted): (i64, Option<i64>) = sqlx::query_as(
+                "SELECT reserved, exhausted_at FROM quota_days WHERE day = $1 FOR UPDATE",
+            )
+            .bind(day)
+            .fetch_one(&mut *tx)
+            .await?;
+            let grant = Reservation::grant(reserved, exhausted.is_some(), want, limit, probe);
+            sqlx::query("UPDATE quota_days SET reserved = reserved + $1 WHERE day = $2")
+                .bind(grant.granted as i64)
+                .bind(day)
+                .execute(&mut *tx)
+                .await?;
+            Ok(grant)
+        })
+    }
+
+    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
+        sqlx::query("UPDATE quota_days SET reserved = greatest(reserved - $1, 0) WHERE day = $2")
+            .bind(units as i64)
+            .bind(day)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
+        sqlx::query("UPDATE quota_days SET exhausted_at = NULL, resets_at = NULL WHERE day = $1")
+            .bind(day)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    async fn last_stop_reason(&self) -> Result<Option<String>> {
+        let reason: Option<Option<String>> = sqlx::query_scalar(
+            "SELECT stop_reason FROM runs WHERE ended_at IS NOT NULL AND stop_reason != 'killed'
+             ORDER BY ended_at DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(reason.flatten())
+    }
+
+    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE runs SET ended_at = $1, stop_reason = $2, batch_size = $3 WHERE id = $4",
+        )
+        .bind(now_ms)
+        .bind(&end.stop_reason)
+        .bind(end.batch_size.map(|b| b as i64))
+        .bind(run_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+}
+
+/// One `complete`, inside its transaction: see [`Store::complete`].
+async fn complete_in(
+    tx: &mut Tx,
+    run_id: i64,
+    completions: &[Completion],
+    merge: &str,
+    quota_day: &str,
+    now_ms: i64,
+) -> std::result::Result<u64, sqlx::Error> {
+    let n = completions.len();
+    let (mut ids, mut states, mut next_at, mut errors, mut refunds, mut give_backs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for c in completions {
+        let (state, at, error, refund) = job_change(&c.result);
+        ids.push(c.lookup_id);
+        states.push(state);
+        next_at.push(at);
+        errors.push(error.map(|e| text(e).into_owned()));
+        refunds.push(refund);
+        give_backs.push(matches!(c.result, JobResult::GiveBack));
+    }
+    let applied: HashMap<i64, i64> = sqlx::query_as(
+        "UPDATE lookups l SET state = v.state,
+             next_attempt_at = coalesce(v.next_at, l.next_attempt_at),
+             last_error = CASE WHEN v.give_back THEN l.last_error ELSE v.error END,
+             attempts = CASE WHEN v.refund THEN greatest(l.attempts - 1, 0) ELSE l.attempts END,
+             lease_owner = NULL, lease_until = NULL, updated_at = $7
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bool[], $6::bool[])
+              AS v(id, state, next_at, error, refund, give_back)
+         WHERE l.id = v.id AND l.state = 'in_progress' AND l.lease_owner = $8
+         RETURNING l.id, l.job_id",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&next_at)
+    .bind(&errors)
+    .bind(&refunds)
+    .bind(&give_backs)
+    .bind(now_ms)
+    .bind(run_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut jobs: Vec<i64> = applied.values().copied().collect();
+    jobs.sort_unstable();
+    jobs.dedup();
+    // Before anything reads another lookup of these jobs: wait for (and then see) a crawler
+    // committing the other provider's lookup of the same book.
+    sqlx::query("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(&jobs)
+        .execute(&mut **tx)
+        .await?;
+    let t = Tally::of(completions, &applied);
+    if !t.books.is_empty() {
+        insert_records(tx, &t.books, run_id, now_ms).await?;
+        let isbns: Vec<&str> = t.books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
+        sqlx::query(merge).bind(&isbns).execute(&mut **tx).await?;
+    }
+    if !t.chained.is_empty() {
+        let (job_ids, providers): (Vec<i64>, Vec<&str>) =
+            t.chained.iter().map(|(j, p)| (*j, p.as_str())).unzip();
+        sqlx::query(
+            "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+             SELECT j.id, j.isbn13, c.provider, $3, $3
+             FROM unnest($1::bigint[], $2::text[]) AS c(job_id, provider)
+             JOIN jobs j ON j.id = c.job_id
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&job_ids)
+        .bind(&providers)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    }
+    derive_jobs(tx, &jobs, now_ms).await?;
+    if t.google > 0 {
+        sqlx::query(
+            "INSERT INTO quota_days (day, requests) VALUES ($1, $2)
+             ON CONFLICT (day) DO UPDATE SET requests = quota_days.requests + $2",
+        )
+        .bind(quota_day)
+        .bind(t.google)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "UPDATE runs SET requests = requests + $1, done = done + $2, not_found = not_found + $3,
+                failed = failed + $4, retried = retried + $5, given_back = given_back + $6,
+                heartbeat_at = $7, google_requests = google_requests + $9,
+                openlibrary_requests = openlibrary_requests + $10,
+                google_done = google_done + $11
+         WHERE id = $8",
+    )
+    .bind(t.requests)
+    .bind(t.done)
+    .bind(t.not_found)
+    .bind(t.failed)
+    .bind(t.retried)
+    .bind(t.given_back)
+    .bind(now_ms)
+    .bind(run_id)
+    .bind(t.google)
+    .bind(t.openlibrary)
+    .bind(t.google_done)
+    .execute(&mut **tx)
+    .await?;
+    Ok(applied.len() as u64)
+}
+
+/// Stores each provider's record whole, replacing an older one, in one statement.
+async fn insert_records(
+    tx: &mut Tx,
+    books: &[(ProviderId, &super::Book)],
+    run_id: i64,
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    let opt = |f: &dyn Fn(&super::Book) -> Option<&str>| -> Vec<Option<String>> {
+        books
+            .iter()
+            .map(|(_, b)| f(b).map(|s| text(s).into_owned()))
+            .collect()
+    };
+    let int = |f: &dyn Fn(&super::Book) -> Option<i64>| -> Vec<Option<i64>> {
+        books.iter().map(|(_, b)| f(b)).collect()
+    };
+    let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
+    let providers: Vec<&str> = books.iter().map(|(p, _)| p.as_str()).collect();
+    let ratings: Vec<Option<f64>> = books.iter().map(|(_, b)| b.average_rating).collect();
+    let raw: Vec<String> = books
+        .iter()
+        .map(|(_, b)| text(&b.raw_json).into_owned())
+        .collect();
+    sqlx::query(
+        "INSERT INTO provider_books (isbn13, provider, record_id, title, subtitle, authors,
+             publisher, published_date, published_year, description, page_count, categories,
+             language, average_rating, ratings_count, thumbnail, raw_json, fetched_at, run_id)
+         SELECT *, $18::bigint, $19::bigint FROM unnest($1::text[], $2::text[], $3::text[],
+             $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[],
+             $10::text[], $11::bigint[], $12::text[], $13::text[], $14::float8[], $15::bigint[],
+             $16::text[], $17::text[])
+         ON CONFLICT (isbn13, provider) DO UPDATE SET record_id = EXCLUDED.record_id,
+             title = EXCLUDED.title, subtitle = EXCLUDED.subtitle, authors = EXCLUDED.authors,
+             publisher = EXCLUDED.publisher, published_date = EXCLUDED.published_date,
+             published_year = EXCLUDED.published_year, description = EXCLUDED.description,
+             page_count = EXCLUDED.page_count, categories = EXCLUDED.categories,
+             language = EXCLUDED.language, average_rating = EXCLUDED.average_rating,
+             ratings_count = EXCLUDED.ratings_count, thumbnail = EXCLUDED.thumbnail,
+             raw_json = EXCLUDED.raw_json, fetched_at = EXCLUDED.fetched_at,
+             run_id = EXCLUDED.run_id",
+    )
+    .bind(&isbns)
+    .bind(&providers)
+    .bind(opt(&|b| b.volume_id.as_deref()))
+    .bind(opt(&|b| b.title.as_deref()))
+    .bind(opt(&|b| b.subtitle.as_deref()))
+    .bind(opt(&|b| b.authors.as_deref()))
+    .bind(opt(&|b| b.publisher.as_deref()))
+    .bind(opt(&|b| b.published_date.as_deref()))
+    .bind(int(&|b| b.published_year))
+    .bind(opt(&|b| b.description.as_deref()))
+    .bind(int(&|b| b.page_count))
+    .bind(opt(&|b| b.categories.as_deref()))
+    .bind(opt(&|b| b.language.as_deref()))
+    .bind(&ratings)
+    .bind(int(&|b| b.ratings_count))
+    .bind(opt(&|b| b.thumbnail.as_deref()))
+    .bind(&raw)
+    .bind(now_ms)
+    .bind(run_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A lookup of `provider` for every job from the provider's mark on that has none; jobs every
+/// other provider had given up on become pending again. Returns how many were made.
+async fn ensure_every_job(
+    tx: &mut Tx,
+    provider: ProviderId,
+    now_ms: i64,
+) -> std::result::Result<u64, sqlx::Error> {
+    let mark: i64 = sqlx::query_scalar(
+        "SELECT coalesce((SELECT job_id FROM lookup_marks WHERE provider = $1), 0)",
+    )
+    .bind(provider.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let made = sqlx::query(
+        "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+         SELECT j.id, j.isbn13, $1, $2, $2 FROM jobs j
+         WHERE j.id > $3
+           AND NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = $1)
+         ORDER BY j.id
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(provider.as_str())
+    .bind(now_ms)
+    .bind(mark)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if made > 0 {
+        sqlx::query(
+            "UPDATE jobs SET state = 'pending', updated_at = $1
+             WHERE id > $2 AND state IN ('not_found', 'failed') AND EXISTS (
+                 SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'pending')",
+        )
+        .bind(now_ms)
+        .bind(mark)
+        .execute(&mut **tx)
+        .await?;
+    }
+    sqlx::query(
+        "INSERT INTO lookup_marks (provider, job_id)
+         VALUES ($1, (SELECT coalesce(max(id), 0) FROM jobs))
+         ON CONFLICT (provider) DO UPDATE SET job_id = EXCLUDED.job_id",
+    )
+    .bind(provider.as_str())
+    .execute(&mut **tx)
+    .await?;
+    Ok(made)
+}
+
+/// Recomputes the state, attempts and last error of `jobs` from their lookups, the job rows
+/// locked first (in id order, so two commits never wait on each other in a cycle).
+async fn derive_jobs(
+    tx: &mut Tx,
+    jobs: &[i64],
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+        .bind(jobs)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(DERIVE_JOBS_SQL)
+        .bind(jobs)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The job table at a glance.
+async fn status_on(
+    conn: &mut PgConnection,
+    now_ms: i64,
+    quota_day: &str,
+    with_due: bool,
+) -> std::result::Result<Status, sqlx::Error> {
+    let mut status = Status {
+        quota_day: quota_day.to_string(),
+        ..Status::default()
+    };
+    let per_state: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, count(*) FROM jobs GROUP BY state")
+            .fetch_all(&mut *conn)
+            .await?;
+    for st in JobState::ALL {
+        let n = per_state
+            .iter()
+            .find(|(s, _)| s == st.as_str())
+            .map_or(0, |(_, n)| *n as u64);
+        status.jobs.insert(st.as_str(), n);
+        status.total += n;
+    }
+    if with_due {
+        let due: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM jobs WHERE state = 'pending' AND (
+                 NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = jobs.id)
+                 OR EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = jobs.id
+                            AND l.state = 'pending' AND l.next_attempt_at <= $1))",
+        )
+        .bind(now_ms)
+        .fetch_one(&mut *conn)
+        .await?;
+        status.due_now = due as u64;
+    }
+    status.rejected_lines = reject_counts(&mut *conn).await?.into_iter().collect();
+    let requests: Option<i64> =
+        sqlx::query_scalar("SELECT requests FROM quota_days WHERE day = $1")
+            .bind(quota_day)
+            .fetch_optional(&mut *conn)
+            .await?;
+    status.requests_today = requests.unwrap_or(0) as u64;
+    let per_lookup: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT provider, state, count(*) FROM lookups GROUP BY provider, state")
+            .fetch_all(&mut *conn)
+            .await?;
+    for p in ProviderId::ALL {
+        let mut per = std::collections::BTreeMap::new();
+        for st in JobState::ALL {
+            let n = per_lookup
+                .iter()
+                .find(|(pp, s, _)| pp == p.as_str() && s == st.as_str())
+                .map_or(0, |(_, _, n)| *n as u64);
+            per.insert(st.as_str(), n);
+        }
+        if per.values().any(|&n| n > 0) {
+            status.lookups.insert(p.as_str(), per);
+        }
+    }
+    let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT sum(google_done)::bigint, sum(google_requests)::bigint FROM (
+             SELECT google_done, google_requests FROM runs WHERE google_requests > 0
+             ORDER BY id DESC LIMIT 10) r",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let budget: Option<i64> = sqlx::query_scalar(
+        "SELECT daily_budget FROM runs WHERE daily_budget IS NOT NULL ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    status.eta = sql::eta(&status, done, requests, budget);
+    Ok(status)
+}
+
+async fn reject_counts(
+    conn: &mut PgConnection,
+) -> std::result::Result<Vec<(String, u64)>, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(rows.into_iter().map(|(r, n)| (r, n as u64)).collect())
+}
+
+async fn reject_groups_on(
+    conn: &mut PgConnection,
+    counts: &[(String, u64)],
+    examples: u32,
+) -> std::result::Result<Vec<RejectGroup>, sqlx::Error> {
+    let firsts: Vec<RejectedLine> = sqlx::query_as(
+        "SELECT source, line, raw, reason FROM (
+             SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
+             FROM rejected_lines) r
+         WHERE n <= $1 ORDER BY id",
+    )
+    .bind(i64::from(examples))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(sql::reject_groups(counts, firsts))
+}
+
+/// Everything the report shows, on one connection.
+async fn overview_on(
+    conn: &mut PgConnection,
+    now_ms: i64,
+    quota_day: &str,
+) -> std::result::Result<Overview, sqlx::Error> {
+    let status = status_on(&mut *conn, now_ms, quota_day, false).await?;
+    let sources: Vec<SourceCounts> = sqlx::query_as(
+        "SELECT source, sum(lines)::bigint AS lines, sum(queued)::bigint AS queued,
+                sum(rejected)::bigint AS rejected, sum(found)::bigint AS found,
+                sum(not_found)::bigint AS not_found, sum(failed)::bigint AS failed,
+                sum(open)::bigint AS open
+         FROM (SELECT coalesce(source, '') AS source, 0 AS lines, 1 AS queued, 0 AS rejected,
+                      (state = 'done')::int AS found, (state = 'not_found')::int AS not_found,
+                      (state = 'failed')::int AS failed,
+                      (state IN ('pending', 'in_progress'))::int AS open
+               FROM jobs
+               UNION ALL
+               SELECT source, 0, 0, 1, 0, 0, 0, 0 FROM rejected_lines
+               UNION ALL
+               SELECT source, lines, 0, 0, 0, 0, 0, 0 FROM loads) s
+         GROUP BY source ORDER BY source",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let only: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT provider, count(*) FROM (
+             SELECT min(provider) AS provider, count(*) AS n FROM provider_books GROUP BY isbn13) o
+         WHERE n = 1 GROUP BY provider",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    const COMPLETE: &str = "count(*) AS records, count(description) AS description,
+        count(page_count) AS page_count, count(thumbnail) AS cover, count(authors) AS authors,
+        count(publisher) AS publisher, count(published_year) AS year";
+    let mut providers = Vec::new();
+    for (provider, lookups) in &status.lookups {
+        let completeness: Completeness = sqlx::query_as(&format!(
+            "SELECT {COMPLETE} FROM provider_books WHERE provider = $1"
+        ))
+        .bind(provider)
+        .fetch_one(&mut *conn)
+        .await?;
+        providers.push(ProviderCounts {
+            provider: provider.to_string(),
+            lookups: lookups.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            only_here: only
+                .iter()
+                .find(|(p, _)| p == provider)
+                .map_or(0, |(_, n)| *n as u64),
+            completeness,
+        });
+    }
+    let merged: Completeness = sqlx::query_as(&format!("SELECT {COMPLETE} FROM books"))
+        .fetch_one(&mut *conn)
+        .await?;
+    let failures: Vec<FailureClass> = sqlx::query_as(
+        "SELECT provider, state, coalesce(substr(last_error, 1, 80), '') AS error,
+                count(*) AS count
+         FROM lookups WHERE state IN ('not_found', 'failed')
+         GROUP BY provider, state, substr(last_error, 1, 80)
+         ORDER BY count DESC LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let quota_days: Vec<(String, i64)> =
+        sqlx::query_as("SELECT day, requests FROM quota_days ORDER BY day")
+            .fetch_all(&mut *conn)
+            .await?;
+    let runs: Vec<RunRow> = sqlx::query_as(
+        "SELECT id, command, started_at, ended_at, stop_reason, requests, done, books_per_request
+         FROM runs ORDER BY id DESC LIMIT 20",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let years: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT published_year, count(*) FROM books WHERE published_year IS NOT NULL
+         GROUP BY published_year ORDER BY published_year",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut top = Vec::new();
+    for q in [
+        "SELECT language, count(*) AS n FROM books WHERE language IS NOT NULL
+         GROUP BY language ORDER BY n DESC, language LIMIT 10",
+        "SELECT publisher, count(*) AS n FROM books WHERE publisher IS NOT NULL
+         GROUP BY publisher ORDER BY n DESC, publisher LIMIT 10",
+        "SELECT c, count(*) AS n FROM books, jsonb_array_elements_text(books.categories::jsonb) c
+         WHERE books.categories LIKE '[%'
+         GROUP BY c ORDER BY n DESC, c LIMIT 10",
+    ] {
+        let rows: Vec<(String, i64)> = sqlx::query_as(q).fetch_all(&mut *conn).await?;
+        top.push(
+            rows.into_iter()
+                .map(|(k, n)| (k, n as u64))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let recent: Vec<RecentBook> = sqlx::query_as(
+        "SELECT isbn13, title,
+                (SELECT string_agg(a, '; ') FROM jsonb_array_elements_text(
+                     CASE WHEN authors LIKE '[%' THEN authors::jsonb END) a) AS authors,
+                published_year, provenance
+         FROM books ORDER BY fetched_at DESC LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let counts: Vec<(String, u64)> = status
+        .rejected_lines
+        .iter()
+        .map(|(r, n)| (r.clone(), *n))
+        .collect();
+    let rejects = reject_groups_on(&mut *conn, &counts, 2).await?;
+    let categories = top.pop().unwrap_or_default();
+    let publishers = top.pop().unwrap_or_default();
+    let languages = top.pop().unwrap_or_default();
+    Ok(Overview {
+        status,
+        sources,
+        providers,
+        merged,
+        rejects,
+        failures,
+        quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
+        runs,
+        decades: sql::decades(years),
+        languages,
+        publishers,
+        categories,
+        recent,
+    })
+}
