@@ -2,6 +2,8 @@
 //! arguments, the real binary, and reads of the resulting SQLite file.
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 

@@ -1,0 +1,400 @@
+//! The store's conformance suite: every rule of the `Store` contract, written once and run
+//! against each backend (River's driver tests are the model). `sqlite::*` runs each test on a
+//! temp file; `postgres::*` on a database of its own (see `common/pg.rs` for when it skips).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::pg::PgDb;
+use futures_util::TryStreamExt;
+use isbn_crawler::isbn::{Isbn13, RejectReason, with_check_digit};
+use isbn_crawler::providers::ProviderId;
+use isbn_crawler::store::*;
+
+const G: ProviderId = ProviderId::Google;
+const OL: ProviderId = ProviderId::OpenLibrary;
+
+/// What keeps a test's database alive (and removes it afterwards).
+enum Keep {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Pg(#[allow(dead_code)] PgDb),
+}
+
+async fn sqlite() -> Option<(Keep, AnyStore, Location)> {
+    let dir = tempfile::tempdir().expect("dir");
+    let location: Location = dir
+        .path()
+        .join("t.db")
+        .display()
+        .to_string()
+        .parse()
+        .expect("path");
+    let store = AnyStore::open(&location, true, std::time::Duration::from_secs(10))
+        .await
+        .expect("open");
+    Some((Keep::Dir(dir), store, location))
+}
+
+async fn postgres() -> Option<(Keep, AnyStore, Location)> {
+    let db = PgDb::create().await?;
+    let location: Location = db.url().parse().expect("url");
+    let store = AnyStore::open(&location, true, std::time::Duration::from_secs(10))
+        .await
+        .expect("open");
+    Some((Keep::Pg(db), store, location))
+}
+
+/// Writes each test once, for both backends.
+macro_rules! conformance {
+    ($($name:ident($store:ident, $location:ident) $body:block)*) => {
+        mod sqlite {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((_keep, $store, $location)) = super::sqlite().await else { return };
+                    let _ = &$location;
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some((_keep, $store, $location)) = super::postgres().await else { return };
+                    let _ = &$location;
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+/// The `i`-th of a run of valid ISBN-13s.
+fn isbn(i: usize) -> Isbn13 {
+    with_check_digit(&format!("978{:09}", 500_000 + i)).expect("valid")
+}
+
+fn batch(range: std::ops::Range<usize>) -> LoadBatch {
+    LoadBatch {
+        jobs: range
+            .map(|i| NewJob {
+                isbn: isbn(i),
+                line: i as u64 + 1,
+            })
+            .collect(),
+        ..LoadBatch::default()
+    }
+}
+
+async fn loaded(store: &AnyStore, n: usize, providers: &[ProviderId]) {
+    store
+        .save_load_batch("t", &batch(0..n))
+        .await
+        .expect("load");
+    store
+        .ensure_lookups(providers, false, 0)
+        .await
+        .expect("lookups");
+}
+
+fn info() -> RunInfo {
+    RunInfo {
+        command: "test".into(),
+        host: "h".into(),
+        host_id: Some("boot/pid:[1]".into()),
+        pid: 1,
+        pid_start: None,
+        daily_budget: None,
+    }
+}
+
+fn found(lookup_id: i64, provider: ProviderId, isbn: &Isbn13, title: &str) -> Completion {
+    Completion {
+        lookup_id,
+        provider,
+        then: None,
+        requests: 1,
+        result: JobResult::Done(Box::new(Book {
+            isbn13: isbn.to_string(),
+            title: Some(title.into()),
+            raw_json: "{}".into(),
+            ..Book::default()
+        })),
+    }
+}
+
+fn ended(lookup_id: i64, provider: ProviderId, result: JobResult) -> Completion {
+    Completion {
+        lookup_id,
+        provider,
+        then: None,
+        requests: 1,
+        result,
+    }
+}
+
+async fn states(store: &AnyStore) -> std::collections::BTreeMap<&'static str, u64> {
+    let s = store.status(0, "d").await.expect("status");
+    s.jobs.into_iter().filter(|(_, n)| *n > 0).collect()
+}
+
+conformance! {
+    a_completion_from_a_lost_lease_changes_nothing(store, _l) {
+        loaded(&store, 1, &[G]).await;
+        let a = store.begin_run(&info(), 0).await.expect("run a");
+        let claimed = store.claim(a, G, 1, 10, 1000).await.expect("claim");
+        assert_eq!(claimed.len(), 1);
+        // Run a stops beating; its lease runs out and run b takes the job.
+        let b = store.begin_run(&info(), 2000).await.expect("run b");
+        let back = store.recover_leases(b, 2000, &|_| true).await.expect("recover");
+        assert_eq!(back, 1);
+        let again = store.claim(b, G, 1, 2000, 9000).await.expect("claim");
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
+        let isbn = &claimed[0].isbn;
+        let applied = store
+            .complete(a, &[found(claimed[0].id, G, isbn, "stale")], &[G], "d", 2500)
+            .await
+            .expect("complete");
+        assert_eq!(applied, 0, "the stale worker's result is dropped");
+        assert_eq!(store.record(isbn.as_str()).await.expect("record").expect("job").title, None);
+        let applied = store
+            .complete(b, &[found(again[0].id, G, isbn, "fresh")], &[G], "d", 2600)
+            .await
+            .expect("complete");
+        assert_eq!(applied, 1);
+        let record = store.record(isbn.as_str()).await.expect("record").expect("job");
+        assert_eq!((record.state.as_str(), record.title.as_deref()), ("done", Some("fresh")));
+    }
+
+    concurrent_claims_never_share_a_job(store, _l) {
+        loaded(&store, 401, &[G]).await;
+        let mut runs = Vec::new();
+        for _ in 0..4 {
+            runs.push(store.begin_run(&info(), 0).await.expect("run"));
+        }
+        let claims = runs.iter().map(|&r| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = store.claim(r, G, 7, 10, 100_000).await.expect("claim");
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.into_iter().map(|j| j.id));
+                }
+            })
+        });
+        let mut all = Vec::new();
+        for c in claims {
+            all.extend(c.await.expect("task"));
+        }
+        let total = all.len();
+        let distinct: HashSet<i64> = all.into_iter().collect();
+        assert_eq!(distinct.len(), total, "a lookup was leased twice");
+        assert_eq!(total, 401);
+    }
+
+    claims_go_oldest_first_and_only_when_due(store, _l) {
+        loaded(&store, 5, &[G]).await;
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let first = store.claim(run, G, 2, 10, 1000).await.expect("claim");
+        let isbns: Vec<String> = first.iter().map(|j| j.isbn.to_string()).collect();
+        assert_eq!(isbns, [isbn(0).to_string(), isbn(1).to_string()]);
+        // A retry due later is not claimable before its time.
+        let retry = JobResult::Retry { at: 5000, error: "503".into(), refund: false };
+        store.complete(run, &[ended(first[0].id, G, retry)], &[G], "d", 20).await.expect("complete");
+        let rest = store.claim(run, G, 10, 30, 1000).await.expect("claim");
+        assert_eq!(rest.len(), 3, "the retry waits for its time");
+        assert_eq!(store.next_due_at(G, run).await.expect("due"), Some(5000));
+        let later = store.claim(run, G, 10, 5000, 9000).await.expect("claim");
+        assert_eq!(later.len(), 1);
+        assert_eq!(later[0].attempts, 2);
+    }
+
+    next_due_counts_the_leases_other_runs_hold(store, _l) {
+        loaded(&store, 1, &[G]).await;
+        let (a, b) = (
+            store.begin_run(&info(), 0).await.expect("a"),
+            store.begin_run(&info(), 0).await.expect("b"),
+        );
+        store.claim(a, G, 1, 10, 7777).await.expect("claim");
+        assert_eq!(store.next_due_at(G, a).await.expect("due"), None, "its own lease");
+        assert_eq!(store.next_due_at(G, b).await.expect("due"), Some(7777));
+        assert_eq!(store.next_due_at(OL, b).await.expect("due"), None);
+    }
+
+    dead_runs_lose_their_leases_and_are_marked_killed(store, _l) {
+        loaded(&store, 2, &[G]).await;
+        let dead = store.begin_run(&info(), 0).await.expect("run");
+        let alive = store.begin_run(&info(), 0).await.expect("run");
+        store.claim(dead, G, 1, 10, i64::MAX).await.expect("claim");
+        store.claim(alive, G, 1, 10, i64::MAX).await.expect("claim");
+        let me = store.begin_run(&info(), 20).await.expect("run");
+        let back = store
+            .recover_leases(me, 30, &|_| false)
+            .await
+            .expect("recover");
+        assert_eq!(back, 2, "both runs are gone");
+        assert_eq!(states(&store).await, [("pending", 2)].into());
+        let record = store.record(isbn(0).as_str()).await.expect("record").expect("job");
+        assert_eq!(record.attempts, 0, "the attempt of a killed run is refunded");
+        assert_eq!(store.last_stop_reason().await.expect("reason"), None, "killed runs do not count");
+    }
+
+    give_backs_refund_and_results_follow_the_rules(store, _l) {
+        loaded(&store, 4, &[G]).await;
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let c = store.claim(run, G, 4, 10, 1000).await.expect("claim");
+        let done = [
+            ended(c[0].id, G, JobResult::GiveBack),
+            ended(c[1].id, G, JobResult::NotFound { note: "no match".into() }),
+            ended(c[2].id, G, JobResult::Failed { error: "HTTP 500".into() }),
+            found(c[3].id, G, &c[3].isbn, "Book"),
+        ];
+        assert_eq!(store.complete(run, &done, &[G], "d", 20).await.expect("complete"), 4);
+        assert_eq!(
+            states(&store).await,
+            [("done", 1), ("failed", 1), ("not_found", 1), ("pending", 1)].into()
+        );
+        let back = store.record(c[0].isbn.as_str()).await.expect("r").expect("job");
+        assert_eq!(back.attempts, 0, "a give-back costs no attempt");
+        let failed = store.record(c[2].isbn.as_str()).await.expect("r").expect("job");
+        assert_eq!(failed.last_error.as_deref(), Some("HTTP 500"));
+        assert_eq!(store.quota_day("d").await.expect("day").requests, 4);
+        // Requeue the failed one: pending again, attempts fresh.
+        let filter = RequeueFilter { states: vec![JobState::Failed], ..RequeueFilter::default() };
+        assert_eq!(store.requeue(&filter, 30).await.expect("requeue"), 1);
+        assert_eq!(
+            states(&store).await,
+            [("done", 1), ("not_found", 1), ("pending", 2)].into()
+        );
+    }
+
+    load_is_idempotent_and_keeps_rejects_once(store, _l) {
+        let mut b = batch(0..50);
+        b.jobs.push(NewJob { isbn: isbn(3), line: 99 });
+        b.rejects.push(Reject {
+            line: 7,
+            raw: "tab\there, back\\slash, newline\nand NUL \0".into(),
+            reason: RejectReason::BadCheckDigit,
+        });
+        b.references.push((1, "ocm0001".into()));
+        assert_eq!(store.save_load_batch("a.csv", &b).await.expect("load"), 50);
+        assert_eq!(store.save_load_batch("a.csv", &b).await.expect("load"), 0);
+        let status = store.status(0, "d").await.expect("status");
+        assert_eq!(status.total, 50);
+        assert_eq!(status.rejected_lines.get("bad-check-digit"), Some(&1));
+        let lines: Vec<RejectedLine> = store.rejected_lines().try_collect().await.expect("rejects");
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].raw.starts_with("tab\there, back\\slash, newline\nand NUL "), "{:?}", lines[0].raw);
+        let first = store.record(isbn(0).as_str()).await.expect("r").expect("job");
+        assert_eq!(
+            (first.source.as_deref(), first.source_line, first.source_ref.as_deref()),
+            (Some("a.csv"), Some(1), Some("ocm0001"))
+        );
+        let records: Vec<Record> = store.records(&JobState::ALL).try_collect().await.expect("all");
+        let order: Vec<i64> = records.iter().filter_map(|r| r.source_line).collect();
+        assert_eq!(order, (1..=50).collect::<Vec<i64>>(), "load order");
+    }
+
+    two_providers_merge_with_provenance(store, _l) {
+        loaded(&store, 1, &[G, OL]).await;
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let g = store.claim(run, G, 1, 10, 1000).await.expect("claim");
+        let o = store.claim(run, OL, 1, 10, 1000).await.expect("claim");
+        let mut from_ol = found(o[0].id, OL, &o[0].isbn, "Open title");
+        if let JobResult::Done(book) = &mut from_ol.result {
+            book.page_count = Some(321);
+        }
+        store.complete(run, &[from_ol], &[G, OL], "d", 20).await.expect("ol");
+        store
+            .complete(run, &[found(g[0].id, G, &g[0].isbn, "Google title")], &[G, OL], "d", 30)
+            .await
+            .expect("g");
+        let r = store.record(g[0].isbn.as_str()).await.expect("r").expect("job");
+        assert_eq!(r.title.as_deref(), Some("Google title"));
+        assert_eq!(r.page_count, Some(321));
+        assert_eq!(
+            r.provenance.as_deref(),
+            Some(r#"{"title":"google","page_count":"openlibrary"}"#)
+        );
+        let per = store.provider_records(g[0].isbn.as_str()).await.expect("per provider");
+        assert_eq!(per.len(), 2);
+        assert_eq!(store.status(0, "d").await.expect("s").lookups["openlibrary"]["done"], 1);
+    }
+
+    fill_missing_chains_the_next_provider(store, _l) {
+        loaded(&store, 2, &[G]).await;
+        store.ensure_lookups(&[G, OL], true, 0).await.expect("lookups");
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let g = store.claim(run, G, 2, 10, 1000).await.expect("claim");
+        let mut missed = ended(g[0].id, G, JobResult::NotFound { note: "none".into() });
+        missed.then = Some(OL);
+        let hit = found(g[1].id, G, &g[1].isbn, "Here");
+        store.complete(run, &[missed, hit], &[G, OL], "d", 20).await.expect("complete");
+        let o = store.claim(run, OL, 5, 30, 1000).await.expect("claim");
+        assert_eq!(o.len(), 1, "only the book Google did not find is asked of Open Library");
+        assert_eq!(o[0].isbn, g[0].isbn);
+    }
+
+    the_budget_is_shared_and_a_quota_stop_seen(store, _l) {
+        let granted = store.reserve_budget("d", 4, Some(6), false).await.expect("a");
+        assert_eq!(granted.granted, 4);
+        assert_eq!(store.reserve_budget("d", 4, Some(6), false).await.expect("b").granted, 2);
+        assert_eq!(store.reserve_budget("d", 4, Some(6), false).await.expect("c").granted, 0);
+        store.release_budget("d", 3).await.expect("release");
+        assert_eq!(store.reserve_budget("d", 4, Some(6), false).await.expect("d").granted, 3);
+        store.mark_quota_exhausted("d", 1, 2).await.expect("mark");
+        let stopped = store.reserve_budget("d", 4, None, false).await.expect("e");
+        assert_eq!((stopped.granted, stopped.quota_stopped), (0, true));
+        assert_eq!(store.reserve_budget("d", 1, None, true).await.expect("probe").granted, 1);
+        store.clear_quota_stop("d").await.expect("clear");
+        assert_eq!(store.reserve_budget("d", 2, None, false).await.expect("f").granted, 2);
+        assert_eq!(store.quota_day("d").await.expect("day").exhausted_at, None);
+    }
+
+    migrations_run_once_and_a_newer_schema_is_refused(store, location) {
+        loaded(&store, 3, &[G]).await;
+        let again = AnyStore::open(&location, false, std::time::Duration::from_secs(1))
+            .await
+            .expect("reopen");
+        assert_eq!(again.status(0, "d").await.expect("status").total, 3);
+        let future = "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+                      execution_time) VALUES (9999, 'future', true, '\\x00', 0)";
+        match &store {
+            AnyStore::Sqlite(s) => {
+                sqlx::query(&future.replace("'\\x00'", "x'00'"))
+                    .execute(s.pool())
+                    .await
+                    .expect("insert");
+            }
+            AnyStore::Postgres(s) => {
+                sqlx::query(&future.replace("'\\x00'", "'\\x00'::bytea"))
+                    .execute(s.pool())
+                    .await
+                    .expect("insert");
+            }
+        }
+        let err = AnyStore::open(&location, false, std::time::Duration::from_secs(1))
+            .await
+            .expect_err("newer schema");
+        assert!(matches!(err, Error::NewerSchema { version: 9999, .. }), "{err}");
+    }
+
+    heartbeats_keep_leases_and_claimed_rows_stay_out_of_other_claims(store, _l) {
+        loaded(&store, 3, &[G]).await;
+        let a = store.begin_run(&info(), 0).await.expect("a");
+        let b = store.begin_run(&info(), 0).await.expect("b");
+        store.claim(a, G, 3, 10, 100).await.expect("claim");
+        store.heartbeat(a, 90, 10_000).await.expect("beat");
+        assert_eq!(store.recover_leases(b, 5000, &|_| true).await.expect("recover"), 0);
+        assert!(store.claim(b, G, 3, 5000, 9000).await.expect("claim").is_empty());
+        assert_eq!(store.open_jobs().await.expect("open"), 3);
+    }
+}
