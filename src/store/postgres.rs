@@ -26,7 +26,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use secrecy::SecretString;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Row};
+use sqlx::{ConnectOptions, Connection, Row};
 
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql};
 use super::{
@@ -102,18 +102,23 @@ impl PgStore {
             .application_name("isbn-crawler")
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(60));
+        let refused = |e: sqlx::Error| match e {
+            sqlx::Error::Database(db) => Error::Other {
+                path: shown.to_string(),
+                error: sqlx::Error::Database(db),
+            },
+            e => unreachable(reason(&e)),
+        };
+        // One plain connection first: the pool would retry a refused connection for its whole
+        // acquire timeout, and a server that is not there should be said at once.
+        let probe = options.connect().await.map_err(refused)?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(db) => Error::Other {
-                    path: shown.to_string(),
-                    error: sqlx::Error::Database(db),
-                },
-                e => unreachable(reason(&e)),
-            })?;
+            .map_err(refused)?;
         let store = PgStore {
             pool,
             shown: shown.to_string(),

@@ -20,13 +20,29 @@ pub const KEY: &str = "AIzaSy-TEST-KEY-d0ntLeakMe-7f3a9c";
 
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    /// A PostgreSQL database used instead of the SQLite file (`Scratch::postgres`).
+    pub pg: Option<pg::PgDb>,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
         Scratch {
             dir: tempfile::tempdir().expect("temp dir"),
+            pg: None,
         }
+    }
+
+    /// A scratch whose database is a fresh PostgreSQL one; `None` when it is skipped.
+    pub async fn postgres() -> Option<Scratch> {
+        Some(Scratch {
+            pg: Some(pg::PgDb::create().await?),
+            ..Scratch::new()
+        })
+    }
+
+    async fn pg_pool(&self) -> Option<sqlx::PgPool> {
+        let pg = self.pg.as_ref()?;
+        Some(sqlx::PgPool::connect(&pg.url()).await.expect("connect"))
     }
 
     pub fn db(&self) -> PathBuf {
@@ -34,7 +50,10 @@ impl Scratch {
     }
 
     pub fn db_str(&self) -> String {
-        self.db().display().to_string()
+        match &self.pg {
+            Some(pg) => pg.url(),
+            None => self.db().display().to_string(),
+        }
     }
 
     pub fn file(&self, name: &str, contents: &[u8]) -> String {
@@ -80,6 +99,11 @@ impl Scratch {
 
     /// `(key, count)` rows of a GROUP BY query, as a map.
     pub async fn grouped(&self, sql: &str) -> std::collections::BTreeMap<String, i64> {
+        if let Some(pool) = self.pg_pool().await {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as(sql).fetch_all(&pool).await.expect("query");
+            return rows.into_iter().collect();
+        }
         let store = self.store().await;
         sqlx::query(sql)
             .fetch_all(store.pool())
@@ -91,6 +115,12 @@ impl Scratch {
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {
+        if let Some(pool) = self.pg_pool().await {
+            return sqlx::query_scalar(sql)
+                .fetch_one(&pool)
+                .await
+                .expect("query");
+        }
         let store = self.store().await;
         sqlx::query_scalar(sql)
             .fetch_one(store.pool())
@@ -99,6 +129,12 @@ impl Scratch {
     }
 
     pub async fn strings(&self, sql: &str) -> Vec<String> {
+        if let Some(pool) = self.pg_pool().await {
+            return sqlx::query_scalar(sql)
+                .fetch_all(&pool)
+                .await
+                .expect("query");
+        }
         let store = self.store().await;
         sqlx::query_scalar(sql)
             .fetch_all(store.pool())
@@ -107,6 +143,15 @@ impl Scratch {
     }
 
     pub async fn open_jobs(&self) -> u64 {
+        if let Some(pool) = self.pg_pool().await {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM jobs WHERE state IN ('pending', 'in_progress')",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("query");
+            return n as u64;
+        }
         self.store().await.open_jobs().await.expect("count")
     }
 }
