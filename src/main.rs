@@ -9,7 +9,11 @@ fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // sqlx's pool warns of every dead connection it drops after a server restart;
+                // the error that stops the command says it once.
+                .unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("warn,sqlx_core::pool=error")
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -217,3 +217,54 @@ async fn a_database_that_is_not_ours_is_refused_and_an_empty_one_is_not_read() {
         "nothing was added"
     );
 }
+
+/// The server going away mid-crawl (every connection terminated, as a restart does): the crawl
+/// stops with exit 7 and says so (or goes on, had it reconnected); nothing stored is lost and
+/// the next run finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_crawl_loses_nothing_and_the_next_run_finishes() {
+    let Some(s) = Scratch::postgres().await else {
+        return;
+    };
+    assert_eq!(s.load_lines(&isbns(3_000)).await, ExitCode::Success);
+    let api = start_fake(FakeConfig {
+        latency: std::time::Duration::from_millis(2),
+        ..FakeConfig::default()
+    })
+    .await;
+    let mut child = common::crawl_binary(&s, &api, &["--concurrency", "8"])
+        .spawn()
+        .expect("spawn");
+    if let Err(status) = common::wait_for_requests(&api, &mut child, 500).await {
+        panic!("the crawl ended before the restart: {status}");
+    }
+    let name = s.pg.as_ref().map(|p| p.name.clone()).expect("pg");
+    let admin = sqlx::PgPool::connect(&s.db_str()).await.expect("connect");
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = $1 AND pid <> pg_backend_pid()",
+    )
+    .bind(&name)
+    .fetch_all(&admin)
+    .await
+    .expect("terminate");
+    assert!(!ended.is_empty(), "the crawler had connections");
+    let out = child.wait_with_output().await.expect("wait");
+    let (o, e) = text(&out);
+    eprintln!("after the restart: exit {:?}: {e}", out.status.code());
+    match out.status.code() {
+        Some(7) => assert!(
+            e.contains("lost the connection to the database server postgres://postgres@"),
+            "{o}{e}"
+        ),
+        Some(0) => {}
+        other => panic!("exit {other:?}: {o}{e}"),
+    }
+    let done = s
+        .scalar("SELECT count(*) FROM jobs WHERE state = 'done'")
+        .await;
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, done);
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 3_000)].into());
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, 3_000);
+}

@@ -232,9 +232,13 @@ impl Stop {
     }
 
     fn fail(&self, e: store::Error) {
-        tracing::error!("{e}");
+        // The first error ends the crawl and is printed once, by `main`; later ones (often its
+        // echoes from other tasks) only in the log.
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        slot.get_or_insert(e);
+        match &*slot {
+            Some(_) => tracing::debug!("after the first store error: {e}"),
+            None => *slot = Some(e),
+        }
         drop(slot);
         self.request(StopReason::StoreFailed);
         self.hard.cancel();
