@@ -78,6 +78,19 @@ enum What {
         #[arg(long, default_value = "50ms", value_parser = isbn_crawler::cli::parse_duration)]
         latency: Duration,
     },
+    /// PostgreSQL beside SQLite: `load` of a list, claims/s and books/s through the store, and
+    /// one crawler against four on one database at 50 ms latency. Scratch databases are made
+    /// (and dropped) on the server of `--admin`.
+    Postgres {
+        #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        admin: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        lines: usize,
+        #[arg(long, default_value_t = 100_000)]
+        books: usize,
+        #[arg(long, default_value_t = 20_000)]
+        isbns: usize,
+    },
     /// `crawl` at unlimited rate against the fake with a fixed latency.
     Crawl {
         #[arg(long, default_value_t = 20_000)]
@@ -110,7 +123,21 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
             runtime.block_on(bench_openlibrary(dir.path(), 5_000))?;
             runtime.block_on(bench_report(dir.path(), 1_000_000, 500_000))?;
+            let admin = "postgres://postgres@127.0.0.1:5432/postgres";
+            runtime.block_on(bench_postgres(
+                dir.path(),
+                admin,
+                1_000_000,
+                100_000,
+                20_000,
+            ))?;
         }
+        What::Postgres {
+            admin,
+            lines,
+            books,
+            isbns,
+        } => runtime.block_on(bench_postgres(dir.path(), &admin, lines, books, isbns))?,
         What::Report { jobs, books } => runtime.block_on(bench_report(dir.path(), jobs, books))?,
         What::ReportDb { db, books } => runtime.block_on(fill_report_db(&db, books))?,
         What::Openlibrary { isbns } => runtime.block_on(bench_openlibrary(dir.path(), isbns))?,
@@ -267,8 +294,9 @@ fn write_semicolon_csv(path: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `load FILE` into a fresh database; the wall time, or an error if it failed.
-fn timed_load(list: &Path, db: &Path) -> anyhow::Result<Usage> {
+/// Runs `load FILE` into a fresh database (a path or a URL); the wall time, or an error if it
+/// failed.
+fn timed_load(list: &Path, db: impl AsRef<std::ffi::OsStr>) -> anyhow::Result<Usage> {
     let u = measure(
         Command::new(crawler()?)
             .args(["--quiet", "--db"])
@@ -333,12 +361,23 @@ fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
 
 /// Loads `n` ISBNs into a fresh database with the release binary.
 fn load_fresh(dir: &Path, name: &str, n: usize) -> anyhow::Result<PathBuf> {
+    let db = dir.join(format!("{name}.db"));
+    load_into(dir, name, n, &db)?;
+    Ok(db)
+}
+
+/// Loads `n` ISBNs into the database `db` (a path or a URL) with the release binary.
+fn load_into(
+    dir: &Path,
+    name: &str,
+    n: usize,
+    db: impl AsRef<std::ffi::OsStr>,
+) -> anyhow::Result<()> {
     let list = dir.join(format!("{name}.txt"));
     write_isbns(&list, n)?;
-    let db = dir.join(format!("{name}.db"));
     let status = Command::new(crawler()?)
         .args(["--quiet", "--db"])
-        .arg(&db)
+        .arg(db)
         .arg("load")
         .arg(&list)
         .stdout(std::process::Stdio::null())
@@ -346,7 +385,7 @@ fn load_fresh(dir: &Path, name: &str, n: usize) -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("load failed");
     }
-    Ok(db)
+    Ok(())
 }
 
 async fn bench_export(dir: &Path, n: usize) -> anyhow::Result<()> {
@@ -391,8 +430,26 @@ async fn bench_export(dir: &Path, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `crawl` on `db` against `fake` as a measured child process.
-async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Result<Usage> {
+/// Runs `crawl` on `db` (a path or a URL) against `fake` as a measured child process.
+async fn crawl_child(
+    db: impl AsRef<std::ffi::OsStr>,
+    fake: &FakeApi,
+    extra: &[&str],
+) -> anyhow::Result<Usage> {
+    let mut cmd = crawl_command(db, fake, extra)?;
+    let u = tokio::task::spawn_blocking(move || measure(&mut cmd)).await??;
+    if u.status != 0 {
+        bail!("crawl exited {}", u.status);
+    }
+    Ok(u)
+}
+
+/// `crawl` of Google at unlimited rate, --batch 1, against `fake`.
+fn crawl_command(
+    db: impl AsRef<std::ffi::OsStr>,
+    fake: &FakeApi,
+    extra: &[&str],
+) -> anyhow::Result<Command> {
     let mut cmd = Command::new(crawler()?);
     cmd.args(["--quiet", "--db"])
         .arg(db)
@@ -410,18 +467,25 @@ async fn crawl_child(db: &Path, fake: &FakeApi, extra: &[&str]) -> anyhow::Resul
         .args(extra)
         .env("GOOGLE_BOOKS_API_KEY", "bench-key")
         .stdout(std::process::Stdio::null());
-    let u = tokio::task::spawn_blocking(move || measure(&mut cmd)).await??;
-    if u.status != 0 {
-        bail!("crawl exited {}", u.status);
-    }
-    Ok(u)
+    Ok(cmd)
 }
 
 async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
-    use isbn_crawler::providers::ProviderId;
-    use isbn_crawler::store::{Book, Completion, JobResult, RunInfo, Store};
     let db = load_fresh(dir, "store", n)?;
-    let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
+    store_figures("store", &db.display().to_string()).await
+}
+
+/// Claims per second alone, then books stored per second through the crawl's completion path
+/// (claim + complete, 2,048 per transaction), on the loaded database at `db`.
+async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
+    use isbn_crawler::providers::ProviderId;
+    use isbn_crawler::store::{AnyStore, Book, Completion, JobResult, RunInfo, Store};
+    let store = AnyStore::open(
+        &db.parse().map_err(anyhow::Error::msg)?,
+        false,
+        Duration::from_secs(10),
+    )
+    .await?;
     let info = RunInfo {
         command: "bench".into(),
         host: "bench".into(),
@@ -434,6 +498,39 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
     store
         .ensure_lookups(&[ProviderId::Google], false, 0)
         .await?;
+    // Claims alone: a worker pool's worth (64) per statement, then every lease given back.
+    let started = Instant::now();
+    let mut claimed = Vec::new();
+    loop {
+        let jobs = store
+            .claim(run, ProviderId::Google, 64, 1, i64::MAX)
+            .await?;
+        if jobs.is_empty() {
+            break;
+        }
+        claimed.extend(jobs);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "{label}: {:.0} claims/s ({} lookups leased 64 per statement in {secs:.2} s)",
+        claimed.len() as f64 / secs,
+        claimed.len()
+    );
+    let back: Vec<Completion> = claimed
+        .iter()
+        .map(|j| Completion {
+            lookup_id: j.id,
+            provider: ProviderId::Google,
+            then: None,
+            requests: 0,
+            result: JobResult::GiveBack,
+        })
+        .collect();
+    for chunk in back.chunks(2048) {
+        store
+            .complete(run, chunk, &ProviderId::ALL, "bench", 0)
+            .await?;
+    }
     // A book as big as the fake's (about 2 KB of raw JSON).
     let raw = format!(
         r#"{{"id":"x","volumeInfo":{{"description":"{}"}}}}"#,
@@ -473,9 +570,9 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
             .await? as usize;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("store: {stored} books claimed and stored in {secs:.2} s");
+    println!("{label}: {stored} books claimed and stored in {secs:.2} s");
     println!(
-        "store: {:.0} books/s (claim + complete, 2,048 per transaction)",
+        "{label}: {:.0} books/s (claim + complete, 2,048 per transaction)",
         stored as f64 / secs
     );
     Ok(())
@@ -716,6 +813,107 @@ async fn bench_crawl(
             "{label}: requests per stored book {:.3}",
             fake.total_requests() as f64 / n as f64
         );
+    }
+    Ok(())
+}
+
+/// A scratch PostgreSQL database on the server of `admin`, dropped when this is dropped.
+struct PgScratch {
+    admin: String,
+    name: String,
+}
+
+impl PgScratch {
+    async fn create(admin: &str, name: &str) -> anyhow::Result<PgScratch> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(admin)
+            .await
+            .context("no PostgreSQL server answers (see --admin)")?;
+        let name = format!("isbn_bench_{name}_{}", std::process::id());
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        Ok(PgScratch {
+            admin: admin.to_string(),
+            name,
+        })
+    }
+
+    fn url(&self) -> String {
+        let base = self.admin.rsplit_once('/').map_or("", |(b, _)| b);
+        format!("{base}/{}", self.name)
+    }
+
+    async fn drop_now(self) -> anyhow::Result<()> {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await?;
+        sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn)
+        .await?;
+        Ok(())
+    }
+}
+
+async fn bench_postgres(
+    dir: &Path,
+    admin: &str,
+    lines: usize,
+    books: usize,
+    isbns: usize,
+) -> anyhow::Result<()> {
+    let db = PgScratch::create(admin, "load").await?;
+    let list = dir.join("pg-isbns.txt");
+    write_isbns(&list, lines)?;
+    let u = timed_load(&list, db.url())?;
+    println!(
+        "postgres load: {lines} lines in {:.2} s (target < 10 s), peak RSS {:.1} MB",
+        u.wall.as_secs_f64(),
+        u.max_rss_kib as f64 / 1024.0
+    );
+    db.drop_now().await?;
+
+    let db = PgScratch::create(admin, "store").await?;
+    load_into(dir, "pg-store", books, db.url())?;
+    store_figures("postgres store", &db.url()).await?;
+    db.drop_now().await?;
+
+    // One crawler, then four, on one database at 50 ms: ISBNs/s as a share of the bound
+    // (crawlers x concurrency / latency, with one ISBN per request).
+    let fake = FakeApi::start(FakeConfig {
+        latency: Duration::from_millis(50),
+        ..FakeConfig::default()
+    })
+    .await?;
+    let concurrency = 16u32;
+    for crawlers in [1u32, 4] {
+        let db = PgScratch::create(admin, "crawlers").await?;
+        load_into(dir, "pg-crawl", isbns, db.url())?;
+        let c = concurrency.to_string();
+        let started = Instant::now();
+        let mut children = Vec::new();
+        for _ in 0..crawlers {
+            children.push(crawl_command(db.url(), &fake, &["--concurrency", &c])?.spawn()?);
+        }
+        for mut child in children {
+            let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+            if !status.success() {
+                bail!("a crawler exited {status}");
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let rate = isbns as f64 / secs;
+        let bound = f64::from(crawlers * concurrency) / 0.050;
+        println!(
+            "postgres crawl: {crawlers} crawler(s) x concurrency {concurrency} at 50 ms: {isbns} ISBNs in {secs:.2} s, {rate:.0} ISBNs/s, {:.0}% of the bound {bound:.0}/s (target >= 85%)",
+            100.0 * rate / bound
+        );
+        db.drop_now().await?;
     }
     Ok(())
 }

@@ -352,7 +352,11 @@ pub async fn crawl<S: Store>(
                 misses: MissPool::default(),
                 limiter: Limiter::new(lane.rate),
                 budget: if google {
-                    Budget::shared(lane.daily_budget, BUDGET_BLOCK)
+                    let block = match lane.daily_budget {
+                        Some(_) => BUDGET_BLOCK,
+                        None => UNLIMITED_BLOCK,
+                    };
+                    Budget::shared(lane.daily_budget, block)
                 } else {
                     Budget::unlimited()
                 },
@@ -891,9 +895,12 @@ async fn process_group<S: Store>(
 }
 
 /// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
-/// Google budget units a crawler reserves at a time: few, so a killed crawler strands little of
-/// the day and a quota stop met elsewhere is seen within a few requests.
+/// Google budget units a crawler reserves at a time under `--daily-budget`: few, so a killed
+/// crawler strands little of the day.
 const BUDGET_BLOCK: u64 = 8;
+/// Without a budget only a quota stop met elsewhere is watched for: larger blocks keep the
+/// reservation (a database round trip) off most requests, and a stop is still seen within 64.
+const UNLIMITED_BLOCK: u64 = 64;
 
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
 /// The most results one transaction applies.
