@@ -314,7 +314,7 @@ fn timed_load(list: &Path, db: impl AsRef<std::ffi::OsStr>) -> anyhow::Result<Us
 fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
     let list = dir.join("isbns.txt");
     write_isbns(&list, lines)?;
-    let u = timed_load(&list, &dir.join("load.db"))?;
+    let u = timed_load(&list, dir.join("load.db"))?;
     let secs = u.wall.as_secs_f64();
     println!("load: {lines} lines in {secs:.2} s (target < 5 s)");
     println!("load: {:.0} lines/s", lines as f64 / secs);
@@ -322,7 +322,7 @@ fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
     println!("load: CPU {:.2} s", u.cpu.as_secs_f64());
     let csv = dir.join("books.csv");
     write_semicolon_csv(&csv, lines)?;
-    let c = timed_load(&csv, &dir.join("csv.db"))?;
+    let c = timed_load(&csv, dir.join("csv.db"))?;
     println!(
         "load: {lines}-row semicolon CSV in windows-1252 in {:.2} s (target < 5 s), peak RSS {:.1} MB",
         c.wall.as_secs_f64(),
