@@ -14,8 +14,10 @@ made safe when many processes write at once instead of taking turns on one lock:
   statement. Loads hold a shared advisory lock and `ensure_lookups` the exclusive one, so the
   "lookups made up to job id N" mark never passes a job id a load has not yet committed.
 
-Everything is bound as arrays (`= ANY($1)`, `unnest`): each statement has one text, prepared
-once per connection, whatever the batch size.
+Everything is bound as arrays: each statement has one text, prepared once per connection,
+whatever the batch size. Joins start from `unnest($1)` into a unique index, so the one
+(generic) plan suits one row and 2,048 alike; `isbn13 = ANY($1)` in the merge got a plan that
+scanned, and a commit's merge grew with the table (163 ms at 12,000 books).
 */
 
 use std::collections::HashMap;
@@ -77,7 +79,7 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
                      (SELECT e.last_error FROM lookups e
                       WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
                       ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) END AS last_error
-          FROM lookups l WHERE l.job_id = ANY($1)
+          FROM unnest($1::bigint[]) AS x(job_id) JOIN lookups l ON l.job_id = x.job_id
           GROUP BY l.job_id) AS d
     WHERE jobs.id = d.job_id";
 
@@ -100,10 +102,6 @@ impl PgStore {
         let options = Location::pg_options(url)
             .map_err(unreachable)?
             .application_name("isbn-crawler")
-            // Statements bound to arrays (`= ANY($1)`) are planned for the array they get: a
-            // generic plan does not know it holds a few ids, and it scanned whole tables, so
-            // the merge of a commit grew with the table (163 ms at 12,000 books).
-            .options([("plan_cache_mode", "force_custom_plan")])
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(60));
         let refused = |e: sqlx::Error| match e {

@@ -131,10 +131,13 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
         .iter()
         .map(|p| format!("{}.isbn13 IS NOT NULL", alias(*p)))
         .collect();
-    let (verb, which, upsert) = match dialect {
+    // PostgreSQL walks the array (`unnest`) into the jobs' unique index: a plan that is good
+    // for 1 ISBN and for 2,048, where `isbn13 = ANY($1)` got a generic plan that scanned.
+    let (verb, from, which, upsert) = match dialect {
         Dialect::Sqlite => (
             "INSERT OR REPLACE",
-            "IN (SELECT value FROM json_each(?1))",
+            "jobs j",
+            "j.isbn13 IN (SELECT value FROM json_each(?1)) AND",
             String::new(),
         ),
         Dialect::Postgres => {
@@ -145,13 +148,14 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
                 .collect();
             (
                 "INSERT",
-                "= ANY($1)",
+                "unnest($1::text[]) AS x(isbn13) JOIN jobs j ON j.isbn13 = x.isbn13",
+                "",
                 format!(" ON CONFLICT (isbn13) DO UPDATE SET {}", set.join(", ")),
             )
         }
     };
     format!(
-        "{verb} INTO books ({}) SELECT {} FROM jobs j {} WHERE j.isbn13 {which} AND ({}){upsert}",
+        "{verb} INTO books ({}) SELECT {} FROM {from} {} WHERE {which} ({}){upsert}",
         columns.join(", "),
         values.join(", "),
         joins.join(" "),
