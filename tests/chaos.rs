@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{KEY, Scratch, crawl_binary, isbns, kill_after, text};
+use common::{FAST, KEY, Scratch, crawl_binary, isbns, kill_after, text};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, FaultRates, OpenLibraryConfig, title_for};
 use rand::rngs::StdRng;
@@ -18,17 +18,6 @@ const ISBNS: usize = 3_000;
 const KILLS: usize = 8;
 const CONCURRENCY: u32 = 16;
 const MAX_ATTEMPTS: i64 = 8;
-/// Short timeouts and backoff, so faults cost milliseconds; eight attempts.
-const FAST: [&str; 8] = [
-    "--timeout",
-    "500ms",
-    "--backoff-base",
-    "5ms",
-    "--backoff-max",
-    "50ms",
-    "--max-attempts",
-    "8",
-];
 
 /// The run to the end after the kills: its exit code and output.
 async fn final_run(mut cmd: tokio::process::Command) -> (Option<i32>, String) {

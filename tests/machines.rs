@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use common::{Scratch, crawl_binary, isbns, text, wait_for_requests};
+use common::{FAST, Scratch, crawl_binary, isbns, text, wait_for_requests};
 use isbn_crawler::ExitCode;
 use isbn_crawler::fake_api::{FakeConfig, FaultRates, title_for};
 use sqlx::Row;
@@ -17,20 +17,6 @@ const ISBNS: usize = 20_000;
 const CRAWLERS: usize = 4;
 const CONCURRENCY: i64 = 8;
 const BUDGET: u64 = 1_500;
-const ARGS: [&str; 12] = [
-    "--concurrency",
-    "8",
-    "--timeout",
-    "500ms",
-    "--backoff-base",
-    "5ms",
-    "--backoff-max",
-    "50ms",
-    "--max-attempts",
-    "8",
-    "--lease",
-    "30s",
-];
 
 fn crawlers(
     s: &Scratch,
@@ -40,8 +26,15 @@ fn crawlers(
     let budget = budget.to_string();
     (0..CRAWLERS)
         .map(|_| {
-            let mut args = ARGS.to_vec();
-            args.extend(["--daily-budget", &budget]);
+            let mut args = FAST.to_vec();
+            args.extend([
+                "--concurrency",
+                "8",
+                "--lease",
+                "30s",
+                "--daily-budget",
+                &budget,
+            ]);
             crawl_binary(s, api, &args).spawn().expect("spawn")
         })
         .collect()

@@ -15,6 +15,18 @@ use isbn_crawler::{Environment, ExitCode};
 use secrecy::SecretString;
 use sqlx::Row;
 
+/// Short timeouts and backoff, so faults cost milliseconds; eight attempts.
+pub const FAST: [&str; 8] = [
+    "--timeout",
+    "500ms",
+    "--backoff-base",
+    "5ms",
+    "--backoff-max",
+    "50ms",
+    "--max-attempts",
+    "8",
+];
+
 /// A distinctive key: tests assert it never shows up anywhere.
 pub const KEY: &str = "AIzaSy-TEST-KEY-d0ntLeakMe-7f3a9c";
 
