@@ -30,12 +30,13 @@ use secrecy::SecretString;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Row};
 
-use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql};
+use super::sql::{
+    self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods, text,
+};
 use super::{
     ClaimedJob, Completeness, Completion, Error, FailureClass, JobResult, JobState, LoadBatch,
-    LoadRecord, Location, Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record,
-    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, RunRow,
-    SourceCounts, Status, Store,
+    Location, Overview, ProviderCounts, RecentBook, Record, RejectGroup, RejectedLine,
+    RequeueFilter, Reservation, Result, RunInfo, RunRow, SourceCounts, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -47,9 +48,6 @@ const LOAD_LOCK: i64 = 0x6973_626e_6c6f_6164;
 
 /// How many times a transaction the server aborted for a deadlock is tried again.
 const RETRIES: u32 = 4;
-
-static RECORD_BY_ISBN_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.isbn13 = $1"));
 
 static RECORDS_BY_STATE_SQL: LazyLock<String> =
     LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.state = ANY($1) ORDER BY j.id"));
@@ -251,16 +249,6 @@ fn map_err(path: &str, e: sqlx::Error) -> Error {
     Error::Other { path, error: e }
 }
 
-/// PostgreSQL text cannot hold NUL; SQLite's can. A NUL read from a file or an API becomes
-/// U+FFFD rather than failing the whole batch.
-fn text(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains('\0') {
-        s.replace('\0', "\u{FFFD}").into()
-    } else {
-        s.into()
-    }
-}
-
 /// Appends `s` as a field of COPY's text format.
 fn copy_field(out: &mut String, s: Option<&str>) {
     let Some(s) = s else {
@@ -310,6 +298,8 @@ async fn copy_rows(
 }
 
 impl Store for PgStore {
+    shared_methods!();
+
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
         let now = crate::now_ms();
         let mut tx = self.begin().await?;
@@ -380,36 +370,9 @@ impl Store for PgStore {
             .map_err(|e| self.err(e))
     }
 
-    async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO loads (source, lines, valid, queued, rejected, read_as, problem, loaded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(text(&load.source).as_ref())
-        .bind(load.lines as i64)
-        .bind(load.valid as i64)
-        .bind(load.queued as i64)
-        .bind(load.rejected as i64)
-        .bind(&load.read_as)
-        .bind(load.problem.as_deref().map(text))
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
         let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
         overview_on(&mut conn, now_ms, quota_day)
-            .await
-            .map_err(|e| self.err(e))
-    }
-
-    async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
-        sqlx::query_as(RECORD_BY_ISBN_SQL.as_str())
-            .bind(isbn13)
-            .fetch_optional(&self.pool)
             .await
             .map_err(|e| self.err(e))
     }
@@ -429,13 +392,6 @@ impl Store for PgStore {
         reject_groups_on(&mut conn, &counts, examples)
             .await
             .map_err(|e| self.err(e))
-    }
-
-    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
-        sqlx::query_as("SELECT source, line, raw, reason FROM rejected_lines ORDER BY id")
-            .fetch(&self.pool)
-            .map_err(|e| self.err(e))
-            .boxed()
     }
 
     async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
@@ -508,41 +464,6 @@ impl Store for PgStore {
             }
             Ok(made)
         })
-    }
-
-    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
-        sqlx::query_as(
-            "SELECT l.provider, l.state, l.attempts, l.last_error, p.record_id, p.title,
-                    p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
-                    p.categories, p.language, p.description, p.thumbnail, p.raw_json,
-                    p.fetched_at
-             FROM jobs j
-             JOIN lookups l ON l.job_id = j.id
-             LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider
-             WHERE j.isbn13 = $1 ORDER BY l.provider",
-        )
-        .bind(isbn13)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))
-    }
-
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
-        sqlx::query_scalar(
-            "INSERT INTO runs (command, host, host_id, pid, pid_start, started_at, heartbeat_at,
-                               daily_budget)
-             VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
-        )
-        .bind(&info.command)
-        .bind(&info.host)
-        .bind(&info.host_id)
-        .bind(i64::from(info.pid))
-        .bind(&info.pid_start)
-        .bind(now_ms)
-        .bind(info.daily_budget.map(|b| b as i64))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.err(e))
     }
 
     async fn recover_leases(
@@ -692,35 +613,6 @@ impl Store for PgStore {
         Ok(n as u64)
     }
 
-    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
-        let row: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT requests, exhausted_at FROM quota_days WHERE day = $1")
-                .bind(day)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        Ok(row
-            .map(|(requests, exhausted_at)| QuotaDay {
-                requests: requests as u64,
-                exhausted_at,
-            })
-            .unwrap_or_default())
-    }
-
-    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO quota_days (day, requests, exhausted_at, resets_at) VALUES ($1, 0, $2, $3)
-             ON CONFLICT (day) DO UPDATE SET exhausted_at = $2, resets_at = $3",
-        )
-        .bind(day)
-        .bind(at_ms)
-        .bind(resets_at_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     async fn reserve_budget(
         &self,
         day: &str,
@@ -747,50 +639,6 @@ impl Store for PgStore {
                 .await?;
             Ok(grant)
         })
-    }
-
-    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
-        sqlx::query("UPDATE quota_days SET reserved = greatest(reserved - $1, 0) WHERE day = $2")
-            .bind(units as i64)
-            .bind(day)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
-        sqlx::query("UPDATE quota_days SET exhausted_at = NULL, resets_at = NULL WHERE day = $1")
-            .bind(day)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    async fn last_stop_reason(&self) -> Result<Option<String>> {
-        let reason: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT stop_reason FROM runs WHERE ended_at IS NOT NULL AND stop_reason != 'killed'
-             ORDER BY ended_at DESC, id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(reason.flatten())
-    }
-
-    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE runs SET ended_at = $1, stop_reason = $2, batch_size = $3 WHERE id = $4",
-        )
-        .bind(now_ms)
-        .bind(&end.stop_reason)
-        .bind(end.batch_size.map(|b| b as i64))
-        .bind(run_id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
     }
 }
 

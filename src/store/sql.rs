@@ -6,6 +6,7 @@ statements; the rules they encode live here once.
 */
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use super::{Book, Completion, Eta, JobResult, JobState, RejectGroup, RejectedLine, Status};
 use crate::providers::ProviderId;
@@ -42,6 +43,208 @@ pub(super) const RECORD_SELECT: &str = "SELECT j.isbn13, j.isbn10, j.state, j.at
         b.published_year, b.description, b.page_count, b.categories, b.language,
         b.average_rating, b.ratings_count, b.thumbnail, b.raw_json, b.fetched_at, b.run_id
     FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13";
+
+/// One job with its book (`$1`: its ISBN-13). sqlx numbers `$N` parameters on SQLite too, so
+/// the statements below are one text for both backends.
+pub(super) static RECORD_BY_ISBN_SQL: LazyLock<String> =
+    LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.isbn13 = $1"));
+
+/// The `Store` methods whose statements read the same in both dialects, written once: each
+/// backend's `impl Store` expands them over its own `pool` and `err`.
+macro_rules! shared_methods {
+    () => {
+        async fn record_load(
+            &self,
+            load: &$crate::store::LoadRecord,
+            now_ms: i64,
+        ) -> $crate::store::Result<()> {
+            use $crate::store::sql::text;
+            sqlx::query(
+                "INSERT INTO loads (source, lines, valid, queued, rejected, read_as, problem,
+                                    loaded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(text(&load.source).as_ref())
+            .bind(load.lines as i64)
+            .bind(load.valid as i64)
+            .bind(load.queued as i64)
+            .bind(load.rejected as i64)
+            .bind(&load.read_as)
+            .bind(load.problem.as_deref().map(text))
+            .bind(now_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        }
+
+        async fn record(
+            &self,
+            isbn13: &str,
+        ) -> $crate::store::Result<Option<$crate::store::Record>> {
+            sqlx::query_as($crate::store::sql::RECORD_BY_ISBN_SQL.as_str())
+                .bind(isbn13)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.err(e))
+        }
+
+        fn rejected_lines(
+            &self,
+        ) -> futures_util::stream::BoxStream<'_, $crate::store::Result<$crate::store::RejectedLine>>
+        {
+            use futures_util::{StreamExt, TryStreamExt};
+            sqlx::query_as("SELECT source, line, raw, reason FROM rejected_lines ORDER BY id")
+                .fetch(&self.pool)
+                .map_err(|e| self.err(e))
+                .boxed()
+        }
+
+        async fn provider_records(
+            &self,
+            isbn13: &str,
+        ) -> $crate::store::Result<Vec<$crate::store::ProviderRecord>> {
+            sqlx::query_as(
+                "SELECT l.provider, l.state, l.attempts, l.last_error, p.record_id, p.title,
+                        p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
+                        p.categories, p.language, p.description, p.thumbnail, p.raw_json,
+                        p.fetched_at
+                 FROM jobs j
+                 JOIN lookups l ON l.job_id = j.id
+                 LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider
+                 WHERE j.isbn13 = $1 ORDER BY l.provider",
+            )
+            .bind(isbn13)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+        }
+
+        async fn begin_run(
+            &self,
+            info: &$crate::store::RunInfo,
+            now_ms: i64,
+        ) -> $crate::store::Result<i64> {
+            sqlx::query_scalar(
+                "INSERT INTO runs (command, host, host_id, pid, pid_start, started_at,
+                                   heartbeat_at, daily_budget)
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) RETURNING id",
+            )
+            .bind(&info.command)
+            .bind(&info.host)
+            .bind(&info.host_id)
+            .bind(i64::from(info.pid))
+            .bind(&info.pid_start)
+            .bind(now_ms)
+            .bind(info.daily_budget.map(|b| b as i64))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+        }
+
+        async fn quota_day(&self, day: &str) -> $crate::store::Result<$crate::store::QuotaDay> {
+            let row: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT requests, exhausted_at FROM quota_days WHERE day = $1")
+                    .bind(day)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            Ok(row
+                .map(|(requests, exhausted_at)| $crate::store::QuotaDay {
+                    requests: requests as u64,
+                    exhausted_at,
+                })
+                .unwrap_or_default())
+        }
+
+        async fn mark_quota_exhausted(
+            &self,
+            day: &str,
+            at_ms: i64,
+            resets_at_ms: i64,
+        ) -> $crate::store::Result<()> {
+            sqlx::query(
+                "INSERT INTO quota_days (day, requests, exhausted_at, resets_at)
+                 VALUES ($1, 0, $2, $3)
+                 ON CONFLICT (day) DO UPDATE SET exhausted_at = $2, resets_at = $3",
+            )
+            .bind(day)
+            .bind(at_ms)
+            .bind(resets_at_ms)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        }
+
+        async fn release_budget(&self, day: &str, units: u64) -> $crate::store::Result<()> {
+            sqlx::query(
+                "UPDATE quota_days
+                 SET reserved = CASE WHEN reserved > $1 THEN reserved - $1 ELSE 0 END
+                 WHERE day = $2",
+            )
+            .bind(units as i64)
+            .bind(day)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        }
+
+        async fn clear_quota_stop(&self, day: &str) -> $crate::store::Result<()> {
+            sqlx::query(
+                "UPDATE quota_days SET exhausted_at = NULL, resets_at = NULL WHERE day = $1",
+            )
+            .bind(day)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        }
+
+        async fn last_stop_reason(&self) -> $crate::store::Result<Option<String>> {
+            let reason: Option<Option<String>> = sqlx::query_scalar(
+                "SELECT stop_reason FROM runs
+                 WHERE ended_at IS NOT NULL AND stop_reason != 'killed'
+                 ORDER BY ended_at DESC, id DESC LIMIT 1",
+            )
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            Ok(reason.flatten())
+        }
+
+        async fn end_run(
+            &self,
+            run_id: i64,
+            end: &$crate::store::RunEnd,
+            now_ms: i64,
+        ) -> $crate::store::Result<()> {
+            sqlx::query(
+                "UPDATE runs SET ended_at = $1, stop_reason = $2, batch_size = $3 WHERE id = $4",
+            )
+            .bind(now_ms)
+            .bind(&end.stop_reason)
+            .bind(end.batch_size.map(|b| b as i64))
+            .bind(run_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            Ok(())
+        }
+    };
+}
+pub(super) use shared_methods;
+
+/// PostgreSQL text cannot hold NUL; SQLite's can. A NUL read from a file or an API becomes
+/// U+FFFD rather than failing the whole batch (on either backend, so both store the same).
+pub(super) fn text(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}").into()
+    } else {
+        s.into()
+    }
+}
 
 /// Upserts into `books` the merged rows of the ISBNs in the first parameter (SQLite: a JSON
 /// array; PostgreSQL: a text array), with `precedence` deciding each field and `provenance`

@@ -22,12 +22,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
-use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql};
+use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
     ClaimedJob, Completeness, Completion, Error, Eta, FailureClass, JobResult, JobState, LoadBatch,
-    LoadRecord, Overview, ProviderCounts, ProviderRecord, QuotaDay, RecentBook, Record,
-    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, RunRow,
-    SourceCounts, Status, Store,
+    Overview, ProviderCounts, RecentBook, Record, RejectGroup, RejectedLine, RequeueFilter,
+    Reservation, Result, RunInfo, RunRow, SourceCounts, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -73,9 +72,6 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
           FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each(?1))
           GROUP BY l.job_id) AS d
     WHERE jobs.id = d.job_id";
-
-static RECORD_BY_ISBN_SQL: LazyLock<String> =
-    LazyLock::new(|| format!("{RECORD_SELECT} WHERE j.isbn13 = ?1"));
 
 /// Records of the states in a JSON array (`?1`), in load order.
 static RECORDS_BY_STATE_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -196,6 +192,8 @@ fn map_err(path: &str, busy: Duration, e: sqlx::Error) -> Error {
 }
 
 impl Store for SqliteStore {
+    shared_methods!();
+
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
         let (jobs, rejects) = (&batch.jobs, &batch.rejects);
         let now = crate::now_ms();
@@ -260,25 +258,6 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))
     }
 
-    async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO loads (source, lines, valid, queued, rejected, read_as, problem, loaded_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&load.source)
-        .bind(load.lines as i64)
-        .bind(load.valid as i64)
-        .bind(load.queued as i64)
-        .bind(load.rejected as i64)
-        .bind(&load.read_as)
-        .bind(&load.problem)
-        .bind(now_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
         let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
         // Aggregates over a million rows sort a lot: let SQLite spill to temporary files
@@ -294,14 +273,6 @@ impl Store for SqliteStore {
         let overview = overview.map_err(|e| self.err(e))?;
         reset.map_err(|e| self.err(e))?;
         Ok(overview)
-    }
-
-    async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
-        sqlx::query_as(RECORD_BY_ISBN_SQL.as_str())
-            .bind(isbn13)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
     }
 
     fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
@@ -320,13 +291,6 @@ impl Store for SqliteStore {
         reject_groups_on(&mut conn, &counts, examples)
             .await
             .map_err(|e| self.err(e))
-    }
-
-    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
-        sqlx::query_as("SELECT source, line, raw, reason FROM rejected_lines ORDER BY id")
-            .fetch(&self.pool)
-            .map_err(|e| self.err(e))
-            .boxed()
     }
 
     async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
@@ -406,43 +370,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(made)
-    }
-
-    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
-        sqlx::query_as(
-            "SELECT l.provider, l.state, l.attempts, l.last_error, p.record_id, p.title,
-                    p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
-                    p.categories, p.language, p.description, p.thumbnail, p.raw_json,
-                    p.fetched_at
-             FROM jobs j
-             JOIN lookups l ON l.job_id = j.id
-             LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider
-             WHERE j.isbn13 = ?1 ORDER BY l.provider",
-        )
-        .bind(isbn13)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))
-    }
-
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (command, host, host_id, pid, pid_start, started_at, heartbeat_at,
-                               daily_budget)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        )
-        .bind(&info.command)
-        .bind(&info.host)
-        .bind(&info.host_id)
-        .bind(info.pid as i64)
-        .bind(&info.pid_start)
-        .bind(now_ms)
-        .bind(now_ms)
-        .bind(info.daily_budget.map(|b| b as i64))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(id)
     }
 
     async fn recover_leases(
@@ -729,34 +656,6 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
-    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
-        let row = sqlx::query("SELECT requests, exhausted_at FROM quota_days WHERE day = ?")
-            .bind(day)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(row
-            .map(|r| QuotaDay {
-                requests: r.get::<i64, _>(0) as u64,
-                exhausted_at: r.get(1),
-            })
-            .unwrap_or_default())
-    }
-
-    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO quota_days (day, requests, exhausted_at, resets_at) VALUES (?1, 0, ?2, ?3)
-             ON CONFLICT (day) DO UPDATE SET exhausted_at = ?2, resets_at = ?3",
-        )
-        .bind(day)
-        .bind(at_ms)
-        .bind(resets_at_ms)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     async fn reserve_budget(
         &self,
         day: &str,
@@ -785,48 +684,6 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(grant)
-    }
-
-    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
-        sqlx::query("UPDATE quota_days SET reserved = max(reserved - ?, 0) WHERE day = ?")
-            .bind(units as i64)
-            .bind(day)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
-        sqlx::query("UPDATE quota_days SET exhausted_at = NULL, resets_at = NULL WHERE day = ?")
-            .bind(day)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    async fn last_stop_reason(&self) -> Result<Option<String>> {
-        let reason: Option<Option<String>> = sqlx::query_scalar(
-            "SELECT stop_reason FROM runs WHERE ended_at IS NOT NULL AND stop_reason != 'killed'
-             ORDER BY ended_at DESC, id DESC LIMIT 1",
-        )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(reason.flatten())
-    }
-
-    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
-        sqlx::query("UPDATE runs SET ended_at = ?, stop_reason = ?, batch_size = ? WHERE id = ?")
-            .bind(now_ms)
-            .bind(&end.stop_reason)
-            .bind(end.batch_size.map(|b| b as i64))
-            .bind(run_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(())
     }
 }
 
