@@ -34,9 +34,8 @@ use super::sql::{
     self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods, text,
 };
 use super::{
-    ClaimedJob, Completeness, Completion, Error, FailureClass, JobResult, JobState, LoadBatch,
-    Location, Overview, ProviderCounts, RecentBook, Record, RejectGroup, RejectedLine,
-    RequeueFilter, Reservation, Result, RunInfo, RunRow, SourceCounts, Status, Store,
+    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
+    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -996,89 +995,20 @@ async fn reject_groups_on(
     Ok(sql::reject_groups(counts, firsts))
 }
 
-/// Everything the report shows, on one connection.
-async fn overview_on(
-    conn: &mut PgConnection,
-    now_ms: i64,
-    quota_day: &str,
-) -> std::result::Result<Overview, sqlx::Error> {
-    let status = status_on(&mut *conn, now_ms, quota_day, false).await?;
-    let sources: Vec<SourceCounts> = sqlx::query_as(
-        "SELECT source, sum(lines)::bigint AS lines, sum(queued)::bigint AS queued,
-                sum(rejected)::bigint AS rejected, sum(found)::bigint AS found,
-                sum(not_found)::bigint AS not_found, sum(failed)::bigint AS failed,
-                sum(open)::bigint AS open
-         FROM (SELECT coalesce(source, '') AS source, 0 AS lines, 1 AS queued, 0 AS rejected,
-                      (state = 'done')::int AS found, (state = 'not_found')::int AS not_found,
-                      (state = 'failed')::int AS failed,
-                      (state IN ('pending', 'in_progress'))::int AS open
-               FROM jobs
-               UNION ALL
-               SELECT source, 0, 0, 1, 0, 0, 0, 0 FROM rejected_lines
-               UNION ALL
-               SELECT source, lines, 0, 0, 0, 0, 0, 0 FROM loads) s
-         GROUP BY source ORDER BY source",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let only: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT provider, count(*) FROM (
-             SELECT min(provider) AS provider, count(*) AS n FROM provider_books GROUP BY isbn13) o
-         WHERE n = 1 GROUP BY provider",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    const COMPLETE: &str = "count(*) AS records, count(description) AS description,
+/// The statements of the report's overview that PostgreSQL words its own way (jsonb).
+const OVERVIEW_SQL: sql::OverviewSql = sql::OverviewSql {
+    completeness_of_provider: "SELECT count(*) AS records, count(description) AS description,
         count(page_count) AS page_count, count(thumbnail) AS cover, count(authors) AS authors,
-        count(publisher) AS publisher, count(published_year) AS year";
-    let mut providers = Vec::new();
-    for (provider, lookups) in &status.lookups {
-        let completeness: Completeness = sqlx::query_as(&format!(
-            "SELECT {COMPLETE} FROM provider_books WHERE provider = $1"
-        ))
-        .bind(provider)
-        .fetch_one(&mut *conn)
-        .await?;
-        providers.push(ProviderCounts {
-            provider: provider.to_string(),
-            lookups: lookups.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            only_here: only
-                .iter()
-                .find(|(p, _)| p == provider)
-                .map_or(0, |(_, n)| *n as u64),
-            completeness,
-        });
-    }
-    let merged: Completeness = sqlx::query_as(&format!("SELECT {COMPLETE} FROM books"))
-        .fetch_one(&mut *conn)
-        .await?;
-    let failures: Vec<FailureClass> = sqlx::query_as(
-        "SELECT provider, state, coalesce(substr(last_error, 1, 80), '') AS error,
+        count(publisher) AS publisher, count(published_year) AS year
+        FROM provider_books WHERE provider = $1",
+    failures: "SELECT provider, state, coalesce(substr(last_error, 1, 80), '') AS error,
                 count(*) AS count
          FROM lookups WHERE state IN ('not_found', 'failed')
          GROUP BY provider, state, substr(last_error, 1, 80)
          ORDER BY count DESC LIMIT 10",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let quota_days: Vec<(String, i64)> =
-        sqlx::query_as("SELECT day, requests FROM quota_days ORDER BY day")
-            .fetch_all(&mut *conn)
-            .await?;
-    let runs: Vec<RunRow> = sqlx::query_as(
-        "SELECT id, command, started_at, ended_at, stop_reason, requests, done, books_per_request
-         FROM runs ORDER BY id DESC LIMIT 20",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let years: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT published_year, count(*) FROM books WHERE published_year IS NOT NULL
+    years: "SELECT published_year, count(*) FROM books WHERE published_year IS NOT NULL
          GROUP BY published_year ORDER BY published_year",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut top = Vec::new();
-    for q in [
+    top: [
         "SELECT language, count(*) AS n FROM books WHERE language IS NOT NULL
          GROUP BY language ORDER BY n DESC, language LIMIT 10",
         "SELECT publisher, count(*) AS n FROM books WHERE publisher IS NOT NULL
@@ -1086,45 +1016,12 @@ async fn overview_on(
         "SELECT c, count(*) AS n FROM books, jsonb_array_elements_text(books.categories::jsonb) c
          WHERE books.categories LIKE '[%'
          GROUP BY c ORDER BY n DESC, c LIMIT 10",
-    ] {
-        let rows: Vec<(String, i64)> = sqlx::query_as(q).fetch_all(&mut *conn).await?;
-        top.push(
-            rows.into_iter()
-                .map(|(k, n)| (k, n as u64))
-                .collect::<Vec<_>>(),
-        );
-    }
-    let recent: Vec<RecentBook> = sqlx::query_as(
-        "SELECT isbn13, title,
+    ],
+    recent: "SELECT isbn13, title,
                 (SELECT string_agg(a, '; ') FROM jsonb_array_elements_text(
                      CASE WHEN authors LIKE '[%' THEN authors::jsonb END) a) AS authors,
                 published_year, provenance
          FROM books ORDER BY fetched_at DESC LIMIT 10",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let counts: Vec<(String, u64)> = status
-        .rejected_lines
-        .iter()
-        .map(|(r, n)| (r.clone(), *n))
-        .collect();
-    let rejects = reject_groups_on(&mut *conn, &counts, 2).await?;
-    let categories = top.pop().unwrap_or_default();
-    let publishers = top.pop().unwrap_or_default();
-    let languages = top.pop().unwrap_or_default();
-    Ok(Overview {
-        status,
-        sources,
-        providers,
-        merged,
-        rejects,
-        failures,
-        quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
-        runs,
-        decades: sql::decades(years),
-        languages,
-        publishers,
-        categories,
-        recent,
-    })
-}
+};
+
+sql::overview_fn!(PgConnection, OVERVIEW_SQL);

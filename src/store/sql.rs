@@ -236,6 +236,138 @@ macro_rules! shared_methods {
 }
 pub(super) use shared_methods;
 
+/// The report's statements that differ between the dialects; the rest of the overview is
+/// [`overview_fn!`]'s, once.
+pub(super) struct OverviewSql {
+    pub completeness_of_provider: &'static str,
+    pub failures: &'static str,
+    /// `(year, books)`, ascending.
+    pub years: &'static str,
+    /// The top languages, publishers and categories: `(name, books)`, most first.
+    pub top: [&'static str; 3],
+    pub recent: &'static str,
+}
+
+/// `overview_on(conn, now_ms, quota_day)`: everything the report shows, on one connection of
+/// type `$conn`, with the backend's `status_on` and `reject_groups_on` and its [`OverviewSql`].
+macro_rules! overview_fn {
+    ($conn:ty, $sql:expr) => {
+        async fn overview_on(
+            conn: &mut $conn,
+            now_ms: i64,
+            quota_day: &str,
+        ) -> std::result::Result<$crate::store::Overview, sqlx::Error> {
+            use $crate::store::{
+                Completeness, FailureClass, ProviderCounts, RecentBook, RunRow, SourceCounts,
+            };
+            // The page does not show what is due now: spare the probe of every open job.
+            let status = status_on(&mut *conn, now_ms, quota_day, false).await?;
+            let sources: Vec<SourceCounts> = sqlx::query_as(
+                "SELECT source, CAST(sum(lines) AS BIGINT) AS lines,
+                        CAST(sum(queued) AS BIGINT) AS queued,
+                        CAST(sum(rejected) AS BIGINT) AS rejected,
+                        CAST(sum(found) AS BIGINT) AS found,
+                        CAST(sum(not_found) AS BIGINT) AS not_found,
+                        CAST(sum(failed) AS BIGINT) AS failed, CAST(sum(open) AS BIGINT) AS open
+                 FROM (SELECT coalesce(source, '') AS source, 0 AS lines, 1 AS queued,
+                              0 AS rejected,
+                              CASE WHEN state = 'done' THEN 1 ELSE 0 END AS found,
+                              CASE WHEN state = 'not_found' THEN 1 ELSE 0 END AS not_found,
+                              CASE WHEN state = 'failed' THEN 1 ELSE 0 END AS failed,
+                              CASE WHEN state IN ('pending', 'in_progress') THEN 1 ELSE 0 END
+                                  AS open
+                       FROM jobs
+                       UNION ALL
+                       SELECT source, 0, 0, 1, 0, 0, 0, 0 FROM rejected_lines
+                       UNION ALL
+                       SELECT source, lines, 0, 0, 0, 0, 0, 0 FROM loads) s
+                 GROUP BY source ORDER BY source",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            // Books only one provider has: one ordered pass over provider_books' key.
+            let only: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT provider, count(*) FROM (
+                     SELECT min(provider) AS provider, count(*) AS n FROM provider_books
+                     GROUP BY isbn13) o
+                 WHERE n = 1 GROUP BY provider",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let mut providers = Vec::new();
+            for (provider, lookups) in &status.lookups {
+                let completeness: Completeness = sqlx::query_as($sql.completeness_of_provider)
+                    .bind(provider)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                providers.push(ProviderCounts {
+                    provider: provider.to_string(),
+                    lookups: lookups.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+                    only_here: only
+                        .iter()
+                        .find(|(p, _)| p == provider)
+                        .map_or(0, |(_, n)| *n as u64),
+                    completeness,
+                });
+            }
+            let merged: Completeness = sqlx::query_as(
+                "SELECT count(*) AS records, count(description) AS description,
+                        count(page_count) AS page_count, count(thumbnail) AS cover,
+                        count(authors) AS authors, count(publisher) AS publisher,
+                        count(published_year) AS year
+                 FROM books",
+            )
+            .fetch_one(&mut *conn)
+            .await?;
+            let failures: Vec<FailureClass> =
+                sqlx::query_as($sql.failures).fetch_all(&mut *conn).await?;
+            let quota_days: Vec<(String, i64)> =
+                sqlx::query_as("SELECT day, requests FROM quota_days ORDER BY day")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            let runs: Vec<RunRow> = sqlx::query_as(
+                "SELECT id, command, started_at, ended_at, stop_reason, requests, done,
+                        books_per_request
+                 FROM runs ORDER BY id DESC LIMIT 20",
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            let years: Vec<(i64, i64)> = sqlx::query_as($sql.years).fetch_all(&mut *conn).await?;
+            let mut top = Vec::new();
+            for q in $sql.top {
+                let rows: Vec<(String, i64)> = sqlx::query_as(q).fetch_all(&mut *conn).await?;
+                top.push(rows.into_iter().map(|(k, n)| (k, n as u64)).collect::<Vec<_>>());
+            }
+            let recent: Vec<RecentBook> =
+                sqlx::query_as($sql.recent).fetch_all(&mut *conn).await?;
+            let counts: Vec<(String, u64)> = status
+                .rejected_lines
+                .iter()
+                .map(|(r, n)| (r.clone(), *n))
+                .collect();
+            let rejects = reject_groups_on(&mut *conn, &counts, 2).await?;
+            let [languages, publishers, categories] = <[Vec<(String, u64)>; 3]>::try_from(top)
+                .unwrap_or_default();
+            Ok($crate::store::Overview {
+                status,
+                sources,
+                providers,
+                merged,
+                rejects,
+                failures,
+                quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
+                runs,
+                decades: $crate::store::sql::decades(years),
+                languages,
+                publishers,
+                categories,
+                recent,
+            })
+        }
+    };
+}
+pub(super) use overview_fn;
+
 /// PostgreSQL text cannot hold NUL; SQLite's can. A NUL read from a file or an API becomes
 /// U+FFFD rather than failing the whole batch (on either backend, so both store the same).
 pub(super) fn text(s: &str) -> std::borrow::Cow<'_, str> {

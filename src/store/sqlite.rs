@@ -24,9 +24,8 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
-    ClaimedJob, Completeness, Completion, Error, Eta, FailureClass, JobResult, JobState, LoadBatch,
-    Overview, ProviderCounts, RecentBook, Record, RejectGroup, RejectedLine, RequeueFilter,
-    Reservation, Result, RunInfo, RunRow, SourceCounts, Status, Store,
+    ClaimedJob, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
+    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -813,91 +812,21 @@ async fn eta_on(
     Ok(sql::eta(status, done, requests, budget))
 }
 
-/// Everything the report shows, on one connection.
-async fn overview_on(
-    conn: &mut sqlx::SqliteConnection,
-    now_ms: i64,
-    quota_day: &str,
-) -> std::result::Result<Overview, sqlx::Error> {
-    // The page does not show what is due now: spare the probe of every open job.
-    let status = status_on(&mut *conn, now_ms, quota_day, false).await?;
-    let sources: Vec<SourceCounts> = sqlx::query_as(
-        "SELECT source, sum(lines) AS lines, sum(queued) AS queued, sum(rejected) AS rejected,
-                sum(found) AS found, sum(not_found) AS not_found, sum(failed) AS failed,
-                sum(open) AS open
-         FROM (SELECT coalesce(source, '') AS source, 0 AS lines, 1 AS queued, 0 AS rejected,
-                      state = 'done' AS found, state = 'not_found' AS not_found,
-                      state = 'failed' AS failed, state IN ('pending', 'in_progress') AS open
-               FROM jobs
-               UNION ALL
-               SELECT source, 0, 0, 1, 0, 0, 0, 0 FROM rejected_lines
-               UNION ALL
-               SELECT source, lines, 0, 0, 0, 0, 0, 0 FROM loads)
-         GROUP BY source ORDER BY source",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    // Books only one provider has: one ordered pass over provider_books' key.
-    let only: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT provider, count(*) FROM (
-             SELECT min(provider) AS provider, count(*) AS n FROM provider_books GROUP BY isbn13)
-         WHERE n = 1 GROUP BY provider",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    const COMPLETE: &str = "count(*) AS records, count(description) AS description,
+/// The statements of the report's overview that SQLite words its own way (index hints).
+const OVERVIEW_SQL: sql::OverviewSql = sql::OverviewSql {
+    completeness_of_provider: "SELECT count(*) AS records, count(description) AS description,
         count(page_count) AS page_count, count(thumbnail) AS cover, count(authors) AS authors,
-        count(publisher) AS publisher, count(published_year) AS year";
-    let mut providers = Vec::new();
-    for (provider, lookups) in &status.lookups {
-        let completeness: Completeness = sqlx::query_as(&format!(
-            "SELECT {COMPLETE} FROM provider_books WHERE provider = ?"
-        ))
-        .bind(provider)
-        .fetch_one(&mut *conn)
-        .await?;
-        providers.push(ProviderCounts {
-            provider: provider.to_string(),
-            lookups: lookups.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-            only_here: only
-                .iter()
-                .find(|(p, _)| p == provider)
-                .map_or(0, |(_, n)| *n as u64),
-            completeness,
-        });
-    }
-    let merged: Completeness = sqlx::query_as(&format!("SELECT {COMPLETE} FROM books"))
-        .fetch_one(&mut *conn)
-        .await?;
-    let failures: Vec<FailureClass> = sqlx::query_as(
-        "SELECT provider, state, coalesce(substr(last_error, 1, 80), '') AS error,
+        count(publisher) AS publisher, count(published_year) AS year
+        FROM provider_books WHERE provider = $1",
+    failures: "SELECT provider, state, coalesce(substr(last_error, 1, 80), '') AS error,
                 count(*) AS count
          FROM lookups INDEXED BY lookups_missed WHERE state IN ('not_found', 'failed')
          GROUP BY provider, state, substr(last_error, 1, 80)
          ORDER BY count DESC LIMIT 10",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let quota_days: Vec<(String, i64)> =
-        sqlx::query_as("SELECT day, requests FROM quota_days ORDER BY day")
-            .fetch_all(&mut *conn)
-            .await?;
-    let runs: Vec<RunRow> = sqlx::query_as(
-        "SELECT id, command, started_at, ended_at, stop_reason, requests, done, books_per_request
-         FROM runs ORDER BY id DESC LIMIT 20",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    // Years come grouped from their index; decades are summed here.
-    let years: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT published_year, count(*) FROM books INDEXED BY books_year
+    // Years come grouped from their index; decades are summed after.
+    years: "SELECT published_year, count(*) FROM books INDEXED BY books_year
          WHERE published_year IS NOT NULL GROUP BY published_year",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let decades = sql::decades(years);
-    let mut top = Vec::new();
-    for sql in [
+    top: [
         "SELECT language, count(*) AS n FROM books WHERE language IS NOT NULL
          GROUP BY language ORDER BY n DESC LIMIT 10",
         "SELECT publisher, count(*) AS n FROM books INDEXED BY books_publisher
@@ -905,46 +834,14 @@ async fn overview_on(
         "SELECT c.value, count(*) AS n FROM books, json_each(books.categories) c
          WHERE books.categories IS NOT NULL AND json_valid(books.categories)
          GROUP BY c.value ORDER BY n DESC LIMIT 10",
-    ] {
-        let rows: Vec<(String, i64)> = sqlx::query_as(sql).fetch_all(&mut *conn).await?;
-        top.push(
-            rows.into_iter()
-                .map(|(k, n)| (k, n as u64))
-                .collect::<Vec<_>>(),
-        );
-    }
-    let recent: Vec<RecentBook> = sqlx::query_as(
-        "SELECT isbn13, title, (SELECT group_concat(value, '; ') FROM json_each(authors)) AS authors,
+    ],
+    recent: "SELECT isbn13, title,
+                (SELECT group_concat(value, '; ') FROM json_each(authors)) AS authors,
                 published_year, provenance
          FROM books INDEXED BY books_fetched ORDER BY fetched_at DESC LIMIT 10",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let counts: Vec<(String, u64)> = status
-        .rejected_lines
-        .iter()
-        .map(|(r, n)| (r.clone(), *n))
-        .collect();
-    let rejects = reject_groups_on(&mut *conn, &counts, 2).await?;
-    let categories = top.pop().unwrap_or_default();
-    let publishers = top.pop().unwrap_or_default();
-    let languages = top.pop().unwrap_or_default();
-    Ok(Overview {
-        status,
-        sources,
-        providers,
-        merged,
-        rejects,
-        failures,
-        quota_days: quota_days.into_iter().map(|(d, n)| (d, n as u64)).collect(),
-        runs,
-        decades,
-        languages,
-        publishers,
-        categories,
-        recent,
-    })
-}
+};
+
+sql::overview_fn!(sqlx::SqliteConnection, OVERVIEW_SQL);
 
 /// A lookup of `provider` for every job that has none, from the provider's mark on; jobs that
 /// every other provider had given up on become pending again. Returns how many were made.
