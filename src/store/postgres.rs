@@ -35,7 +35,7 @@ use super::sql::{
 };
 use super::{
     ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
-    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunInfo, Status, Store,
+    RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -383,14 +383,6 @@ impl Store for PgStore {
             .fetch(&self.pool)
             .map_err(|e| self.err(e))
             .boxed()
-    }
-
-    async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-        let counts = reject_counts(&mut conn).await.map_err(|e| self.err(e))?;
-        reject_groups_on(&mut conn, &counts, examples)
-            .await
-            .map_err(|e| self.err(e))
     }
 
     async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
@@ -968,33 +960,6 @@ async fn status_on(
     Ok(status)
 }
 
-async fn reject_counts(
-    conn: &mut PgConnection,
-) -> std::result::Result<Vec<(String, u64)>, sqlx::Error> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows.into_iter().map(|(r, n)| (r, n as u64)).collect())
-}
-
-async fn reject_groups_on(
-    conn: &mut PgConnection,
-    counts: &[(String, u64)],
-    examples: u32,
-) -> std::result::Result<Vec<RejectGroup>, sqlx::Error> {
-    let firsts: Vec<RejectedLine> = sqlx::query_as(
-        "SELECT source, line, raw, reason FROM (
-             SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
-             FROM rejected_lines) r
-         WHERE n <= $1 ORDER BY id",
-    )
-    .bind(i64::from(examples))
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(sql::reject_groups(counts, firsts))
-}
-
 /// The statements of the report's overview that PostgreSQL words its own way (jsonb).
 const OVERVIEW_SQL: sql::OverviewSql = sql::OverviewSql {
     completeness_of_provider: "SELECT count(*) AS records, count(description) AS description,
@@ -1023,5 +988,7 @@ const OVERVIEW_SQL: sql::OverviewSql = sql::OverviewSql {
                 published_year, provenance
          FROM books ORDER BY fetched_at DESC LIMIT 10",
 };
+
+sql::reject_fns!(PgConnection);
 
 sql::overview_fn!(PgConnection, OVERVIEW_SQL);

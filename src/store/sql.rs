@@ -214,6 +214,17 @@ macro_rules! shared_methods {
             Ok(reason.flatten())
         }
 
+        async fn reject_groups(
+            &self,
+            examples: u32,
+        ) -> $crate::store::Result<Vec<$crate::store::RejectGroup>> {
+            let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+            let counts = reject_counts(&mut conn).await.map_err(|e| self.err(e))?;
+            reject_groups_on(&mut conn, &counts, examples)
+                .await
+                .map_err(|e| self.err(e))
+        }
+
         async fn end_run(
             &self,
             run_id: i64,
@@ -235,6 +246,41 @@ macro_rules! shared_methods {
     };
 }
 pub(super) use shared_methods;
+
+/// `reject_counts(conn)`: rejected lines per reason (from the reason index); and
+/// `reject_groups_on(conn, counts, examples)`: the reasons, most first, each with its first
+/// `examples` lines. For connections of type `$conn`.
+macro_rules! reject_fns {
+    ($conn:ty) => {
+        async fn reject_counts(
+            conn: &mut $conn,
+        ) -> std::result::Result<Vec<(String, u64)>, sqlx::Error> {
+            let rows: Vec<(String, i64)> =
+                sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
+                    .fetch_all(&mut *conn)
+                    .await?;
+            Ok(rows.into_iter().map(|(r, n)| (r, n as u64)).collect())
+        }
+
+        async fn reject_groups_on(
+            conn: &mut $conn,
+            counts: &[(String, u64)],
+            examples: u32,
+        ) -> std::result::Result<Vec<$crate::store::RejectGroup>, sqlx::Error> {
+            let firsts: Vec<$crate::store::RejectedLine> = sqlx::query_as(
+                "SELECT source, line, raw, reason FROM (
+                     SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
+                     FROM rejected_lines) r
+                 WHERE n <= $1 ORDER BY id",
+            )
+            .bind(i64::from(examples))
+            .fetch_all(&mut *conn)
+            .await?;
+            Ok($crate::store::sql::reject_groups(counts, firsts))
+        }
+    };
+}
+pub(super) use reject_fns;
 
 /// The report's statements that differ between the dialects; the rest of the overview is
 /// [`overview_fn!`]'s, once.

@@ -25,7 +25,7 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
     ClaimedJob, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
-    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunInfo, Status, Store,
+    RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
@@ -282,14 +282,6 @@ impl Store for SqliteStore {
             .fetch(&self.pool)
             .map_err(|e| self.err(e))
             .boxed()
-    }
-
-    async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-        let counts = reject_counts(&mut conn).await.map_err(|e| self.err(e))?;
-        reject_groups_on(&mut conn, &counts, examples)
-            .await
-            .map_err(|e| self.err(e))
     }
 
     async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
@@ -763,35 +755,6 @@ async fn status_on(
     Ok(status)
 }
 
-/// Rejected lines per reason (from the reason index).
-async fn reject_counts(
-    conn: &mut sqlx::SqliteConnection,
-) -> std::result::Result<Vec<(String, u64)>, sqlx::Error> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT reason, count(*) FROM rejected_lines GROUP BY reason")
-            .fetch_all(&mut *conn)
-            .await?;
-    Ok(rows.into_iter().map(|(r, n)| (r, n as u64)).collect())
-}
-
-/// The reasons with their `counts`, most first, each with its first `examples` lines.
-async fn reject_groups_on(
-    conn: &mut sqlx::SqliteConnection,
-    counts: &[(String, u64)],
-    examples: u32,
-) -> std::result::Result<Vec<RejectGroup>, sqlx::Error> {
-    let firsts: Vec<RejectedLine> = sqlx::query_as(
-        "SELECT source, line, raw, reason FROM (
-             SELECT *, row_number() OVER (PARTITION BY reason ORDER BY id) AS n
-             FROM rejected_lines)
-         WHERE n <= ? ORDER BY id",
-    )
-    .bind(i64::from(examples))
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(sql::reject_groups(counts, firsts))
-}
-
 /// Quota days left for Google's part, from the latest runs' books per request.
 async fn eta_on(
     conn: &mut sqlx::SqliteConnection,
@@ -840,6 +803,8 @@ const OVERVIEW_SQL: sql::OverviewSql = sql::OverviewSql {
                 published_year, provenance
          FROM books INDEXED BY books_fetched ORDER BY fetched_at DESC LIMIT 10",
 };
+
+sql::reject_fns!(sqlx::SqliteConnection);
 
 sql::overview_fn!(sqlx::SqliteConnection, OVERVIEW_SQL);
 
