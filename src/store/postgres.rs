@@ -28,16 +28,15 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt, TryStreamExt};
 use secrecy::SecretString;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, Row};
+use sqlx::{ConnectOptions, Connection};
 
 use super::sql::{
     self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods, text,
 };
 use super::{
-    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
-    RequeueFilter, Reservation, Result, RunInfo, Status, Store,
+    Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record, RequeueFilter,
+    Reservation, Result, RunInfo, Status, Store,
 };
-use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -362,13 +361,6 @@ impl Store for PgStore {
         Ok(inserted)
     }
 
-    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-        status_on(&mut conn, now_ms, quota_day, true)
-            .await
-            .map_err(|e| self.err(e))
-    }
-
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
         let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
         overview_on(&mut conn, now_ms, quota_day)
@@ -463,28 +455,12 @@ impl Store for PgStore {
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
-        let rows = sqlx::query(
-            "SELECT id, command, host, pid, pid_start, host_id FROM runs
-             WHERE ended_at IS NULL AND id != $1",
-        )
-        .bind(me)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        let dead: Vec<i64> = rows
-            .iter()
-            .filter(|row| {
-                !is_alive(&RunInfo {
-                    command: row.get(1),
-                    host: row.get(2),
-                    pid: row.get::<i64, _>(3) as u32,
-                    pid_start: row.get(4),
-                    host_id: row.get(5),
-                    daily_budget: None,
-                })
-            })
-            .map(|row| row.get(0))
-            .collect();
+        let runs: Vec<sql::RunningRow> = sqlx::query_as(sql::RUNNING_SQL)
+            .bind(me)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let dead = sql::dead_runs(runs, is_alive);
         in_tx!(self, tx => {
             sqlx::query(
                 "UPDATE runs SET ended_at = heartbeat_at, stop_reason = 'killed'
@@ -509,41 +485,6 @@ impl Store for PgStore {
             derive_jobs(&mut tx, &jobs, now_ms).await?;
             Ok(jobs.len() as u64)
         })
-    }
-
-    async fn claim(
-        &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedJob>> {
-        let rows: Vec<(i64, String, i64)> = sqlx::query_as(CLAIM_SQL)
-            .bind(run_id)
-            .bind(lease_until_ms)
-            .bind(now_ms)
-            .bind(i64::from(n))
-            .bind(provider.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        let mut jobs: Vec<ClaimedJob> = rows
-            .into_iter()
-            .filter_map(|(id, isbn13, attempts)| {
-                let Ok(isbn) = isbn13.parse::<Isbn13>() else {
-                    tracing::warn!(isbn13, "job row holds an invalid ISBN; skipped");
-                    return None;
-                };
-                Some(ClaimedJob {
-                    id,
-                    isbn,
-                    attempts: attempts as u32,
-                })
-            })
-            .collect();
-        jobs.sort_by_key(|j| j.id);
-        Ok(jobs)
     }
 
     async fn complete(

@@ -8,7 +8,11 @@ statements; the rules they encode live here once.
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
-use super::{Book, Completion, Eta, JobResult, JobState, RejectGroup, RejectedLine, Status};
+use super::{
+    Book, ClaimedJob, Completion, Eta, JobResult, JobState, RejectGroup, RejectedLine, RunInfo,
+    Status,
+};
+use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
 
 /// The SQL dialect a statement is generated for.
@@ -53,6 +57,39 @@ pub(super) static RECORD_BY_ISBN_SQL: LazyLock<String> =
 /// backend's `impl Store` expands them over its own `pool` and `err`.
 macro_rules! shared_methods {
     () => {
+        async fn status(
+            &self,
+            now_ms: i64,
+            quota_day: &str,
+        ) -> $crate::store::Result<$crate::store::Status> {
+            let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
+            status_on(&mut conn, now_ms, quota_day, true)
+                .await
+                .map_err(|e| self.err(e))
+        }
+
+        /// One statement (`CLAIM_SQL`, the backend's own): the choice and the update happen
+        /// together, so two runs can never lease the same row.
+        async fn claim(
+            &self,
+            run_id: i64,
+            provider: $crate::providers::ProviderId,
+            n: u32,
+            now_ms: i64,
+            lease_until_ms: i64,
+        ) -> $crate::store::Result<Vec<$crate::store::ClaimedJob>> {
+            let rows: Vec<(i64, String, i64)> = sqlx::query_as(CLAIM_SQL)
+                .bind(run_id)
+                .bind(lease_until_ms)
+                .bind(now_ms)
+                .bind(i64::from(n))
+                .bind(provider.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            Ok($crate::store::sql::claimed(rows))
+        }
+
         async fn record_load(
             &self,
             load: &$crate::store::LoadRecord,
@@ -413,6 +450,55 @@ macro_rules! overview_fn {
     };
 }
 pub(super) use overview_fn;
+
+/// Claimed rows `(lookup id, isbn13, attempts)` as jobs, in id order. The job table only ever
+/// holds ISBNs that passed `isbn::parse`; a row edited by hand into something else is skipped
+/// rather than trusted.
+pub(super) fn claimed(rows: Vec<(i64, String, i64)>) -> Vec<ClaimedJob> {
+    let mut jobs: Vec<ClaimedJob> = rows
+        .into_iter()
+        .filter_map(|(id, isbn13, attempts)| {
+            let Ok(isbn) = isbn13.parse::<Isbn13>() else {
+                tracing::warn!(isbn13, "job row holds an invalid ISBN; skipped");
+                return None;
+            };
+            Some(ClaimedJob {
+                id,
+                isbn,
+                attempts: attempts as u32,
+            })
+        })
+        .collect();
+    jobs.sort_by_key(|j| j.id);
+    jobs
+}
+
+/// The runs not ended, other than `$1`: who might still hold leases.
+pub(super) const RUNNING_SQL: &str = "SELECT id, command, host, pid, pid_start, host_id FROM runs
+    WHERE ended_at IS NULL AND id != $1";
+
+/// A row of [`RUNNING_SQL`].
+pub(super) type RunningRow = (i64, String, String, i64, Option<String>, Option<String>);
+
+/// The ids of the runs `is_alive` says are gone.
+pub(super) fn dead_runs(
+    runs: Vec<RunningRow>,
+    is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+) -> Vec<i64> {
+    runs.into_iter()
+        .filter(|(_, command, host, pid, pid_start, host_id)| {
+            !is_alive(&RunInfo {
+                command: command.clone(),
+                host: host.clone(),
+                host_id: host_id.clone(),
+                pid: *pid as u32,
+                pid_start: pid_start.clone(),
+                daily_budget: None,
+            })
+        })
+        .map(|(id, ..)| id)
+        .collect()
+}
 
 /// PostgreSQL text cannot hold NUL; SQLite's can. A NUL read from a file or an API becomes
 /// U+FFFD rather than failing the whole batch (on either backend, so both store the same).

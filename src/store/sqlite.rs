@@ -24,10 +24,9 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
-    ClaimedJob, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
-    RequeueFilter, Reservation, Result, RunInfo, Status, Store,
+    Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record, RequeueFilter,
+    Reservation, Result, RunInfo, Status, Store,
 };
-use crate::isbn::Isbn13;
 use crate::providers::ProviderId;
 
 /// How long a statement waits for another connection's write lock before giving up.
@@ -250,13 +249,6 @@ impl Store for SqliteStore {
         Ok(inserted)
     }
 
-    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
-        let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
-        status_on(&mut conn, now_ms, quota_day, true)
-            .await
-            .map_err(|e| self.err(e))
-    }
-
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
         let mut conn = self.pool.acquire().await.map_err(|e| self.err(e))?;
         // Aggregates over a million rows sort a lot: let SQLite spill to temporary files
@@ -369,29 +361,12 @@ impl Store for SqliteStore {
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
-        let rows = sqlx::query(
-            "SELECT id, command, host, pid, pid_start, host_id FROM runs
-             WHERE ended_at IS NULL AND id != ?",
-        )
-        .bind(me)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        let dead: Vec<i64> = rows
-            .iter()
-            .filter(|row| {
-                let info = RunInfo {
-                    command: row.get(1),
-                    host: row.get(2),
-                    pid: row.get::<i64, _>(3) as u32,
-                    pid_start: row.get(4),
-                    host_id: row.get(5),
-                    daily_budget: None,
-                };
-                !is_alive(&info)
-            })
-            .map(|row| row.get(0))
-            .collect();
+        let runs: Vec<sql::RunningRow> = sqlx::query_as(sql::RUNNING_SQL)
+            .bind(me)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let dead = sql::dead_runs(runs, is_alive);
         let mut tx = self.begin_immediate().await?;
         let mut recovered = 0;
         let mut touched: Vec<i64> = Vec::new();
@@ -444,44 +419,6 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(recovered)
-    }
-
-    async fn claim(
-        &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedJob>> {
-        // One statement: the subquery and the update see the same snapshot under the write
-        // lock, so two runs can never lease the same row.
-        let rows = sqlx::query(CLAIM_SQL)
-            .bind(run_id)
-            .bind(lease_until_ms)
-            .bind(now_ms)
-            .bind(i64::from(n))
-            .bind(provider.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let isbn13: String = row.get(1);
-            // The job table only ever holds ISBNs that passed `isbn::parse`; a row edited by
-            // hand into something else is skipped rather than trusted.
-            let Ok(isbn) = isbn13.parse::<Isbn13>() else {
-                tracing::warn!(isbn13, "job row holds an invalid ISBN; skipped");
-                continue;
-            };
-            jobs.push(ClaimedJob {
-                id: row.get(0),
-                isbn,
-                attempts: row.get::<i64, _>(2) as u32,
-            });
-        }
-        jobs.sort_by_key(|j| j.id);
-        Ok(jobs)
     }
 
     async fn complete(
