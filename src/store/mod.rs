@@ -1,8 +1,10 @@
 /*!
 The job store: the one place that knows where jobs, books, rejected lines and runs live.
 
-Everything above this module speaks the [`Store`] trait, so a PostgreSQL backend for
-multi-machine runs can slot in beside [`SqliteStore`] without touching `load` or `crawl`.
+Everything above this module speaks the [`Store`] trait. Two backends implement it:
+[`SqliteStore`] (a file, one machine) and [`PgStore`] (a server several machines share); the
+commands open an [`AnyStore`] from `--db` ([`Location`]) and never ask which it is. One
+conformance suite (`tests/store.rs`) holds both to the rules below.
 
 # The lookup state machine
 
