@@ -18,7 +18,13 @@ Why this shape:
   so storing costs a few transactions per second however fast the API answers, and a result
   stays uncommitted only while the previous commit runs: that window is what a kill -9 costs.
 - The writer counts what it has committed (`in_flight`) and wakes the dispatcher, which is how
-  the dispatcher knows the crawl is over: nothing claimable, nothing in flight, no retry due.
+  the dispatcher knows the crawl is over: nothing claimable, nothing in flight, no retry due,
+  and no lookup leased by another run (it could come back if that run dies).
+
+Several crawlers on one database (SQLite on one machine, PostgreSQL on many): the heartbeat
+also takes back the leases of runs that are gone ([`is_alive`]: same `host_id` and process gone)
+or ran out, and wakes the lanes; Google's budget is reserved from the store a block at a time
+([`quota::Budget`]), so `--daily-budget` and a quota stop hold for all of them together.
 
 Providers: one *lane* per provider (its own dispatcher, workers, writer, rate limiter and, for
 Google, the daily budget), all in one run. A lane claims only its provider's lookups, so a
@@ -316,9 +322,6 @@ pub async fn crawl<S: Store>(
     let info = this_process(&opts.command, budget);
     let run_id = store.begin_run(&info, now_ms()).await?;
     let recovered = recover(&store, run_id, &info).await?;
-    if recovered > 0 {
-        tracing::info!(recovered, "took back the leases of runs that are gone");
-    }
     let order: Vec<ProviderId> = lanes.iter().map(|l| l.provider.id()).collect();
     store
         .ensure_lookups(&order, opts.fill_missing, now_ms())
@@ -894,7 +897,6 @@ async fn process_group<S: Store>(
     true
 }
 
-/// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
 /// Google budget units a crawler reserves at a time under `--daily-budget`: few, so a killed
 /// crawler strands little of the day.
 const BUDGET_BLOCK: u64 = 8;
@@ -902,6 +904,7 @@ const BUDGET_BLOCK: u64 = 8;
 /// reservation (a database round trip) off most requests, and a stop is still seen within 64.
 const UNLIMITED_BLOCK: u64 = 64;
 
+/// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
 pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
 /// The most results one transaction applies.
 const MAX_BATCH: usize = 2048;
