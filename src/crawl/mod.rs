@@ -22,7 +22,7 @@ Why this shape:
   and no lookup leased by another run (it could come back if that run dies).
 
 Several crawlers on one database (SQLite on one machine, PostgreSQL on many): the heartbeat
-also takes back the leases of runs that are gone ([`is_alive`]: same `host_id` and process gone)
+also takes back the leases of runs that are gone (`is_alive`: same `host_id` and process gone)
 or ran out, and wakes the lanes; Google's budget is reserved from the store a block at a time
 ([`quota::Budget`]), so `--daily-budget` and a quota stop hold for all of them together.
 
