@@ -82,7 +82,7 @@ pub struct Lane {
     pub rate: Option<f64>,
     pub concurrency: usize,
     /// ISBNs asked per request (1 to the provider's maximum), or `None` to adapt (see
-    /// [`batch`]); see [`process_group`].
+    /// [`batch`]); see `process_group`.
     pub batch: Option<usize>,
     /// Requests allowed per quota day (Google's; counted in `quota_days`).
     pub daily_budget: Option<u64>,

@@ -6,7 +6,7 @@ row of the table (see the README's "Outcomes") is tested without a network. The 
 only acts on outcomes and never looks at status codes.
 
 Verification lives here too: an item counts only if its `industryIdentifiers` hold the ISBN-13
-that was asked for or its ISBN-10 ([`matches`]). Google's search sometimes returns another
+that was asked for or its ISBN-10 ([`matches`](fn@matches)). Google's search sometimes returns another
 book for `q=isbn:X`; storing it as X would be silent corruption.
 
 The API key is a [`SecretString`]: it is added to the query at the last moment, and every
