@@ -149,6 +149,21 @@ async fn every_command_works_on_postgres_and_the_password_never_shows() {
     for out in &outputs {
         assert!(!out.contains(PASSWORD), "the password leaked: {out}");
     }
+    // The README's queries run in psql as they do in sqlite3 (same tables and view).
+    let pool = sqlx::PgPool::connect(&s.db_str()).await.expect("connect");
+    let recipes: Vec<&str> = include_str!("../README.md")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("sqlite3 data/books.db \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .chain(["SELECT * FROM books_flat"])
+        .collect();
+    assert!(recipes.len() >= 7, "{recipes:?}");
+    for sql in recipes {
+        sqlx::query(sql)
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
     for table in ["runs", "jobs", "loads", "rejected_lines", "books"] {
         let hits = s
             .scalar(&format!(
