@@ -635,9 +635,10 @@ async fn dispatch<S: Store>(
                 return Ok(());
             }
             let now = now_ms();
-            if next_due.is_some_and(|t| t < now) {
-                // Overdue and not claimable: another run's lease ran out (a machine that
-                // stopped beating) or its process is gone. Take its lookups back now.
+            if next_due.is_some() {
+                // Work is left but none claimable: it may be held by a run that is gone (its
+                // process ended on this host, or its lease ran out elsewhere). An idle lane
+                // looks every time it wakes (at least once a second), not only at heartbeats.
                 recover(&ctx.store, ctx.run_id, &ctx.process).await?;
             }
             // Wait for a commit (which may bring a retry), the next due time, or a stop; at most
