@@ -303,6 +303,24 @@ conformance! {
         assert_eq!(order, (1..=50).collect::<Vec<i64>>(), "load order");
     }
 
+    concurrent_loads_of_overlapping_lists_keep_each_book_once(store, _l) {
+        // Four loaders at once, each a window of 3,000 over the same 6,000 ISBNs.
+        let loads = (0..4).map(|k| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut b = batch(k * 1_000..k * 1_000 + 3_000);
+                b.jobs.sort_by(|x, y| x.isbn.as_str().cmp(y.isbn.as_str()));
+                store.save_load_batch(&format!("list{k}"), &b).await.expect("load")
+            })
+        });
+        let mut new = 0;
+        for l in loads {
+            new += l.await.expect("task");
+        }
+        assert_eq!(new, 6_000, "each book counted new once");
+        assert_eq!(store.status(0, "d").await.expect("status").total, 6_000);
+    }
+
     two_providers_merge_with_provenance(store, _l) {
         loaded(&store, 1, &[G, OL]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");

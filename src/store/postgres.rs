@@ -300,8 +300,9 @@ impl Store for PgStore {
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
         let now = crate::now_ms();
-        let mut tx = self.begin().await?;
-        let work = async {
+        // Two machines loading lists that share ISBNs wait on each other's new rows; rows go
+        // in key order, and a deadlock the server breaks anyway is tried again.
+        in_tx!(self, tx => {
             sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
                 .bind(LOAD_LOCK)
                 .execute(&mut *tx)
@@ -354,11 +355,8 @@ impl Store for PgStore {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            Ok::<_, sqlx::Error>(inserted)
-        };
-        let inserted = work.await.map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(inserted)
+            Ok(inserted)
+        })
     }
 
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
