@@ -109,26 +109,35 @@ impl Store for SlowStore {
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
         self.0.quota_day(day).await
     }
-    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
-        self.0.mark_quota_exhausted(day, at_ms, resets_at_ms).await
+    async fn mark_quota_exhausted(
+        &self,
+        key_id: &str,
+        day: &str,
+        at_ms: i64,
+        resets_at_ms: i64,
+    ) -> Result<()> {
+        self.0
+            .mark_quota_exhausted(key_id, day, at_ms, resets_at_ms)
+            .await
     }
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         self.0.last_stop_reason().await
     }
     async fn reserve_budget(
         &self,
+        key_id: &str,
         day: &str,
         want: u64,
         limit: Option<u64>,
         probe: bool,
     ) -> Result<Reservation> {
-        self.0.reserve_budget(day, want, limit, probe).await
+        self.0.reserve_budget(key_id, day, want, limit, probe).await
     }
-    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
-        self.0.release_budget(day, units).await
+    async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
+        self.0.release_budget(key_id, day, units).await
     }
-    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
-        self.0.clear_quota_stop(day).await
+    async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {
+        self.0.clear_quota_stop(key_id, day).await
     }
     async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
         self.0.end_run(run_id, end, now_ms).await
@@ -164,6 +173,7 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
         concurrency: 4,
         batch: Some(1),
         daily_budget: None,
+        quota_key: "k".into(),
     }];
     let opts = CrawlOptions {
         fill_missing: false,

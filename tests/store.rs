@@ -361,19 +361,23 @@ conformance! {
         assert_eq!(o[0].isbn, g[0].isbn);
     }
 
-    the_budget_is_shared_and_a_quota_stop_seen(store, _l) {
-        let granted = store.reserve_budget("d", 4, Some(6), false).await.expect("a");
+    the_budget_is_shared_per_key_and_a_quota_stop_seen(store, _l) {
+        let granted = store.reserve_budget("k", "d", 4, Some(6), false).await.expect("a");
         assert_eq!(granted.granted, 4);
-        assert_eq!(store.reserve_budget("d", 4, Some(6), false).await.expect("b").granted, 2);
-        assert_eq!(store.reserve_budget("d", 4, Some(6), false).await.expect("c").granted, 0);
-        store.release_budget("d", 3).await.expect("release");
-        assert_eq!(store.reserve_budget("d", 4, Some(6), false).await.expect("d").granted, 3);
-        store.mark_quota_exhausted("d", 1, 2).await.expect("mark");
-        let stopped = store.reserve_budget("d", 4, None, false).await.expect("e");
+        assert_eq!(store.reserve_budget("k", "d", 4, Some(6), false).await.expect("b").granted, 2);
+        assert_eq!(store.reserve_budget("k", "d", 4, Some(6), false).await.expect("c").granted, 0);
+        store.release_budget("k", "d", 3).await.expect("release");
+        assert_eq!(store.reserve_budget("k", "d", 4, Some(6), false).await.expect("d").granted, 3);
+        // Another key: a budget of its own.
+        assert_eq!(store.reserve_budget("j", "d", 4, Some(6), false).await.expect("j").granted, 4);
+        store.mark_quota_exhausted("k", "d", 1, 2).await.expect("mark");
+        let stopped = store.reserve_budget("k", "d", 4, None, false).await.expect("e");
         assert_eq!((stopped.granted, stopped.quota_stopped), (0, true));
-        assert_eq!(store.reserve_budget("d", 1, None, true).await.expect("probe").granted, 1);
-        store.clear_quota_stop("d").await.expect("clear");
-        assert_eq!(store.reserve_budget("d", 2, None, false).await.expect("f").granted, 2);
+        let other = store.reserve_budget("j", "d", 1, None, false).await.expect("j2");
+        assert_eq!((other.granted, other.quota_stopped), (1, false), "another key's quota");
+        assert_eq!(store.reserve_budget("k", "d", 1, None, true).await.expect("probe").granted, 1);
+        store.clear_quota_stop("k", "d").await.expect("clear");
+        assert_eq!(store.reserve_budget("k", "d", 2, None, false).await.expect("f").granted, 2);
         assert_eq!(store.quota_day("d").await.expect("day").exhausted_at, None);
     }
 

@@ -89,13 +89,21 @@ CREATE TABLE runs (
     ) STORED
 );
 
--- Requests sent (and budget units reserved by crawlers) per Pacific quota day.
+-- Requests sent per Pacific quota day.
 CREATE TABLE quota_days (
     day          TEXT   PRIMARY KEY,
     requests     BIGINT NOT NULL DEFAULT 0,
     exhausted_at BIGINT,
-    resets_at    BIGINT,
-    reserved     BIGINT NOT NULL DEFAULT 0
+    resets_at    BIGINT
+);
+
+-- Budget units reserved, and the quota stop, per key (by fingerprint, never the key) and day.
+CREATE TABLE key_days (
+    key_id       TEXT   NOT NULL,
+    day          TEXT   NOT NULL,
+    reserved     BIGINT NOT NULL DEFAULT 0,
+    exhausted_at BIGINT,
+    PRIMARY KEY (key_id, day)
 );
 
 CREATE TABLE lookups (

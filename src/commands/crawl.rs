@@ -20,13 +20,18 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
     let mut lanes = Vec::new();
     for id in &args.providers.0 {
         lanes.push(match id {
-            ProviderId::Google => Lane {
-                provider: Arc::new(client_for(args, Some(require_key(env)?))?),
-                rate: args.rate.0,
-                concurrency: args.concurrency as usize,
-                batch: args.batch.0.map(|n| n as usize),
-                daily_budget: args.daily_budget,
-            },
+            ProviderId::Google => {
+                let key = require_key(env)?;
+                let quota_key = quota::key_id(key.expose_secret());
+                Lane {
+                    provider: Arc::new(client_for(args, Some(key))?),
+                    rate: args.rate.0,
+                    concurrency: args.concurrency as usize,
+                    batch: args.batch.0.map(|n| n as usize),
+                    daily_budget: args.daily_budget,
+                    quota_key,
+                }
+            }
             ProviderId::OpenLibrary => {
                 let client = open_library::Client::new(open_library::ClientConfig {
                     base_url: args.openlibrary_url.clone(),
@@ -41,6 +46,7 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
                     concurrency: args.openlibrary_concurrency as usize,
                     batch: Some(args.openlibrary_batch as usize),
                     daily_budget: None,
+                    quota_key: String::new(),
                 }
             }
         });

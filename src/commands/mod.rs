@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures_util::TryStreamExt;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use std::io::Write as _;
 
 use crate::cli::{

@@ -24,7 +24,7 @@ Why this shape:
 Several crawlers on one database (SQLite on one machine, PostgreSQL on many): the heartbeat
 also takes back the leases of runs that are gone (`is_alive`: same `host_id` and process gone)
 or ran out, and wakes the lanes; Google's budget is reserved from the store a block at a time
-([`quota::Budget`]), so `--daily-budget` and a quota stop hold for all of them together.
+([`quota::Budget`]), so `--daily-budget` and a quota stop hold for all crawlers of one key.
 
 Providers: one *lane* per provider (its own dispatcher, workers, writer, rate limiter and, for
 Google, the daily budget), all in one run. A lane claims only its provider's lookups, so a
@@ -86,6 +86,9 @@ pub struct Lane {
     pub batch: Option<usize>,
     /// Requests allowed per quota day (Google's; counted in `quota_days`).
     pub daily_budget: Option<u64>,
+    /// Whose quota the lane spends ([`quota::key_id`] of Google's key; empty for providers
+    /// without one): crawlers with the same key share its budget and quota stop.
+    pub quota_key: String,
 }
 
 /// How one lane ended.
@@ -359,7 +362,7 @@ pub async fn crawl<S: Store>(
                         Some(_) => BUDGET_BLOCK,
                         None => UNLIMITED_BLOCK,
                     };
-                    Budget::shared(lane.daily_budget, block)
+                    Budget::shared(&lane.quota_key, lane.daily_budget, block)
                 } else {
                     Budget::unlimited()
                 },
@@ -491,6 +494,7 @@ async fn lane<S: Store>(
             if let Err(e) = ctx
                 .store
                 .mark_quota_exhausted(
+                    &ctx.lane.quota_key,
                     &day,
                     now.timestamp_millis(),
                     quota::day_end(now).timestamp_millis(),
@@ -672,7 +676,7 @@ async fn dispatch<S: Store>(
             }
             // It was answered: other crawlers on this database may send again too.
             ctx.store
-                .clear_quota_stop(&quota::quota_day(quota::now()))
+                .clear_quota_stop(&ctx.lane.quota_key, &quota::quota_day(quota::now()))
                 .await?;
             probe = false;
         }

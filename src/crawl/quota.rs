@@ -36,12 +36,24 @@ pub fn now() -> DateTime<Utc> {
     Utc::now()
 }
 
+/// A key's fingerprint: whose budget and quota stop a crawler shares. Crawlers with one key
+/// share them; with different keys (projects) each has its own. 16 hex digits of FNV-1a: stable
+/// across builds and machines, and no way back to the key, which never reaches the database.
+pub fn key_id(key: &str) -> String {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("{hash:016x}")
+}
+
 /// Google's budget for one lane: units of the day reserved in the database a block at a time,
 /// so crawlers on one database share `--daily-budget` and see a quota stop another met.
 #[derive(Debug)]
 pub struct Budget {
     /// `false` for providers without a daily quota: every take is granted, nothing is stored.
     shared: bool,
+    /// Whose quota: the key's fingerprint ([`key_id`]).
+    key_id: String,
     limit: Option<u64>,
     block: u64,
     held: tokio::sync::Mutex<Held>,
@@ -66,9 +78,10 @@ pub enum Take {
 impl Budget {
     /// A budget reserved `block` units at a time: a crawler killed mid-day loses at most one
     /// block of the day; a quota stop elsewhere is seen within one block.
-    pub fn shared(limit: Option<u64>, block: u64) -> Budget {
+    pub fn shared(key_id: &str, limit: Option<u64>, block: u64) -> Budget {
         Budget {
             shared: true,
+            key_id: key_id.to_string(),
             limit,
             block: block.max(1),
             held: tokio::sync::Mutex::new(Held::default()),
@@ -78,6 +91,7 @@ impl Budget {
     pub fn unlimited() -> Budget {
         Budget {
             shared: false,
+            key_id: String::new(),
             limit: None,
             block: 1,
             held: tokio::sync::Mutex::new(Held::default()),
@@ -100,7 +114,9 @@ impl Budget {
         }
         if held.units == 0 {
             let want = if probe { 1 } else { self.block };
-            let got = store.reserve_budget(day, want, self.limit, probe).await?;
+            let got = store
+                .reserve_budget(&self.key_id, day, want, self.limit, probe)
+                .await?;
             if got.granted == 0 {
                 return Ok(if got.quota_stopped {
                     Take::QuotaStopped
@@ -118,7 +134,9 @@ impl Budget {
     pub async fn release<S: Store>(&self, store: &S) -> StoreResult<()> {
         let mut held = self.held.lock().await;
         if held.units > 0 {
-            store.release_budget(&held.day, held.units).await?;
+            store
+                .release_budget(&self.key_id, &held.day, held.units)
+                .await?;
             held.units = 0;
         }
         Ok(())
@@ -160,7 +178,10 @@ mod tests {
         let store = crate::store::SqliteStore::open(&dir.path().join("b.db"), true)
             .await
             .expect("open");
-        let (a, b) = (Budget::shared(Some(5), 2), Budget::shared(Some(5), 2));
+        let (a, b) = (
+            Budget::shared("k", Some(5), 2),
+            Budget::shared("k", Some(5), 2),
+        );
         let mut granted = 0;
         for _ in 0..4 {
             for budget in [&a, &b] {
@@ -175,13 +196,13 @@ mod tests {
             Take::Spent
         );
         // Units held but not spent go back for the other crawlers; a new day starts whole.
-        let c = Budget::shared(Some(8), 4);
+        let c = Budget::shared("k", Some(8), 4);
         assert_eq!(
             c.take(&store, "d1", false).await.expect("take"),
             Take::Granted
         );
         c.release(&store).await.expect("release");
-        let e = Budget::shared(Some(8), 10);
+        let e = Budget::shared("k", Some(8), 10);
         let mut more = 0;
         while e.take(&store, "d1", false).await.expect("take") == Take::Granted {
             more += 1;
@@ -192,8 +213,11 @@ mod tests {
             Take::Granted
         );
         // A quota stop is seen by every crawler once its block is spent; a probe passes.
-        store.mark_quota_exhausted("d3", 1, 2).await.expect("mark");
-        let d = Budget::shared(None, 3);
+        store
+            .mark_quota_exhausted("k", "d3", 1, 2)
+            .await
+            .expect("mark");
+        let d = Budget::shared("k", None, 3);
         assert_eq!(
             d.take(&store, "d3", false).await.expect("take"),
             Take::QuotaStopped
@@ -202,11 +226,24 @@ mod tests {
             d.take(&store, "d3", true).await.expect("take"),
             Take::Granted
         );
-        store.clear_quota_stop("d3").await.expect("clear");
+        store.clear_quota_stop("k", "d3").await.expect("clear");
         assert_eq!(
             d.take(&store, "d3", false).await.expect("take"),
             Take::Granted
         );
+        // Another key has a budget and a quota of its own.
+        let other = Budget::shared("other", Some(5), 2);
+        assert_eq!(
+            other.take(&store, "d1", false).await.expect("take"),
+            Take::Granted
+        );
+        assert_eq!(
+            other.take(&store, "d3", false).await.expect("take"),
+            Take::Granted
+        );
+        assert_ne!(key_id("AIza-one"), key_id("AIza-two"));
+        assert_eq!(key_id("AIza-one"), key_id("AIza-one"));
+        assert!(!key_id("AIza-one").contains("AIza"));
         let unlimited = Budget::unlimited();
         assert_eq!(
             unlimited.take(&store, "d3", false).await.expect("take"),

@@ -129,23 +129,30 @@ impl Store for AnyStore {
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
         each!(self, s => s.quota_day(day).await)
     }
-    async fn mark_quota_exhausted(&self, day: &str, at_ms: i64, resets_at_ms: i64) -> Result<()> {
-        each!(self, s => s.mark_quota_exhausted(day, at_ms, resets_at_ms).await)
+    async fn mark_quota_exhausted(
+        &self,
+        key_id: &str,
+        day: &str,
+        at_ms: i64,
+        resets_at_ms: i64,
+    ) -> Result<()> {
+        each!(self, s => s.mark_quota_exhausted(key_id, day, at_ms, resets_at_ms).await)
     }
     async fn reserve_budget(
         &self,
+        key_id: &str,
         day: &str,
         want: u64,
         limit: Option<u64>,
         probe: bool,
     ) -> Result<Reservation> {
-        each!(self, s => s.reserve_budget(day, want, limit, probe).await)
+        each!(self, s => s.reserve_budget(key_id, day, want, limit, probe).await)
     }
-    async fn release_budget(&self, day: &str, units: u64) -> Result<()> {
-        each!(self, s => s.release_budget(day, units).await)
+    async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
+        each!(self, s => s.release_budget(key_id, day, units).await)
     }
-    async fn clear_quota_stop(&self, day: &str) -> Result<()> {
-        each!(self, s => s.clear_quota_stop(day).await)
+    async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {
+        each!(self, s => s.clear_quota_stop(key_id, day).await)
     }
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         each!(self, s => s.last_stop_reason().await)

@@ -653,19 +653,22 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     fn quota_day(&self, day: &str) -> impl Future<Output = Result<QuotaDay>> + Send;
 
+    /// Google said the quota of the key `key_id` is spent this `day`: its other crawlers stop.
     fn mark_quota_exhausted(
         &self,
+        key_id: &str,
         day: &str,
         at_ms: i64,
         resets_at_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Reserves up to `want` units of `day`'s budget for Google requests, so crawlers on one
-    /// database never send more than `limit` together. Grants none when `limit` is reached, or
-    /// when a crawler has met Google's quota this day (unless `probe`: the one request that
-    /// asks whether the quota is back).
+    /// Reserves up to `want` units of `day`'s budget of the key `key_id` for Google requests,
+    /// so the key's crawlers on one database never send more than `limit` together. Grants none
+    /// when `limit` is reached, or when a crawler has met the key's quota this day (unless
+    /// `probe`: the one request that asks whether the quota is back).
     fn reserve_budget(
         &self,
+        key_id: &str,
         day: &str,
         want: u64,
         limit: Option<u64>,
@@ -673,10 +676,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Reservation>> + Send;
 
     /// Gives back reserved units that were not spent.
-    fn release_budget(&self, day: &str, units: u64) -> impl Future<Output = Result<()>> + Send;
+    fn release_budget(
+        &self,
+        key_id: &str,
+        day: &str,
+        units: u64,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// A probe got an answer: the quota is back, and other crawlers may send again.
-    fn clear_quota_stop(&self, day: &str) -> impl Future<Output = Result<()>> + Send;
+    fn clear_quota_stop(&self, key_id: &str, day: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// The stop reason of the latest finished run, if any (a run after a quota stop probes first).
     fn last_stop_reason(&self) -> impl Future<Output = Result<Option<String>>> + Send;

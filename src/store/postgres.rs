@@ -545,26 +545,30 @@ impl Store for PgStore {
 
     async fn reserve_budget(
         &self,
+        key_id: &str,
         day: &str,
         want: u64,
         limit: Option<u64>,
         probe: bool,
     ) -> Result<Reservation> {
+        let [insert, select, update] = sql::RESERVE_SQL;
+        let select = format!("{select} FOR UPDATE");
         in_tx!(self, tx => {
-            sqlx::query("INSERT INTO quota_days (day) VALUES ($1) ON CONFLICT (day) DO NOTHING")
+            sqlx::query(insert)
                 .bind(day)
+                .bind(key_id)
                 .execute(&mut *tx)
                 .await?;
-            let (reserved, exhausted): (i64, Option<i64>) = sqlx::query_as(
-                "SELECT reserved, exhausted_at FROM quota_days WHERE day = $1 FOR UPDATE",
-            )
-            .bind(day)
-            .fetch_one(&mut *tx)
-            .await?;
-            let grant = Reservation::grant(reserved, exhausted.is_some(), want, limit, probe);
-            sqlx::query("UPDATE quota_days SET reserved = reserved + $1 WHERE day = $2")
-                .bind(grant.granted as i64)
+            let (reserved, exhausted): (i64, Option<i64>) = sqlx::query_as(&select)
                 .bind(day)
+                .bind(key_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let grant = Reservation::grant(reserved, exhausted.is_some(), want, limit, probe);
+            sqlx::query(update)
+                .bind(day)
+                .bind(key_id)
+                .bind(grant.granted as i64)
                 .execute(&mut *tx)
                 .await?;
             Ok(grant)

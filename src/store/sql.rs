@@ -196,46 +196,62 @@ macro_rules! shared_methods {
 
         async fn mark_quota_exhausted(
             &self,
+            key_id: &str,
             day: &str,
             at_ms: i64,
             resets_at_ms: i64,
         ) -> $crate::store::Result<()> {
-            sqlx::query(
+            for sql in [
                 "INSERT INTO quota_days (day, requests, exhausted_at, resets_at)
                  VALUES ($1, 0, $2, $3)
                  ON CONFLICT (day) DO UPDATE SET exhausted_at = $2, resets_at = $3",
-            )
-            .bind(day)
-            .bind(at_ms)
-            .bind(resets_at_ms)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+                "INSERT INTO key_days (day, key_id, exhausted_at) VALUES ($1, $4, $2)
+                 ON CONFLICT (key_id, day) DO UPDATE SET exhausted_at = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(day)
+                    .bind(at_ms)
+                    .bind(resets_at_ms)
+                    .bind(key_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
             Ok(())
         }
 
-        async fn release_budget(&self, day: &str, units: u64) -> $crate::store::Result<()> {
+        async fn release_budget(
+            &self,
+            key_id: &str,
+            day: &str,
+            units: u64,
+        ) -> $crate::store::Result<()> {
             sqlx::query(
-                "UPDATE quota_days
+                "UPDATE key_days
                  SET reserved = CASE WHEN reserved > $1 THEN reserved - $1 ELSE 0 END
-                 WHERE day = $2",
+                 WHERE day = $2 AND key_id = $3",
             )
             .bind(units as i64)
             .bind(day)
+            .bind(key_id)
             .execute(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
             Ok(())
         }
 
-        async fn clear_quota_stop(&self, day: &str) -> $crate::store::Result<()> {
-            sqlx::query(
+        async fn clear_quota_stop(&self, key_id: &str, day: &str) -> $crate::store::Result<()> {
+            for sql in [
                 "UPDATE quota_days SET exhausted_at = NULL, resets_at = NULL WHERE day = $1",
-            )
-            .bind(day)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+                "UPDATE key_days SET exhausted_at = NULL WHERE day = $1 AND key_id = $2",
+            ] {
+                sqlx::query(sql)
+                    .bind(day)
+                    .bind(key_id)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
             Ok(())
         }
 
@@ -472,6 +488,16 @@ pub(super) fn claimed(rows: Vec<(i64, String, i64)>) -> Vec<ClaimedJob> {
     jobs.sort_by_key(|j| j.id);
     jobs
 }
+
+/// A reservation of budget units (`$1` day, `$2` key id, `$3` units granted): make the key's
+/// day, read what it has reserved and whether its quota stopped, add the grant. The backend
+/// runs them in one transaction that holds the row (SQLite's write lock; PostgreSQL adds
+/// `FOR UPDATE` to the read).
+pub(super) const RESERVE_SQL: [&str; 3] = [
+    "INSERT INTO key_days (day, key_id) VALUES ($1, $2) ON CONFLICT (key_id, day) DO NOTHING",
+    "SELECT reserved, exhausted_at FROM key_days WHERE day = $1 AND key_id = $2",
+    "UPDATE key_days SET reserved = reserved + $3 WHERE day = $1 AND key_id = $2",
+];
 
 /// The runs not ended, other than `$1`: who might still hold leases.
 pub(super) const RUNNING_SQL: &str = "SELECT id, command, host, pid, pid_start, host_id FROM runs

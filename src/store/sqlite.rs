@@ -586,27 +586,31 @@ impl Store for SqliteStore {
 
     async fn reserve_budget(
         &self,
+        key_id: &str,
         day: &str,
         want: u64,
         limit: Option<u64>,
         probe: bool,
     ) -> Result<Reservation> {
         let mut tx = self.begin_immediate().await?;
-        sqlx::query("INSERT INTO quota_days (day) VALUES (?) ON CONFLICT (day) DO NOTHING")
+        let [insert, select, update] = sql::RESERVE_SQL;
+        sqlx::query(insert)
             .bind(day)
+            .bind(key_id)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        let (reserved, exhausted): (i64, Option<i64>) =
-            sqlx::query_as("SELECT reserved, exhausted_at FROM quota_days WHERE day = ?")
-                .bind(day)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        let grant = Reservation::grant(reserved, exhausted.is_some(), want, limit, probe);
-        sqlx::query("UPDATE quota_days SET reserved = reserved + ? WHERE day = ?")
-            .bind(grant.granted as i64)
+        let (reserved, exhausted): (i64, Option<i64>) = sqlx::query_as(select)
             .bind(day)
+            .bind(key_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let grant = Reservation::grant(reserved, exhausted.is_some(), want, limit, probe);
+        sqlx::query(update)
+            .bind(day)
+            .bind(key_id)
+            .bind(grant.granted as i64)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
