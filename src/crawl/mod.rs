@@ -1059,3 +1059,45 @@ fn is_alive(other: &RunInfo, me: &RunInfo) -> bool {
         Some(start) => other.pid_start.as_ref().is_none_or(|s| *s == start),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(host: &str, host_id: Option<&str>, pid: u32) -> RunInfo {
+        RunInfo {
+            command: "crawl".into(),
+            host: host.into(),
+            host_id: host_id.map(str::to_string),
+            pid,
+            pid_start: None,
+            daily_budget: None,
+        }
+    }
+
+    #[test]
+    fn a_run_is_known_dead_only_where_its_process_can_be_seen() {
+        let me = this_process("crawl", None);
+        let here = me.host_id.as_deref();
+        assert!(here.is_some(), "Linux gives a boot id and a PID namespace");
+        // No process has pid u32::MAX - 1.
+        let gone = u32::MAX - 1;
+        assert!(
+            !is_alive(&run(&me.host, here, gone), &me),
+            "same host_id, process gone"
+        );
+        assert!(
+            is_alive(&run(&me.host, here, me.pid), &me),
+            "same host_id, alive"
+        );
+        // Another container with the same host name: another PID namespace, so its pids mean
+        // nothing here; only its lease can say it is gone.
+        assert!(is_alive(
+            &run(&me.host, Some("other-boot/pid:[1]"), gone),
+            &me
+        ));
+        // A run of an older version recorded only its host name.
+        assert!(!is_alive(&run(&me.host, None, gone), &me));
+        assert!(is_alive(&run("elsewhere", None, gone), &me));
+    }
+}
