@@ -631,10 +631,7 @@ async fn complete_in(
     jobs.dedup();
     // Before anything reads another lookup of these jobs: wait for (and then see) a crawler
     // committing the other provider's lookup of the same book.
-    sqlx::query("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-        .bind(&jobs)
-        .execute(&mut **tx)
-        .await?;
+    lock_jobs(tx, &jobs).await?;
     let t = Tally::of(completions, &applied);
     if !t.books.is_empty() {
         insert_records(tx, &t.books, run_id, now_ms).await?;
@@ -657,7 +654,7 @@ async fn complete_in(
         .execute(&mut **tx)
         .await?;
     }
-    derive_jobs(tx, &jobs, now_ms).await?;
+    derive_locked(tx, &jobs, now_ms).await?;
     if t.google > 0 {
         sqlx::query(
             "INSERT INTO quota_days (day, requests) VALUES ($1, $2)
@@ -807,24 +804,41 @@ async fn ensure_every_job(
 }
 
 /// Recomputes the state, attempts and last error of `jobs` from their lookups, the job rows
-/// locked first (in id order, so two commits never wait on each other in a cycle).
+/// locked first.
 async fn derive_jobs(
     tx: &mut Tx,
     jobs: &[i64],
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
-    if jobs.is_empty() {
-        return Ok(());
+    lock_jobs(tx, jobs).await?;
+    derive_locked(tx, jobs, now_ms).await
+}
+
+/// Locks the rows of `jobs` in id order, so two transactions never wait on each other in a
+/// cycle, and a second one reads the first's committed lookups once it has the lock.
+async fn lock_jobs(tx: &mut Tx, jobs: &[i64]) -> std::result::Result<(), sqlx::Error> {
+    if !jobs.is_empty() {
+        sqlx::query("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind(jobs)
+            .execute(&mut **tx)
+            .await?;
     }
-    sqlx::query("SELECT id FROM jobs WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-        .bind(jobs)
-        .execute(&mut **tx)
-        .await?;
-    sqlx::query(DERIVE_JOBS_SQL)
-        .bind(jobs)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+    Ok(())
+}
+
+/// [`derive_jobs`] for rows the transaction has locked already.
+async fn derive_locked(
+    tx: &mut Tx,
+    jobs: &[i64],
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    if !jobs.is_empty() {
+        sqlx::query(DERIVE_JOBS_SQL)
+            .bind(jobs)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
