@@ -173,7 +173,7 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
         concurrency: 4,
         batch: Some(1),
         daily_budget: None,
-        quota_key: "k".into(),
+        quota_key: Some("k".into()),
     }];
     let opts = CrawlOptions {
         fill_missing: false,

@@ -29,7 +29,7 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
                     concurrency: args.concurrency as usize,
                     batch: args.batch.0.map(|n| n as usize),
                     daily_budget: args.daily_budget,
-                    quota_key,
+                    quota_key: Some(quota_key),
                 }
             }
             ProviderId::OpenLibrary => {
@@ -46,7 +46,7 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
                     concurrency: args.openlibrary_concurrency as usize,
                     batch: Some(args.openlibrary_batch as usize),
                     daily_budget: None,
-                    quota_key: String::new(),
+                    quota_key: None,
                 }
             }
         });

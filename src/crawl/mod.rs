@@ -86,9 +86,9 @@ pub struct Lane {
     pub batch: Option<usize>,
     /// Requests allowed per quota day (Google's; counted in `quota_days`).
     pub daily_budget: Option<u64>,
-    /// Whose quota the lane spends ([`quota::key_id`] of Google's key; empty for providers
+    /// Whose daily quota the lane spends ([`quota::key_id`] of Google's key; `None` for providers
     /// without one): crawlers with the same key share its budget and quota stop.
-    pub quota_key: String,
+    pub quota_key: Option<String>,
 }
 
 /// How one lane ended.
@@ -348,7 +348,6 @@ pub async fn crawl<S: Store>(
         .enumerate()
         .map(|(i, lane)| {
             let id = lane.provider.id();
-            let google = id == ProviderId::Google;
             let max = lane.provider.max_batch();
             Arc::new(Ctx {
                 size: match lane.batch {
@@ -357,14 +356,10 @@ pub async fn crawl<S: Store>(
                 },
                 misses: MissPool::default(),
                 limiter: Limiter::new(lane.rate),
-                budget: if google {
-                    let block = match lane.daily_budget {
-                        Some(_) => BUDGET_BLOCK,
-                        None => UNLIMITED_BLOCK,
-                    };
-                    Budget::shared(&lane.quota_key, lane.daily_budget, block)
-                } else {
-                    Budget::unlimited()
+                budget: match (&lane.quota_key, lane.daily_budget) {
+                    (Some(key), Some(_)) => Budget::shared(key, lane.daily_budget, BUDGET_BLOCK),
+                    (Some(key), None) => Budget::shared(key, None, UNLIMITED_BLOCK),
+                    (None, _) => Budget::unlimited(),
                 },
                 probing: std::sync::atomic::AtomicBool::new(false),
                 counters: Arc::new(Counters::default()),
@@ -488,13 +483,13 @@ async fn lane<S: Store>(
         // Google's quota is the key's, whoever met it: other crawlers on the database stop
         // sending too. A spent --daily-budget is this crawler's own limit and stops only those
         // that share it, through their reservations.
-        if matches!(reason, StopReason::QuotaExhausted { .. }) {
+        if let (StopReason::QuotaExhausted { .. }, Some(key)) = (&reason, &ctx.lane.quota_key) {
             let now = quota::now();
             let day = quota::quota_day(now);
             if let Err(e) = ctx
                 .store
                 .mark_quota_exhausted(
-                    &ctx.lane.quota_key,
+                    key,
                     &day,
                     now.timestamp_millis(),
                     quota::day_end(now).timestamp_millis(),
@@ -674,10 +669,11 @@ async fn dispatch<S: Store>(
             if stop.is_stopping() {
                 return Ok(());
             }
-            // It was answered: other crawlers on this database may send again too.
-            ctx.store
-                .clear_quota_stop(&ctx.lane.quota_key, &quota::quota_day(quota::now()))
-                .await?;
+            // It was answered: other crawlers with the key may send again too.
+            if let Some(key) = &ctx.lane.quota_key {
+                let day = quota::quota_day(quota::now());
+                ctx.store.clear_quota_stop(key, &day).await?;
+            }
             probe = false;
         }
     }

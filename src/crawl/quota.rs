@@ -50,10 +50,9 @@ pub fn key_id(key: &str) -> String {
 /// so crawlers on one database share `--daily-budget` and see a quota stop another met.
 #[derive(Debug)]
 pub struct Budget {
-    /// `false` for providers without a daily quota: every take is granted, nothing is stored.
-    shared: bool,
-    /// Whose quota: the key's fingerprint ([`key_id`]).
-    key_id: String,
+    /// Whose quota: the key's fingerprint ([`key_id`]); `None` for providers without a daily
+    /// quota, whose every take is granted and nothing stored.
+    key_id: Option<String>,
     limit: Option<u64>,
     block: u64,
     held: tokio::sync::Mutex<Held>,
@@ -80,8 +79,7 @@ impl Budget {
     /// block of the day; a quota stop elsewhere is seen within one block.
     pub fn shared(key_id: &str, limit: Option<u64>, block: u64) -> Budget {
         Budget {
-            shared: true,
-            key_id: key_id.to_string(),
+            key_id: Some(key_id.to_string()),
             limit,
             block: block.max(1),
             held: tokio::sync::Mutex::new(Held::default()),
@@ -90,8 +88,7 @@ impl Budget {
 
     pub fn unlimited() -> Budget {
         Budget {
-            shared: false,
-            key_id: String::new(),
+            key_id: None,
             limit: None,
             block: 1,
             held: tokio::sync::Mutex::new(Held::default()),
@@ -101,9 +98,9 @@ impl Budget {
     /// Takes one request's unit of `day`, reserving a block when none is held. A `probe` (the
     /// one request after a quota stop) asks for one unit, past the stop.
     pub async fn take<S: Store>(&self, store: &S, day: &str, probe: bool) -> StoreResult<Take> {
-        if !self.shared {
+        let Some(key_id) = &self.key_id else {
             return Ok(Take::Granted);
-        }
+        };
         let mut held = self.held.lock().await;
         if held.day != day {
             // Units of a day that has ended are worth nothing: the new day starts empty.
@@ -115,7 +112,7 @@ impl Budget {
         if held.units == 0 {
             let want = if probe { 1 } else { self.block };
             let got = store
-                .reserve_budget(&self.key_id, day, want, self.limit, probe)
+                .reserve_budget(key_id, day, want, self.limit, probe)
                 .await?;
             if got.granted == 0 {
                 return Ok(if got.quota_stopped {
@@ -133,10 +130,8 @@ impl Budget {
     /// Gives the units held but not spent back to the day, for other crawlers (or the next run).
     pub async fn release<S: Store>(&self, store: &S) -> StoreResult<()> {
         let mut held = self.held.lock().await;
-        if held.units > 0 {
-            store
-                .release_budget(&self.key_id, &held.day, held.units)
-                .await?;
+        if let (Some(key_id), 1..) = (&self.key_id, held.units) {
+            store.release_budget(key_id, &held.day, held.units).await?;
             held.units = 0;
         }
         Ok(())
