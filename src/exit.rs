@@ -39,7 +39,9 @@ impl ExitCode {
         for cause in err.chain() {
             if let Some(e) = cause.downcast_ref::<crate::store::Error>() {
                 return match e {
-                    crate::store::Error::Missing { .. } => ExitCode::Usage,
+                    crate::store::Error::Missing { .. } | crate::store::Error::BadUrl => {
+                        ExitCode::Usage
+                    }
                     crate::store::Error::Other { .. } => ExitCode::Error,
                     _ => ExitCode::Storage,
                 };

@@ -198,6 +198,15 @@ async fn a_server_that_does_not_answer_is_exit_7_naming_host_and_port() {
     let (o, e) = text(&out);
     assert_eq!(out.status.code(), Some(7));
     assert!(!format!("{o}{e}").contains(PASSWORD));
+    // A URL that cannot be read is a usage error that does not repeat it.
+    let (code, out) = binary(
+        &format!("postgres://crawler:{PASSWORD}@host:notaport/db"),
+        &["status"],
+    )
+    .await;
+    assert_eq!(code, Some(i32::from(ExitCode::Usage.code())), "{out}");
+    assert!(out.contains("not a valid postgres:// URL"), "{out}");
+    assert!(!out.contains(PASSWORD), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,6 +33,7 @@ impl AnyStore {
             Location::Postgres { url, shown } => {
                 AnyStore::Postgres(PgStore::open(url, shown, create).await?)
             }
+            Location::Invalid => return Err(super::Error::BadUrl),
         })
     }
 }

@@ -96,6 +96,11 @@ pub enum Error {
         "lost the connection to the database server {path} ({reason}); nothing stored is lost: run again once it is back"
     )]
     ConnectionLost { path: String, reason: String },
+    /// The value is not repeated: it may hold a password.
+    #[error(
+        "--db (or ISBN_CRAWLER_DB) is not a valid postgres:// URL; the form is postgres://user[:password]@host:port/dbname"
+    )]
+    BadUrl,
     #[error(
         "{path} holds tables that are not isbn-crawler's; give the crawler an empty database (or a schema of its own)"
     )]
