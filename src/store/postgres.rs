@@ -459,6 +459,14 @@ impl Store for PgStore {
             .await
             .map_err(|e| self.err(e))?;
         let dead = sql::dead_runs(runs, is_alive);
+        let stranded: bool = sqlx::query_scalar(sql::STRANDED_SQL)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        if dead.is_empty() && !stranded {
+            return Ok(0);
+        }
         in_tx!(self, tx => {
             sqlx::query(
                 "UPDATE runs SET ended_at = heartbeat_at, stop_reason = 'killed'

@@ -503,6 +503,13 @@ pub(super) const RESERVE_SQL: [&str; 3] = [
 pub(super) const RUNNING_SQL: &str = "SELECT id, command, host, pid, pid_start, host_id FROM runs
     WHERE ended_at IS NULL AND id != $1";
 
+/// Whether any lease is stranded (`$1`: now): run out, or held by a run that has ended. When
+/// none is and no run is dead, lease recovery writes nothing: it runs at every heartbeat and
+/// whenever an idle lane wakes.
+pub(super) const STRANDED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM lookups
+    WHERE state = 'in_progress'
+      AND (lease_until < $1 OR lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)))";
+
 /// A row of [`RUNNING_SQL`].
 pub(super) type RunningRow = (i64, String, String, i64, Option<String>, Option<String>);
 

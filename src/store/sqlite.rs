@@ -367,6 +367,14 @@ impl Store for SqliteStore {
             .await
             .map_err(|e| self.err(e))?;
         let dead = sql::dead_runs(runs, is_alive);
+        let stranded: bool = sqlx::query_scalar(sql::STRANDED_SQL)
+            .bind(now_ms)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        if dead.is_empty() && !stranded {
+            return Ok(0);
+        }
         let mut tx = self.begin_immediate().await?;
         let mut recovered = 0;
         let mut touched: Vec<i64> = Vec::new();
