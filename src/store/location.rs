@@ -28,10 +28,6 @@ pub enum Location {
 }
 
 impl Location {
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Location::Postgres { .. })
-    }
-
     /// The connect options of a PostgreSQL location (the password from the URL, or else from
     /// `PGPASSWORD`).
     pub(super) fn pg_options(url: &SecretString) -> Result<PgConnectOptions, String> {
@@ -95,7 +91,7 @@ mod tests {
         let pg: Location = "postgres://crawler:s3cret@db.example:6543/books"
             .parse()
             .expect("url");
-        assert!(pg.is_postgres());
+        assert!(matches!(pg, Location::Postgres { .. }));
         assert_eq!(pg.to_string(), "postgres://crawler@db.example:6543/books");
         assert!(!format!("{pg:?}").contains("s3cret"));
         let pg: Location = "postgresql://me@127.0.0.1/test".parse().expect("url");
@@ -106,7 +102,7 @@ mod tests {
             ("sqlite:///tmp/x.db", "/tmp/x.db"),
         ] {
             let l: Location = given.parse().expect("path");
-            assert!(!l.is_postgres());
+            assert!(matches!(l, Location::Sqlite(_)));
             assert_eq!(l.to_string(), path);
         }
         let bad: Location = "postgres://u:s3cret@host:notaport/db"

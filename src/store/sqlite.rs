@@ -144,10 +144,6 @@ impl SqliteStore {
         &self.pool
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn shown(&self) -> String {
         self.path.display().to_string()
     }
