@@ -552,10 +552,21 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
         })
         .collect();
 
-    if let Err(e) = dispatch(ctx, stop, &job_tx, &in_flight, &committed, probe).await {
+    // Jobs claimed ahead of the workers; what a stop leaves here goes back.
+    let mut ahead = VecDeque::new();
+    if let Err(e) = dispatch(
+        ctx, stop, &job_tx, &mut ahead, &in_flight, &committed, probe,
+    )
+    .await
+    {
         stop.fail(e);
     }
     drop(job_tx);
+    for job in ahead {
+        if done_tx.send(give_back(ctx, &job, 0)).await.is_err() {
+            break;
+        }
+    }
     for w in workers {
         if let Err(e) = w.await {
             tracing::error!("a worker panicked: {e}");
@@ -576,11 +587,13 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
     }
 }
 
-/// Claims due jobs into free worker slots until nothing is left or a stop.
+/// Claims due jobs into free worker slots until nothing is left or a stop. Single-ISBN
+/// requests are claimed [`MIN_CLAIM`] at a time and wait in `ahead` for slots.
 async fn dispatch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
     job_tx: &mpsc::Sender<Group>,
+    ahead: &mut VecDeque<ClaimedJob>,
     in_flight: &AtomicUsize,
     committed: &Notify,
     mut probe: bool,
@@ -589,9 +602,8 @@ async fn dispatch<S: Store>(
     let groups = ctx.lane.concurrency.max(1);
     loop {
         let per_request = ctx.size.next();
-        // Claim a request's worth for every worker at a time, once that many slots are free:
-        // one claim statement per `concurrency` requests, and workers never wait on an empty
-        // channel.
+        // Hand out a request's worth for every worker at a time, once that many slots are
+        // free: workers never wait on an empty channel.
         ctx.probing.store(probe, Ordering::SeqCst);
         let (want_groups, want) = if probe {
             (1, 1)
@@ -606,11 +618,29 @@ async fn dispatch<S: Store>(
                 Err(_) => return Ok(()),
             },
         };
-        let now = now_ms();
-        let jobs = ctx
-            .store
-            .claim(ctx.run_id, ctx.id, want as u32, now, now + lease_ms)
-            .await?;
+        if ahead.len() < want {
+            // Claims of batches are not made ahead: groups claimed at a size `--batch auto`
+            // has since left would still go out at the old size.
+            let ask = if per_request == 1 && !probe {
+                want.max(MIN_CLAIM)
+            } else {
+                want
+            };
+            let now = now_ms();
+            let claimed = ctx
+                .store
+                .claim(
+                    ctx.run_id,
+                    ctx.id,
+                    (ask - ahead.len()) as u32,
+                    now,
+                    now + lease_ms,
+                )
+                .await?;
+            in_flight.fetch_add(claimed.len(), Ordering::SeqCst);
+            ahead.extend(claimed);
+        }
+        let jobs: Vec<ClaimedJob> = ahead.drain(..want.min(ahead.len())).collect();
         if jobs.is_empty() {
             // Nothing new: misses waiting for a batch go out once nothing else is in flight
             // that could add to them, however few they are.
@@ -651,9 +681,7 @@ async fn dispatch<S: Store>(
             }
             continue;
         }
-        in_flight.fetch_add(jobs.len(), Ordering::SeqCst);
-        // `claim` returns at most `want` jobs: at most one group per permit; unused permits
-        // free their slots.
+        // At most `want` jobs: at most one group per permit; unused permits free their slots.
         for (permit, group) in permits.zip(jobs.chunks(per_request)) {
             permit.send(group.iter().map(|j| (j.clone(), 0)).collect());
         }
@@ -906,9 +934,19 @@ const BUDGET_BLOCK: u64 = 8;
 const UNLIMITED_BLOCK: u64 = 64;
 
 /// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
-pub const COMMIT_WINDOW: Duration = Duration::from_millis(50);
-/// The most results one transaction applies.
-const MAX_BATCH: usize = 2048;
+/// Long enough that a commit carries many results at modest rates (most of a commit's cost is
+/// the same for 1 result or 80: the WAL frames of the pages it touches, a round trip per
+/// statement); short beside what a person notices, and at the default 1 request a second a
+/// kill loses at most one answer.
+pub const COMMIT_WINDOW: Duration = Duration::from_millis(250);
+/// Results that are worth a commit without waiting out the window: at high rates a kill then
+/// costs at most this many answers, and commits stay small enough to keep the lock briefly.
+const COMMIT_ENOUGH: usize = 256;
+/// The fewest single-ISBN requests one claim asks for: a claim is a write transaction whose
+/// cost hardly depends on its size, and at concurrency 16 claiming one per worker made claims
+/// a third of the store's work. The leases are held a little longer (and renewed by the
+/// heartbeat); a stop gives back what was not sent.
+const MIN_CLAIM: usize = 64;
 
 /// Applies completions in as few transactions as the arrival rate allows.
 async fn writer<S: Store>(
@@ -926,8 +964,8 @@ async fn writer<S: Store>(
         batch.push(first);
         let deadline = tokio::time::Instant::now() + COMMIT_WINDOW;
         // Everything claimed is here: nothing more can come, so waiting would only add latency.
-        while batch.len() < MAX_BATCH && batch.len() < in_flight.load(Ordering::SeqCst) {
-            let room = MAX_BATCH - batch.len();
+        while batch.len() < COMMIT_ENOUGH && batch.len() < in_flight.load(Ordering::SeqCst) {
+            let room = COMMIT_ENOUGH - batch.len();
             tokio::select! {
                 biased;
                 n = rx.recv_many(&mut batch, room) => if n == 0 { break },
