@@ -17,11 +17,10 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year, read_body,
+    Answer, Outcome, Provider, ProviderId, Rejection, lenient, matches, published_year, read_body,
     strip_urls, transient,
 };
 use crate::isbn::Isbn13;
@@ -71,9 +70,11 @@ impl Client {
             let mut url = volumes_url.clone();
             url.query_pairs_mut()
                 .append_pair("country", &config.country)
-                .append_pair("maxResults", max_results)
-                .append_pair("fields", FIELDS);
-            format!("{url}&q=isbn:")
+                .append_pair("maxResults", max_results);
+            // The selector goes in as Google documents it, not percent-encoded: reqwest parses
+            // each request's URL three times, and its ~60 escapes made that an eighth of the
+            // crawler's instructions (`(`, `)` and `,` are allowed in a query).
+            format!("{url}&fields={FIELDS}&q=isbn:")
         };
         let url_prefix = prefix("10");
         let batch_prefix = prefix("40");
@@ -196,18 +197,12 @@ struct Volumes<'a> {
     items: Option<Vec<&'a RawValue>>,
 }
 
-/// Any field of the wrong type reads as absent instead of failing the whole item.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(T::deserialize(value).ok())
-}
-
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Item {
     #[serde(default, deserialize_with = "lenient")]
     id: Option<String>,
-    // Not `lenient`: going through a `Value` would parse the whole object twice. A
+    // Not `lenient`: that reads a field twice (its extent, then its value), the whole object. A
     // volumeInfo of the wrong shape makes the item unreadable, and so not a match.
     #[serde(default)]
     volume_info: Option<VolumeInfo>,

@@ -281,3 +281,15 @@ pub trait Provider: Send + Sync {
     /// error is an outcome.
     fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> BoxFuture<'a, Answer>;
 }
+
+/// A field of the wrong type reads as absent instead of failing the whole item. The field's
+/// text is borrowed and parsed as `T` directly: going through a `serde_json::Value` built a
+/// tree (an allocation per string and array) for every field of every item.
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let raw = <&'de serde_json::value::RawValue as serde::Deserialize>::deserialize(d)?;
+    Ok(serde_json::from_str(raw.get()).ok())
+}

@@ -21,11 +21,11 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
-use serde::de::{DeserializeOwned, Deserializer};
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, matches, published_year, read_body, transient,
+    Answer, Outcome, Provider, ProviderId, Rejection, lenient, matches, published_year, read_body,
+    transient,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -126,12 +126,6 @@ impl Provider for Client {
             }
         })
     }
-}
-
-/// Any field of the wrong type reads as absent instead of failing the whole entry.
-fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
-    let value = serde_json::Value::deserialize(d)?;
-    Ok(T::deserialize(value).ok())
 }
 
 #[derive(Deserialize, Default)]

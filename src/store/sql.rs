@@ -579,15 +579,10 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
     for field in MERGED {
         columns.push(field.into());
         values.push(first_of(field, &|a| format!("{a}.{field}")));
-        // SQLite: `'title', <provider>` pairs for json_object; PostgreSQL: `'"title":"<provider>"'`.
-        let named = first_of(field, &|a| match dialect {
-            Dialect::Sqlite => format!("'{}'", &a[2..]),
-            Dialect::Postgres => format!("'\"{field}\":\"{}\"'", &a[2..]),
-        });
-        provenance.push(match dialect {
-            Dialect::Sqlite => format!("'{field}', {named}"),
-            Dialect::Postgres => named,
-        });
+        // `'"title":"<provider>"'`, or NULL when no provider has the field.
+        provenance.push(first_of(field, &|a| {
+            format!("'\"{field}\":\"{}\"'", &a[2..])
+        }));
     }
     columns.push("published_year".into());
     values.push(first_of("published_date", &|a| {
@@ -596,12 +591,13 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
     columns.push("raw_json".into());
     values.push(first_of("raw_json", &|a| format!("{a}.raw_json")));
     columns.push("provenance".into());
-    // `{"title":"google",...}` in field order, fields no provider has left out.
-    values.push(match dialect {
-        // json_patch drops the members whose value is null.
-        Dialect::Sqlite => format!("json_patch('{{}}', json_object({}))", provenance.join(", ")),
-        Dialect::Postgres => format!("'{{' || concat_ws(',', {}) || '}}'", provenance.join(", ")),
-    });
+    // `{"title":"google",...}` in field order, fields no provider has left out (concat_ws
+    // skips NULLs). Plain text: SQLite's json_patch(json_object(...)) cost about as much as
+    // the rest of the merge.
+    values.push(format!(
+        "'{{' || concat_ws(',', {}) || '}}'",
+        provenance.join(", ")
+    ));
     columns.push("fetched_at".into());
     let fetched: Vec<String> = precedence
         .iter()
