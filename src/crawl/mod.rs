@@ -600,6 +600,7 @@ async fn dispatch<S: Store>(
 ) -> Result<(), store::Error> {
     let lease_ms = ctx.opts.lease.as_millis() as i64;
     let groups = ctx.lane.concurrency.max(1);
+    let mut held_since = None;
     loop {
         let per_request = ctx.size.next();
         // Hand out a request's worth for every worker at a time, once that many slots are
@@ -640,6 +641,21 @@ async fn dispatch<S: Store>(
             in_flight.fetch_add(claimed.len(), Ordering::SeqCst);
             ahead.extend(claimed);
         }
+        let wait = match probe || ahead.len() >= per_request {
+            true => None,
+            false => gathering(ctx, ahead, &mut held_since).await?,
+        };
+        if let Some(wait) = wait {
+            // A partial batch while more come due within GATHER (retries of one failed batch,
+            // spread by their jitter): held in `ahead` until they join it.
+            drop(permits);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.soft.cancelled() => return Ok(()),
+            }
+            continue;
+        }
+        held_since = None;
         let jobs: Vec<ClaimedJob> = ahead.drain(..want.min(ahead.len())).collect();
         if jobs.is_empty() {
             // Nothing new: misses waiting for a batch go out once nothing else is in flight
@@ -705,6 +721,30 @@ async fn dispatch<S: Store>(
             probe = false;
         }
     }
+}
+
+/// How long to hold the partial batch in `ahead` (fewer than a request's worth, not empty)
+/// before claiming again: until the lane's next lookup comes due, if that is within
+/// [`GATHER`], and for at most [`GATHER`] in all. A batch costs one request however few it
+/// asks for.
+async fn gathering<S: Store>(
+    ctx: &Ctx<S>,
+    ahead: &VecDeque<ClaimedJob>,
+    held_since: &mut Option<tokio::time::Instant>,
+) -> Result<Option<Duration>, store::Error> {
+    if ahead.is_empty() {
+        return Ok(None);
+    }
+    let since = *held_since.get_or_insert_with(tokio::time::Instant::now);
+    let left = GATHER.saturating_sub(since.elapsed());
+    if left.is_zero() {
+        return Ok(None);
+    }
+    let Some(due) = ctx.store.next_due_at(ctx.id, ctx.run_id).await? else {
+        return Ok(None);
+    };
+    let until = Duration::from_millis((due - now_ms()).max(10) as u64);
+    Ok((until <= left).then_some(until))
 }
 
 fn give_back<S>(ctx: &Ctx<S>, job: &ClaimedJob, requests: u32) -> Completion {
@@ -942,6 +982,8 @@ pub const COMMIT_WINDOW: Duration = Duration::from_millis(250);
 /// Results that are worth a commit without waiting out the window: at high rates a kill then
 /// costs at most this many answers, and commits stay small enough to keep the lock briefly.
 const COMMIT_ENOUGH: usize = 256;
+/// How long a partial batch waits for lookups about to come due, at most.
+const GATHER: Duration = Duration::from_secs(2);
 /// The fewest single-ISBN requests one claim asks for: a claim is a write transaction whose
 /// cost hardly depends on its size, and at concurrency 16 claiming one per worker made claims
 /// a third of the store's work. The leases are held a little longer (and renewed by the
