@@ -164,6 +164,11 @@ impl PgStore {
         &self.pool
     }
 
+    /// Where claims go: the server orders writers itself, so any pooled connection.
+    fn writer(&self) -> &PgPool {
+        &self.pool
+    }
+
     fn err(&self, e: sqlx::Error) -> Error {
         map_err(&self.shown, e)
     }

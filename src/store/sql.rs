@@ -84,7 +84,7 @@ macro_rules! shared_methods {
                 .bind(now_ms)
                 .bind(i64::from(n))
                 .bind(provider.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(self.writer())
                 .await
                 .map_err(|e| self.err(e))?;
             Ok($crate::store::sql::claimed(rows))
