@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, lenient, matches, published_year, read_body,
-    strip_urls, transient,
+    Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_str, matches,
+    published_year, read_body, strip_urls, transient,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -200,7 +200,7 @@ struct Volumes<'a> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Item {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     id: Option<String>,
     // Not `lenient`: that reads a field twice (its extent, then its value), the whole object. A
     // volumeInfo of the wrong shape makes the item unreadable, and so not a match.
@@ -211,17 +211,17 @@ struct Item {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct VolumeInfo {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     title: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     subtitle: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     authors: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     publisher: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     published_date: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     description: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     industry_identifiers: Option<Vec<Identifier>>,
@@ -233,7 +233,7 @@ struct VolumeInfo {
     average_rating: Option<f64>,
     #[serde(default, deserialize_with = "lenient")]
     ratings_count: Option<i64>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     language: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     image_links: Option<ImageLinks>,
@@ -241,16 +241,16 @@ struct VolumeInfo {
 
 #[derive(Deserialize, Default)]
 struct Identifier {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     identifier: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ImageLinks {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     thumbnail: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     small_thumbnail: Option<String>,
 }
 
@@ -324,7 +324,7 @@ struct ErrorBody {
 
 #[derive(Deserialize, Default)]
 struct ApiError {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     message: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     errors: Option<Vec<ErrorItem>>,
@@ -334,7 +334,7 @@ struct ApiError {
 
 #[derive(Deserialize, Default)]
 struct ErrorItem {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     reason: Option<String>,
 }
 

@@ -293,3 +293,84 @@ where
     let raw = <&'de serde_json::value::RawValue as serde::Deserialize>::deserialize(d)?;
     Ok(serde_json::from_str(raw.get()).ok())
 }
+
+/// [`lenient`] for text, the most common field and most of an answer's bytes: read in one
+/// pass (a string is kept, anything else skipped) instead of scanned and then parsed.
+pub(crate) fn lenient_str<'de, D>(d: D) -> Result<Option<String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    struct Text;
+    impl<'de> Visitor<'de> for Text {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+#[cfg(test)]
+mod lenient_tests {
+    #[derive(serde::Deserialize)]
+    struct T {
+        #[serde(default, deserialize_with = "super::lenient_str")]
+        s: Option<String>,
+        #[serde(default, deserialize_with = "super::lenient")]
+        n: Option<i64>,
+    }
+
+    #[test]
+    fn fields_of_the_wrong_type_read_as_absent() {
+        let read = |json: &str| -> (Option<String>, Option<i64>) {
+            let t: T = serde_json::from_str(json).expect("the item still reads");
+            (t.s, t.n)
+        };
+        assert_eq!(
+            read(r#"{"s":"a \"q\" \u00e9","n":3}"#),
+            (Some("a \"q\" é".into()), Some(3))
+        );
+        for odd in [
+            "1",
+            "2.5",
+            "true",
+            "null",
+            "[\"x\",[1]]",
+            "{\"a\":{\"b\":[]}}",
+        ] {
+            let json = format!(r#"{{"s":{odd},"n":"4","after":"kept"}}"#);
+            assert_eq!(read(&json), (None, None), "{odd}");
+        }
+        assert_eq!(read("{}"), (None, None));
+    }
+}

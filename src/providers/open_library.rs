@@ -24,8 +24,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, lenient, matches, published_year, read_body,
-    transient,
+    Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_str, matches,
+    published_year, read_body, transient,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -130,17 +130,17 @@ impl Provider for Client {
 
 #[derive(Deserialize, Default)]
 struct Entry {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     key: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     title: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     subtitle: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     authors: Option<Vec<Named>>,
     #[serde(default, deserialize_with = "lenient")]
     publishers: Option<Vec<Named>>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     publish_date: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     number_of_pages: Option<i64>,
@@ -154,7 +154,7 @@ struct Entry {
 
 #[derive(Deserialize, Default)]
 struct Named {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     name: Option<String>,
 }
 
@@ -168,11 +168,11 @@ struct Identifiers {
 
 #[derive(Deserialize, Default)]
 struct Cover {
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     small: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     medium: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "lenient_str")]
     large: Option<String>,
 }
 
