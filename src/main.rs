@@ -2,11 +2,6 @@ use clap::Parser;
 
 use isbn_crawler::{Environment, ExitCode, cli::Cli};
 
-// A crawl allocates for every request, answer and row (hyper, serde, sqlx); glibc's malloc
-// and free were a fifth of its instructions, mimalloc's are a fraction of that.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     // .env may hold GOOGLE_BOOKS_API_KEY (and other settings); the environment wins over it.
     let _ = dotenvy::dotenv();
