@@ -241,3 +241,30 @@ async fn status_says_how_many_quota_days_are_left() {
         text(&out).0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_of_a_failed_batch_go_out_together() {
+    use isbn_crawler::fake_api::Fault;
+    let (s, _) = loaded(100).await;
+    let first = s
+        .strings("SELECT isbn13 FROM jobs ORDER BY id LIMIT 1")
+        .await;
+    let mut config = FakeConfig::default();
+    config
+        .scripted
+        .insert(first[0].clone(), [Fault::Unavailable].into());
+    let api = start_fake(config).await;
+    // The first batch fails; its ten retries come due at jittered moments within 300 ms, most
+    // after the other nine batches are answered. Sent as they came due, they would take
+    // several requests of a few ISBNs; held until the others are due, they take one.
+    let backoff = ["--backoff-base", "300ms", "--backoff-max", "300ms"];
+    let args = [&["--concurrency", "1", "--batch", "10"][..], &backoff[..]].concat();
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 100)].into());
+    let sizes = api.isbns_per_request();
+    assert!(
+        sizes.len() <= 12,
+        "{} requests for 100 ISBNs in batches of 10, one failed: {sizes:?}",
+        sizes.len()
+    );
+}
