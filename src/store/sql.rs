@@ -510,6 +510,27 @@ pub(super) const STRANDED_SQL: &str = "SELECT EXISTS (SELECT 1 FROM lookups
     WHERE state = 'in_progress'
       AND (lease_until < $1 OR lease_owner IN (SELECT id FROM runs WHERE ended_at IS NOT NULL)))";
 
+/// What lease recovery must do before it writes anything, the same on both backends:
+/// `Some(dead run ids)` (possibly empty when only stranded leases are left), or `None` when no
+/// run is dead and no lease stranded. Expands in a `recover_leases` with `self.pool`/`err`.
+macro_rules! recovery_needed {
+    ($store:ident, $me:expr, $now_ms:expr, $is_alive:expr) => {{
+        let runs: Vec<sql::RunningRow> = sqlx::query_as(sql::RUNNING_SQL)
+            .bind($me)
+            .fetch_all(&$store.pool)
+            .await
+            .map_err(|e| $store.err(e))?;
+        let dead = sql::dead_runs(runs, $is_alive);
+        let stranded: bool = sqlx::query_scalar(sql::STRANDED_SQL)
+            .bind($now_ms)
+            .fetch_one(&$store.pool)
+            .await
+            .map_err(|e| $store.err(e))?;
+        (!dead.is_empty() || stranded).then_some(dead)
+    }};
+}
+pub(super) use recovery_needed;
+
 /// A row of [`RUNNING_SQL`].
 pub(super) type RunningRow = (i64, String, String, i64, Option<String>, Option<String>);
 

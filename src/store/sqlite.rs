@@ -371,20 +371,9 @@ impl Store for SqliteStore {
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
-        let runs: Vec<sql::RunningRow> = sqlx::query_as(sql::RUNNING_SQL)
-            .bind(me)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        let dead = sql::dead_runs(runs, is_alive);
-        let stranded: bool = sqlx::query_scalar(sql::STRANDED_SQL)
-            .bind(now_ms)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        if dead.is_empty() && !stranded {
+        let Some(dead) = sql::recovery_needed!(self, me, now_ms, is_alive) else {
             return Ok(0);
-        }
+        };
         let mut tx = self.begin_immediate().await?;
         let mut recovered = 0;
         let mut touched: Vec<i64> = Vec::new();
