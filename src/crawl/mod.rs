@@ -978,7 +978,7 @@ const UNLIMITED_BLOCK: u64 = 64;
 /// the same for 1 result or 80: the WAL frames of the pages it touches, a round trip per
 /// statement); short beside what a person notices, and at the default 1 request a second a
 /// kill loses at most one answer.
-pub const COMMIT_WINDOW: Duration = Duration::from_millis(250);
+const COMMIT_WINDOW: Duration = Duration::from_millis(250);
 /// Results that are worth a commit without waiting out the window: at high rates a kill then
 /// costs at most this many answers, and commits stay small enough to keep the lock briefly.
 const COMMIT_ENOUGH: usize = 256;
