@@ -40,7 +40,8 @@ async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
     assert_eq!(s.scalar("SELECT requests FROM runs").await, 300);
     assert_eq!(s.scalar("SELECT done FROM runs").await, 300);
     assert_eq!(s.scalar("SELECT sum(requests) FROM quota_days").await, 300);
-    // The raw item is kept whole.
+    // The raw item is kept as Google sent it under the fields selector: all of volumeInfo
+    // (fields `books` has no column for included), without the sale and access parts.
     let raw = s
         .strings(&format!(
             "SELECT raw_json FROM books WHERE isbn13 = '{}'",
@@ -48,7 +49,9 @@ async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
         ))
         .await;
     let item: serde_json::Value = serde_json::from_str(&raw[0]).expect("raw item is JSON");
-    assert_eq!(item["saleInfo"]["country"], "US");
+    assert_eq!(item["volumeInfo"]["maturityRating"], "NOT_MATURE");
+    assert_eq!(item["volumeInfo"]["readingModes"]["text"], false);
+    assert!(item.get("saleInfo").is_none(), "{item}");
 
     // A second crawl has nothing to do and sends nothing.
     assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);

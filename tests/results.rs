@@ -118,7 +118,7 @@ async fn jsonl_and_json_round_trip_with_arrays_and_numbers_intact() {
     );
     let array: Vec<serde_json::Value> = serde_json::from_str(&json).expect("a JSON array");
     assert_eq!(array.len(), 36);
-    assert_eq!(array[0]["raw_json"]["kind"], "books#volume");
+    assert!(array[0]["raw_json"]["volumeInfo"]["title"].is_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,8 +2,8 @@
 An in-process fake of the Google Books API and Open Library's Books API on 127.0.0.1, for the
 tests, the benchmark and `demo`. The Open Library half is in `open_library.rs`.
 
-It speaks the contract of `shared/docs/google-books-api.md`: the same JSON for volumes, the
-same error bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation,
+It speaks the contract of `shared/docs/google-books-api.md`: the same JSON for volumes (cut
+down to what a `fields` selector names, as Google's partial response does), the same error bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation,
 backend errors), and the failures a real network has (resets, truncated bodies, stalls).
 It is a small hand-written HTTP/1.1 server rather than a framework so that a test can make it
 misbehave at the byte level: reset a connection with RST, cut a body short, or never answer.
@@ -433,13 +433,28 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     if !target.starts_with("/books/v1/volumes") {
         return (error_answer(404, NOT_FOUND_BODY), latency);
     }
+    match volumes(&mut st, &params, now, t0) {
+        (answer, true) => (partial_response(answer, params.get("fields")), latency),
+        (verbatim, false) => (verbatim, latency),
+    }
+}
+
+/// `GET /books/v1/volumes`: faults first (key, location, limits, scripted, random), then the
+/// catalogue's answer; and whether the fake made it (a `Fault::Raw` body goes out verbatim,
+/// not cut down by the partial response).
+fn volumes(
+    st: &mut State,
+    params: &HashMap<String, String>,
+    now: Instant,
+    t0: Instant,
+) -> (Answer, bool) {
     if let Some(expected) = &st.config.api_key
         && params.get("key") != Some(expected)
     {
-        return (fault_answer(&Fault::BadKey, ""), latency);
+        return (fault_answer(&Fault::BadKey, ""), true);
     }
     if !params.contains_key("country") {
-        return (fault_answer(&Fault::UnknownLocation, ""), latency);
+        return (fault_answer(&Fault::UnknownLocation, ""), true);
     }
     // `isbn:A` or `isbn:A OR isbn:B ...`: every ISBN asked counts as asked.
     let asked: Vec<String> = params
@@ -466,7 +481,7 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         }
         st.window.1 += 1;
         if st.window.1 > limit {
-            return (fault_answer(&Fault::RateLimited(None), &isbn), latency);
+            return (fault_answer(&Fault::RateLimited(None), &isbn), true);
         }
     }
     if let Some(length) = st.config.day_length {
@@ -478,12 +493,13 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     }
     if let Some(quota) = st.config.daily_quota {
         if st.quota_used >= quota {
-            return (fault_answer(&Fault::DailyQuota, &isbn), latency);
+            return (fault_answer(&Fault::DailyQuota, &isbn), true);
         }
         st.quota_used += 1;
     }
     if let Some(fault) = st.config.always.clone() {
-        return (fault_answer(&fault, &isbn), latency);
+        let made = !matches!(fault, Fault::Raw(..));
+        return (fault_answer(&fault, &isbn), made);
     }
     if let Some(fault) = st
         .config
@@ -491,7 +507,8 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         .get_mut(&isbn)
         .and_then(|faults| faults.pop_front())
     {
-        return (fault_answer(&fault, &isbn), latency);
+        let made = !matches!(fault, Fault::Raw(..));
+        return (fault_answer(&fault, &isbn), made);
     }
     let r = st.config.random.clone();
     let table = [
@@ -501,12 +518,12 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
         (r.stall, Fault::Stall(r.stall_for)),
     ];
     if let Some(fault) = pick(&mut st.rng, table) {
-        return (fault_answer(&fault, &isbn), latency);
+        return (fault_answer(&fault, &isbn), true);
     }
     if asked.len() > 1 {
         if st.config.or_first_term_only {
             let first = std::slice::from_ref(&asked[0]);
-            return (batch_answer(&st.config, first, &[], None), latency);
+            return (batch_answer(&st.config, first, &[], None), true);
         }
         let (leave_out, extra_rate) = (st.config.or_leave_out, st.config.or_extra_rate);
         let left_out: Vec<bool> = asked
@@ -517,7 +534,7 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
             .then(|| format!("97899{:08}", (next_random(&mut st.rng) * 1e8) as u64))
             .and_then(|twelve| crate::isbn::with_check_digit(&twelve[..12]))
             .map(|i| i.to_string());
-        return (batch_answer(&st.config, &asked, &left_out, extra), latency);
+        return (batch_answer(&st.config, &asked, &left_out, extra), true);
     }
     let catalogue = &st.config.catalogue;
     let fault = if st.config.unknown.contains(&isbn) {
@@ -531,10 +548,102 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
                 body: volumes_body(&[volume_json_from(catalogue, &isbn, &isbn)]),
                 retry_after: None,
             },
-            latency,
+            true,
         );
     };
-    (fault_answer(&fault, &isbn), latency)
+    (fault_answer(&fault, &isbn), true)
+}
+
+/// Google's partial response: with `fields`, a 200 answer keeps only the fields the selector
+/// names (`a,b(c,d/e)`: `b`'s objects, or each object of `b`'s array, keep `c` and `d`'s `e`).
+/// Errors are sent whole. A selector the fake cannot read leaves the answer whole.
+fn partial_response(answer: Answer, fields: Option<&String>) -> Answer {
+    let (
+        Some(selector),
+        Answer::Http {
+            status: 200,
+            body,
+            retry_after,
+        },
+    ) = (fields, &answer)
+    else {
+        return answer;
+    };
+    let (Some(tree), Ok(mut value)) = (
+        Selector::parse(selector),
+        serde_json::from_str::<serde_json::Value>(body),
+    ) else {
+        return answer;
+    };
+    tree.apply(&mut value);
+    Answer::Http {
+        status: 200,
+        body: value.to_string(),
+        retry_after: *retry_after,
+    }
+}
+
+/// A parsed `fields` selector: each kept name with what to keep inside it (empty: all of it).
+#[derive(Debug, Default, PartialEq)]
+struct Selector(Vec<(String, Selector)>);
+
+impl Selector {
+    fn parse(text: &str) -> Option<Selector> {
+        let (tree, rest) = Selector::list(text.as_bytes())?;
+        rest.is_empty().then_some(tree)
+    }
+
+    /// `item (',' item)*`, up to a `)` or the end.
+    fn list(mut s: &[u8]) -> Option<(Selector, &[u8])> {
+        let mut items = Vec::new();
+        loop {
+            let end = s
+                .iter()
+                .position(|b| matches!(b, b',' | b'(' | b')'))
+                .unwrap_or(s.len());
+            let path = std::str::from_utf8(&s[..end]).ok()?;
+            s = &s[end..];
+            let mut inner = Selector::default();
+            if let [b'(', rest @ ..] = s {
+                let (sub, rest) = Selector::list(rest)?;
+                let [b')', rest @ ..] = rest else {
+                    return None;
+                };
+                (inner, s) = (sub, rest);
+            }
+            // `a/b(c)` is `a(b(c))`.
+            let mut names = path.rsplit('/');
+            let last = names.next().filter(|n| !n.is_empty())?;
+            let mut node = (last.to_string(), inner);
+            for name in names {
+                (!name.is_empty()).then_some(())?;
+                node = (name.to_string(), Selector(vec![node]));
+            }
+            items.push(node);
+            match s {
+                [b',', rest @ ..] => s = rest,
+                _ => return Some((Selector(items), s)),
+            }
+        }
+    }
+
+    fn apply(&self, value: &mut serde_json::Value) {
+        if self.0.is_empty() {
+            return;
+        }
+        match value {
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| self.apply(v)),
+            serde_json::Value::Object(map) => {
+                map.retain(|k, _| self.0.iter().any(|(name, _)| name == k));
+                for (name, inner) in &self.0 {
+                    if let Some(v) = map.get_mut(name) {
+                        inner.apply(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// An OR query answered like Google's relevance search: known books come back except those in
@@ -693,3 +802,46 @@ const DAILY_LIMIT_OLD_BODY: &str = r#"{"error":{"code":403,"message":"Daily Limi
 const BAD_KEY_BODY: &str = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","errors":[{"message":"API key not valid. Please pass a valid API key.","domain":"global","reason":"badRequest"}],"status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com","metadata":{"service":"books.googleapis.com"}}]}}"#;
 const ACCESS_NOT_CONFIGURED_BODY: &str = r#"{"error":{"code":403,"message":"Books API has not been used in project 000000000000 before or it is disabled. Enable it by visiting the API console then retry.","errors":[{"message":"Books API has not been used in project 000000000000 before or it is disabled.","domain":"usageLimits","reason":"accessNotConfigured"}],"status":"PERMISSION_DENIED"}}"#;
 const UNKNOWN_LOCATION_BODY: &str = r#"{"error":{"code":403,"message":"Cannot determine user location for geographically restricted operation.","errors":[{"message":"Cannot determine user location for geographically restricted operation.","domain":"global","reason":"unknownLocation"}]}}"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fields_selector_keeps_what_it_names() {
+        let selector = Selector::parse("kind,items(id,volumeInfo(title,imageLinks/thumbnail))")
+            .expect("parses");
+        let mut v = serde_json::json!({
+            "kind": "books#volumes", "totalItems": 2,
+            "items": [
+                {"id": "a", "etag": "e", "saleInfo": {},
+                 "volumeInfo": {"title": "T", "pageCount": 3,
+                                "imageLinks": {"thumbnail": "t", "smallThumbnail": "s"}}},
+                {"id": "b", "volumeInfo": {"subtitle": "S"}}
+            ]
+        });
+        selector.apply(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "kind": "books#volumes",
+                "items": [
+                    {"id": "a", "volumeInfo": {"title": "T", "imageLinks": {"thumbnail": "t"}}},
+                    {"id": "b", "volumeInfo": {}}
+                ]
+            })
+        );
+        for bad in ["", "a(", "a)", "a(b))", "a,,b", "/a", "a/"] {
+            assert_eq!(Selector::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_are_sent_whole_whatever_the_fields() {
+        let fields = "items(id)".to_string();
+        let answer = partial_response(error_answer(503, BACKEND_FAILED_BODY), Some(&fields));
+        assert!(
+            matches!(answer, Answer::Http { status: 503, body, .. } if body == BACKEND_FAILED_BODY)
+        );
+    }
+}
