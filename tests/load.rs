@@ -349,13 +349,11 @@ async fn claiming_is_an_index_scan() {
     use sqlx::Row;
     let plan: Vec<String> = sqlx::query(&format!(
         "EXPLAIN QUERY PLAN {}",
-        isbn_crawler::store::sqlite::CLAIM_SQL
+        isbn_crawler::store::sqlite::CLAIM_DUE_SQL
     ))
-    .bind(1)
-    .bind(2)
+    .bind("google")
     .bind(3)
     .bind(10)
-    .bind("google")
     .fetch_all(store.pool())
     .await
     .expect("plan")

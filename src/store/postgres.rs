@@ -164,9 +164,25 @@ impl PgStore {
         &self.pool
     }
 
-    /// Where claims go: the server orders writers itself, so any pooled connection.
-    fn writer(&self) -> &PgPool {
-        &self.pool
+    /// Leases up to `n` due lookups in one statement (`CLAIM_SQL`): rows another run is
+    /// claiming at the same moment are skipped, not waited for.
+    async fn claim_rows(
+        &self,
+        run_id: i64,
+        provider: ProviderId,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        sqlx::query_as(CLAIM_SQL)
+            .bind(run_id)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(i64::from(n))
+            .bind(provider.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, e: sqlx::Error) -> Error {

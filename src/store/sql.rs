@@ -68,8 +68,8 @@ macro_rules! shared_methods {
                 .map_err(|e| self.err(e))
         }
 
-        /// One statement (`CLAIM_SQL`, the backend's own): the choice and the update happen
-        /// together, so two runs can never lease the same row.
+        /// The backend's own `claim_rows` chooses and leases under one write lock, so two
+        /// runs can never lease the same row.
         async fn claim(
             &self,
             run_id: i64,
@@ -78,15 +78,9 @@ macro_rules! shared_methods {
             now_ms: i64,
             lease_until_ms: i64,
         ) -> $crate::store::Result<Vec<$crate::store::ClaimedJob>> {
-            let rows: Vec<(i64, String, i64)> = sqlx::query_as(CLAIM_SQL)
-                .bind(run_id)
-                .bind(lease_until_ms)
-                .bind(now_ms)
-                .bind(i64::from(n))
-                .bind(provider.as_str())
-                .fetch_all(self.writer())
-                .await
-                .map_err(|e| self.err(e))?;
+            let rows = self
+                .claim_rows(run_id, provider, n, now_ms, lease_until_ms)
+                .await?;
             Ok($crate::store::sql::claimed(rows))
         }
 

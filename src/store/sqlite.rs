@@ -41,16 +41,23 @@ const LOAD_CACHE_SIZE: &str = "PRAGMA cache_size = -20480";
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
 const ROWS_PER_INSERT: usize = 1000;
 
-/// Leases the next due pending jobs: `?1` run id, `?2` lease end, `?3` now, `?4` how many.
-/// One statement, so the choice and the update happen under one write lock and two runs can
-/// never lease the same row. `INDEXED BY` pins the plan to the partial index of due rows (an
-/// error, not a silent table scan, if the index were ever missing).
-pub const CLAIM_SQL: &str = "UPDATE lookups SET state = 'in_progress', attempts = attempts + 1,
-        lease_owner = ?1, lease_until = ?2, updated_at = ?3
-    WHERE id IN (SELECT id FROM lookups INDEXED BY lookups_due
-                 WHERE state = 'pending' AND provider = ?5 AND next_attempt_at <= ?3
-                 ORDER BY next_attempt_at, id LIMIT ?4)
-    RETURNING id, isbn13, attempts";
+/// The next due pending lookups (`?1` provider, `?2` now, `?3` how many) as one JSON row,
+/// `[[id, isbn13, attempts after the claim], ...]`. `INDEXED BY` pins the plan to the partial
+/// index of due rows (an error, not a silent table scan, if the index were ever missing).
+pub const CLAIM_DUE_SQL: &str = "SELECT json_group_array(json_array(id, isbn13, attempts + 1))
+    FROM (SELECT id, isbn13, attempts FROM lookups INDEXED BY lookups_due
+          WHERE state = 'pending' AND provider = ?1 AND next_attempt_at <= ?2
+          ORDER BY next_attempt_at, id LIMIT ?3)";
+
+/// Leases the lookups `CLAIM_DUE_SQL` chose (`?4`) to run `?1` until `?2` (`?3`: now).
+const CLAIM_LEASE_SQL: &str = "UPDATE lookups SET state = 'in_progress',
+        attempts = attempts + 1, lease_owner = ?1, lease_until = ?2, updated_at = ?3
+    WHERE id IN (SELECT value ->> 0 FROM json_each(?4))";
+
+/// Which of the lookups in `?1` (a JSON array of ids) run `?2` still holds, as one JSON row
+/// `[[id, job_id], ...]`: those its results apply to.
+const HELD_SQL: &str = "SELECT json_group_array(json_array(id, job_id)) FROM lookups
+    WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'in_progress' AND lease_owner = ?2";
 
 /// A job's state from its lookups (`?1`: a JSON array of job ids): done if any provider found
 /// the book, then in progress, pending, failed; not found when every lookup says so.
@@ -162,8 +169,39 @@ impl SqliteStore {
         map_err(&self.shown(), self.busy_timeout, e)
     }
 
-    fn writer(&self) -> &SqlitePool {
-        &self.writer
+    /// Chooses and leases in one write transaction: the choice comes back as one JSON row and
+    /// one UPDATE leases it. (One `UPDATE ... RETURNING` sent its rows one at a time from
+    /// sqlx's SQLite thread, each a wake-up of this one and a contended channel lock: about
+    /// two futex calls per claimed lookup.)
+    async fn claim_rows(
+        &self,
+        run_id: i64,
+        provider: ProviderId,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<(i64, String, i64)>> {
+        let mut tx = self.begin_immediate().await?;
+        let due: String = sqlx::query_scalar(CLAIM_DUE_SQL)
+            .bind(provider.as_str())
+            .bind(now_ms)
+            .bind(i64::from(n))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let rows: Vec<(i64, String, i64)> = json_rows(&due).map_err(|e| self.err(e))?;
+        if !rows.is_empty() {
+            sqlx::query(CLAIM_LEASE_SQL)
+                .bind(run_id)
+                .bind(lease_until_ms)
+                .bind(now_ms)
+                .bind(&due)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(rows)
     }
 
     async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
@@ -172,6 +210,14 @@ impl SqliteStore {
             .await
             .map_err(|e| self.err(e))
     }
+}
+
+/// Rows that came back as one JSON array (`json_group_array`): one row crosses from sqlx's
+/// SQLite thread where `RETURNING` sent each row alone.
+fn json_rows<T: serde::de::DeserializeOwned>(
+    json: &str,
+) -> std::result::Result<Vec<T>, sqlx::Error> {
+    serde_json::from_str(json).map_err(|e| sqlx::Error::Decode(e.into()))
 }
 
 /// Turns SQLite's result codes into errors that say what to do.
@@ -437,8 +483,20 @@ impl Store for SqliteStore {
         now_ms: i64,
     ) -> Result<u64> {
         let mut tx = self.begin_immediate().await?;
-        // One multi-row UPDATE per chunk, guarded by the lease; RETURNING says which applied.
-        let mut applied = std::collections::HashMap::with_capacity(completions.len());
+        // The lookups this run still holds are those its results apply to: read as one row
+        // under the write lock, so the guarded UPDATEs below change exactly these.
+        let ids: Vec<i64> = completions.iter().map(|c| c.lookup_id).collect();
+        let held: String = sqlx::query_scalar(HELD_SQL)
+            .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let applied: std::collections::HashMap<i64, i64> = json_rows::<(i64, i64)>(&held)
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .collect();
+        // One multi-row UPDATE per chunk, guarded by the lease.
         for chunk in cached_chunks(completions) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "UPDATE lookups SET state = v.column2,
@@ -462,14 +520,11 @@ impl Store for SqliteStore {
                 ") AS v WHERE lookups.id = v.column1 AND lookups.state = 'in_progress' \
                  AND lookups.lease_owner = ",
             )
-            .push_bind(run_id)
-            .push(" RETURNING lookups.id, lookups.job_id");
-            let rows: Vec<(i64, i64)> = qb
-                .build_query_as()
-                .fetch_all(&mut *tx)
+            .push_bind(run_id);
+            qb.build()
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
-            applied.extend(rows);
         }
         let counts = Tally::of(completions, &applied);
         let (books, chained) = (&counts.books, &counts.chained);
