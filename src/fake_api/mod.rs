@@ -3,8 +3,9 @@ An in-process fake of the Google Books API and Open Library's Books API on 127.0
 tests, the benchmark and `demo`. The Open Library half is in `open_library.rs`.
 
 It speaks the contract of `shared/docs/google-books-api.md`: the same JSON for volumes (cut
-down to what a `fields` selector names, as Google's partial response does), the same error bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation,
-backend errors), and the failures a real network has (resets, truncated bodies, stalls).
+down to what a `fields` selector names, as Google's partial response does), the same error
+bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation, backend
+errors), and the failures a real network has (resets, truncated bodies, stalls).
 It is a small hand-written HTTP/1.1 server rather than a framework so that a test can make it
 misbehave at the byte level: reset a connection with RST, cut a body short, or never answer.
 

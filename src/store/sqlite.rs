@@ -42,9 +42,11 @@ const LOAD_CACHE_SIZE: &str = "PRAGMA cache_size = -20480";
 const ROWS_PER_INSERT: usize = 1000;
 
 /// The next due pending lookups (`?1` provider, `?2` now, `?3` how many) as one JSON row,
-/// `[[id, isbn13, attempts after the claim], ...]`. `INDEXED BY` pins the plan to the partial
-/// index of due rows (an error, not a silent table scan, if the index were ever missing).
-pub const CLAIM_DUE_SQL: &str = "SELECT json_group_array(json_array(id, isbn13, attempts + 1))
+/// `[[id, isbn13, attempts after the claim], ...]` (the ISBN always as text, so a row edited
+/// by hand is skipped by `sql::claimed`, not a failed claim). `INDEXED BY` pins the plan to the
+/// partial index of due rows (an error, not a silent table scan, if the index were missing).
+pub const CLAIM_DUE_SQL: &str = "SELECT json_group_array(
+        json_array(id, CAST(isbn13 AS TEXT), attempts + 1))
     FROM (SELECT id, isbn13, attempts FROM lookups INDEXED BY lookups_due
           WHERE state = 'pending' AND provider = ?1 AND next_attempt_at <= ?2
           ORDER BY next_attempt_at, id LIMIT ?3)";
