@@ -498,7 +498,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     store
         .ensure_lookups(&[ProviderId::Google], false, 0)
         .await?;
-    // Claims alone: a worker pool's worth (64) per statement, then every lease given back.
+    // Claims alone: a worker pool's worth (64) per claim, then every lease given back.
     let started = Instant::now();
     let mut claimed = Vec::new();
     loop {
@@ -512,7 +512,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     println!(
-        "{label}: {:.0} claims/s ({} lookups leased 64 per statement in {secs:.2} s)",
+        "{label}: {:.0} claims/s ({} lookups leased 64 per claim in {secs:.2} s)",
         claimed.len() as f64 / secs,
         claimed.len()
     );

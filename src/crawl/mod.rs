@@ -641,9 +641,10 @@ async fn dispatch<S: Store>(
             in_flight.fetch_add(claimed.len(), Ordering::SeqCst);
             ahead.extend(claimed);
         }
-        let wait = match probe || ahead.len() >= per_request {
-            true => None,
-            false => gathering(ctx, ahead, &mut held_since).await?,
+        let wait = if probe || ahead.len() >= per_request {
+            None
+        } else {
+            gathering(ctx, ahead, &mut held_since).await?
         };
         if let Some(wait) = wait {
             // A partial batch while more come due within GATHER (retries of one failed batch,

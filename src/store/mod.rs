@@ -612,8 +612,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Leases up to `n` due pending lookups of `provider` to run `run_id`, oldest first, in
-    /// one atomic statement.
+    /// Leases up to `n` due pending lookups of `provider` to run `run_id`, oldest first,
+    /// atomically: the choice and the leases under one write lock, so two runs never lease
+    /// the same lookup.
     fn claim(
         &self,
         run_id: i64,

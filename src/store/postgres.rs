@@ -34,8 +34,8 @@ use super::sql::{
     self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods, text,
 };
 use super::{
-    Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record, RequeueFilter,
-    Reservation, Result, RunInfo, Status, Store,
+    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
+    RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::providers::ProviderId;
 
@@ -162,27 +162,6 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// Leases up to `n` due lookups in one statement (`CLAIM_SQL`): rows another run is
-    /// claiming at the same moment are skipped, not waited for.
-    async fn claim_rows(
-        &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<(i64, String, i64)>> {
-        sqlx::query_as(CLAIM_SQL)
-            .bind(run_id)
-            .bind(lease_until_ms)
-            .bind(now_ms)
-            .bind(i64::from(n))
-            .bind(provider.as_str())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
     }
 
     fn err(&self, e: sqlx::Error) -> Error {
@@ -318,6 +297,28 @@ async fn copy_rows(
 
 impl Store for PgStore {
     shared_methods!();
+
+    /// Leases up to `n` due lookups in one statement (`CLAIM_SQL`): rows another run is
+    /// claiming at the same moment are skipped, not waited for.
+    async fn claim(
+        &self,
+        run_id: i64,
+        provider: ProviderId,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        let rows = sqlx::query_as(CLAIM_SQL)
+            .bind(run_id)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(i64::from(n))
+            .bind(provider.as_str())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(sql::claimed(rows))
+    }
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
         let now = crate::now_ms();

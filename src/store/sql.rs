@@ -68,22 +68,6 @@ macro_rules! shared_methods {
                 .map_err(|e| self.err(e))
         }
 
-        /// The backend's own `claim_rows` chooses and leases under one write lock, so two
-        /// runs can never lease the same row.
-        async fn claim(
-            &self,
-            run_id: i64,
-            provider: $crate::providers::ProviderId,
-            n: u32,
-            now_ms: i64,
-            lease_until_ms: i64,
-        ) -> $crate::store::Result<Vec<$crate::store::ClaimedJob>> {
-            let rows = self
-                .claim_rows(run_id, provider, n, now_ms, lease_until_ms)
-                .await?;
-            Ok($crate::store::sql::claimed(rows))
-        }
-
         async fn record_load(
             &self,
             load: &$crate::store::LoadRecord,

@@ -24,8 +24,8 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
 
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
-    Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record, RequeueFilter,
-    Reservation, Result, RunInfo, Status, Store,
+    ClaimedJob, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
+    RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::providers::ProviderId;
 
@@ -175,41 +175,6 @@ impl SqliteStore {
         map_err(&self.shown(), self.busy_timeout, e)
     }
 
-    /// Chooses and leases in one write transaction: the choice comes back as one JSON row and
-    /// one UPDATE leases it. (One `UPDATE ... RETURNING` sent its rows one at a time from
-    /// sqlx's SQLite thread, each a wake-up of this one and a contended channel lock: about
-    /// two futex calls per claimed lookup.)
-    async fn claim_rows(
-        &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<(i64, String, i64)>> {
-        let mut tx = self.begin_immediate().await?;
-        let due: String = sqlx::query_scalar(CLAIM_DUE_SQL)
-            .bind(provider.as_str())
-            .bind(now_ms)
-            .bind(i64::from(n))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        let rows: Vec<(i64, String, i64)> = json_rows(&due).map_err(|e| self.err(e))?;
-        if !rows.is_empty() {
-            sqlx::query(CLAIM_LEASE_SQL)
-                .bind(run_id)
-                .bind(lease_until_ms)
-                .bind(now_ms)
-                .bind(&due)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(rows)
-    }
-
     async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         self.writer
             .begin_with("BEGIN IMMEDIATE")
@@ -253,6 +218,41 @@ fn map_err(path: &str, busy: Duration, e: sqlx::Error) -> Error {
 
 impl Store for SqliteStore {
     shared_methods!();
+
+    /// Chooses and leases in one write transaction: the choice comes back as one JSON row and
+    /// one UPDATE leases it. (One `UPDATE ... RETURNING` sent its rows one at a time from
+    /// sqlx's SQLite thread, each a wake-up of this one and a contended channel lock: about
+    /// two futex calls per claimed lookup.)
+    async fn claim(
+        &self,
+        run_id: i64,
+        provider: ProviderId,
+        n: u32,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Vec<ClaimedJob>> {
+        let mut tx = self.begin_immediate().await?;
+        let due: String = sqlx::query_scalar(CLAIM_DUE_SQL)
+            .bind(provider.as_str())
+            .bind(now_ms)
+            .bind(i64::from(n))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let rows: Vec<(i64, String, i64)> = json_rows(&due).map_err(|e| self.err(e))?;
+        if !rows.is_empty() {
+            sqlx::query(CLAIM_LEASE_SQL)
+                .bind(run_id)
+                .bind(lease_until_ms)
+                .bind(now_ms)
+                .bind(&due)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(sql::claimed(rows))
+    }
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
         let (jobs, rejects) = (&batch.jobs, &batch.rejects);
