@@ -61,9 +61,12 @@ const CLAIM_LEASE_SQL: &str = "UPDATE lookups SET state = 'in_progress',
 const HELD_SQL: &str = "SELECT json_group_array(json_array(id, job_id)) FROM lookups
     WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'in_progress' AND lease_owner = ?2";
 
-/// A job's state from its lookups (`?1`: a JSON array of job ids): done if any provider found
-/// the book, then in progress, pending, failed; not found when every lookup says so.
-const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.attempts,
+/// A job's state from its lookups (`jobs`: the parameter holding a JSON array of job ids; `?2`:
+/// now): done if any provider found the book, then in progress, pending, failed; not found when
+/// every lookup says so.
+fn derive_jobs_sql(jobs: &str) -> String {
+    format!(
+        "UPDATE jobs SET state = d.state, attempts = d.attempts,
         last_error = d.last_error, updated_at = ?2
     FROM (SELECT l.job_id,
                  CASE WHEN max(l.state = 'done') THEN 'done'
@@ -76,9 +79,37 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
                      (SELECT e.last_error FROM lookups e
                       WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
                       ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) END AS last_error
-          FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each(?1))
+          FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each({jobs}))
           GROUP BY l.job_id) AS d
-    WHERE jobs.id = d.job_id";
+    WHERE jobs.id = d.job_id"
+    )
+}
+
+static DERIVE_JOBS_SQL: LazyLock<String> = LazyLock::new(|| derive_jobs_sql("?1"));
+
+/// What a commit does after its lookups and records are written, as one multi-statement text
+/// (sqlx runs it in one round trip to SQLite's thread; `?N` numbers the parameters across all
+/// of it): the merged `books` rows of the ISBNs in `?1`, the lookups `--fill missing` chains
+/// (`?3`: `[[job_id, provider], ...]`), the jobs' states (`?4`: job ids), the day's Google
+/// requests (`?5` day, `?6` count) and the run's counters (`?7`..`?15`, run `?13`); `?2` is now.
+fn commit_tail_sql(precedence: &[ProviderId]) -> String {
+    format!(
+        "{merge};
+        INSERT OR IGNORE INTO lookups (job_id, isbn13, provider, created_at, updated_at)
+            SELECT j.id, j.isbn13, c.value ->> 1, ?2, ?2
+            FROM json_each(?3) c JOIN jobs j ON j.id = c.value ->> 0;
+        {derive};
+        INSERT INTO quota_days (day, requests) SELECT ?5, ?6 WHERE ?6 > 0
+            ON CONFLICT (day) DO UPDATE SET requests = requests + excluded.requests;
+        UPDATE runs SET requests = requests + ?7, done = done + ?8, not_found = not_found + ?9,
+            failed = failed + ?10, retried = retried + ?11, given_back = given_back + ?12,
+            heartbeat_at = ?2, google_requests = google_requests + ?6,
+            openlibrary_requests = openlibrary_requests + ?14, google_done = google_done + ?15
+        WHERE id = ?13",
+        merge = merge_sql(precedence, Dialect::Sqlite),
+        derive = derive_jobs_sql("?4"),
+    )
+}
 
 /// Records of the states in a JSON array (`?1`), in load order.
 static RECORDS_BY_STATE_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -539,65 +570,31 @@ impl Store for SqliteStore {
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        if !books.is_empty() {
-            let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
-            sqlx::query(&merge_sql(precedence, Dialect::Sqlite))
-                .bind(serde_json::to_string(&isbns).unwrap_or_else(|_| "[]".into()))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        if !chained.is_empty() {
-            // One statement for the batch: `[[job_id, provider], ...]`.
-            let pairs: Vec<(i64, &str)> = chained.iter().map(|(j, p)| (*j, p.as_str())).collect();
-            sqlx::query(
-                "INSERT OR IGNORE INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-                 SELECT j.id, j.isbn13, c.value ->> 1, ?2, ?2
-                 FROM json_each(?1) c JOIN jobs j ON j.id = c.value ->> 0",
-            )
-            .bind(serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".into()))
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
-        }
+        // Everything else in one round trip: each statement is one, and at a few dozen results
+        // a commit the trips cost more than the statements.
+        let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
+        let pairs: Vec<(i64, &str)> = chained.iter().map(|(j, p)| (*j, p.as_str())).collect();
         let jobs: Vec<i64> = applied.values().copied().collect();
-        derive_jobs(&mut tx, &jobs, now_ms)
-            .await
-            .map_err(|e| self.err(e))?;
-        if counts.google > 0 {
-            sqlx::query(
-                "INSERT INTO quota_days (day, requests) VALUES (?1, ?2)
-                 ON CONFLICT (day) DO UPDATE SET requests = requests + ?2",
-            )
+        let json = |v: Result<String, serde_json::Error>| v.unwrap_or_else(|_| "[]".into());
+        sqlx::query(&commit_tail_sql(precedence))
+            .bind(json(serde_json::to_string(&isbns)))
+            .bind(now_ms)
+            .bind(json(serde_json::to_string(&pairs)))
+            .bind(json(serde_json::to_string(&jobs)))
             .bind(quota_day)
             .bind(counts.google)
+            .bind(counts.requests)
+            .bind(counts.done)
+            .bind(counts.not_found)
+            .bind(counts.failed)
+            .bind(counts.retried)
+            .bind(counts.given_back)
+            .bind(run_id)
+            .bind(counts.openlibrary)
+            .bind(counts.google_done)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-        }
-        sqlx::query(
-            "UPDATE runs SET requests = requests + ?1, done = done + ?2, not_found = not_found + ?3,
-                    failed = failed + ?4, retried = retried + ?5, given_back = given_back + ?6,
-                    heartbeat_at = ?7, google_requests = google_requests + ?9,
-                    openlibrary_requests = openlibrary_requests + ?10,
-                    google_done = google_done + ?11
-             WHERE id = ?8",
-        )
-        .bind(counts.requests)
-        .bind(counts.done)
-        .bind(counts.not_found)
-        .bind(counts.failed)
-        .bind(counts.retried)
-        .bind(counts.given_back)
-        .bind(now_ms)
-        .bind(run_id)
-        .bind(counts.google)
-        .bind(counts.openlibrary)
-        .bind(counts.google_done)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(applied.len() as u64)
     }
@@ -870,7 +867,7 @@ async fn derive_jobs(
     if jobs.is_empty() {
         return Ok(());
     }
-    sqlx::query(DERIVE_JOBS_SQL)
+    sqlx::query(&DERIVE_JOBS_SQL)
         .bind(serde_json::to_string(jobs).unwrap_or_else(|_| "[]".into()))
         .bind(now_ms)
         .execute(&mut **tx)
