@@ -542,8 +542,8 @@ pub(super) fn text(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Upserts into `books` the merged rows of the ISBNs in the first parameter (SQLite: a JSON
-/// array; PostgreSQL: a text array), with `precedence` deciding each field and `provenance`
+/// Upserts into `books` the merged rows of the ISBNs in its one parameter (SQLite: a JSON
+/// array, an anonymous `?` so the text can join others; PostgreSQL: a text array, `$1`), with `precedence` deciding each field and `provenance`
 /// (compact JSON, the same text from both backends) saying which provider gave it.
 pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
     // Every provider takes part, those not named last: a record stored by another run counts.
@@ -632,7 +632,7 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
         Dialect::Sqlite => (
             "INSERT OR REPLACE",
             "jobs j",
-            "j.isbn13 IN (SELECT value FROM json_each(?1)) AND",
+            "j.isbn13 IN (SELECT value FROM json_each(?)) AND",
             String::new(),
         ),
         Dialect::Postgres => {

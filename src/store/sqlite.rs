@@ -61,13 +61,11 @@ const CLAIM_LEASE_SQL: &str = "UPDATE lookups SET state = 'in_progress',
 const HELD_SQL: &str = "SELECT json_group_array(json_array(id, job_id)) FROM lookups
     WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'in_progress' AND lease_owner = ?2";
 
-/// A job's state from its lookups (`jobs`: the parameter holding a JSON array of job ids; `?2`:
-/// now): done if any provider found the book, then in progress, pending, failed; not found when
-/// every lookup says so.
-fn derive_jobs_sql(jobs: &str) -> String {
-    format!(
-        "UPDATE jobs SET state = d.state, attempts = d.attempts,
-        last_error = d.last_error, updated_at = ?2
+/// A job's state from its lookups (two anonymous parameters, in this order: now, a JSON array
+/// of job ids): done if any provider found the book, then in progress, pending, failed; not
+/// found when every lookup says so.
+const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.attempts,
+        last_error = d.last_error, updated_at = ?
     FROM (SELECT l.job_id,
                  CASE WHEN max(l.state = 'done') THEN 'done'
                       WHEN max(l.state = 'in_progress') THEN 'in_progress'
@@ -79,35 +77,45 @@ fn derive_jobs_sql(jobs: &str) -> String {
                      (SELECT e.last_error FROM lookups e
                       WHERE e.job_id = l.job_id AND e.last_error IS NOT NULL
                       ORDER BY e.updated_at DESC, e.id DESC LIMIT 1) END AS last_error
-          FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each({jobs}))
+          FROM lookups l WHERE l.job_id IN (SELECT value FROM json_each(?))
           GROUP BY l.job_id) AS d
-    WHERE jobs.id = d.job_id"
-    )
-}
+    WHERE jobs.id = d.job_id";
 
-static DERIVE_JOBS_SQL: LazyLock<String> = LazyLock::new(|| derive_jobs_sql("?1"));
-
-/// What a commit does after its lookups and records are written, as one multi-statement text
-/// (sqlx runs it in one round trip to SQLite's thread; `?N` numbers the parameters across all
-/// of it): the merged `books` rows of the ISBNs in `?1`, the lookups `--fill missing` chains
-/// (`?3`: `[[job_id, provider], ...]`), the jobs' states (`?4`: job ids), the day's Google
-/// requests (`?5` day, `?6` count) and the run's counters (`?7`..`?15`, run `?13`); `?2` is now.
+/// What a commit does after its records are written, as one multi-statement text: sqlx runs
+/// every statement of a query in one round trip to SQLite's thread. Its parameters are
+/// anonymous and bound in the order they appear (numbered ones would not do: sqlx binds the
+/// numbers a statement skips as anonymous ones, and past the last value it stops binding).
+/// In order: the results on the lookups the run still holds (now, `[[id, state,
+/// next_attempt_at, last_error, refund, give_back], ...]` as [`job_change`] says, run); the
+/// merged `books` rows of the ISBNs stored (a JSON array); the lookups `--fill missing` chains
+/// (now, now, `[[job_id, provider], ...]`); the jobs' states (now, job ids); the day's Google
+/// requests (day, count, count); the run's counters (see `complete`). `NOT INDEXED` keeps the
+/// lookups read by id, one JSON entry at a time: SQLite otherwise walks the run's leases
+/// (`lookups_leased`, hundreds with the claims ahead) and the whole JSON array for each.
 fn commit_tail_sql(precedence: &[ProviderId]) -> String {
     format!(
-        "{merge};
+        "UPDATE lookups NOT INDEXED SET state = v.value ->> 1,
+            next_attempt_at = coalesce(v.value ->> 2, lookups.next_attempt_at),
+            last_error = CASE WHEN v.value ->> 5 THEN lookups.last_error ELSE v.value ->> 3 END,
+            attempts = CASE WHEN v.value ->> 4 THEN max(lookups.attempts - 1, 0)
+                            ELSE lookups.attempts END,
+            lease_owner = NULL, lease_until = NULL, updated_at = ?
+        FROM json_each(?) v
+        WHERE lookups.id = v.value ->> 0 AND lookups.state = 'in_progress'
+            AND lookups.lease_owner = ?;
+        {merge};
         INSERT OR IGNORE INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-            SELECT j.id, j.isbn13, c.value ->> 1, ?2, ?2
-            FROM json_each(?3) c JOIN jobs j ON j.id = c.value ->> 0;
-        {derive};
-        INSERT INTO quota_days (day, requests) SELECT ?5, ?6 WHERE ?6 > 0
+            SELECT j.id, j.isbn13, c.value ->> 1, ?, ?
+            FROM json_each(?) c JOIN jobs j ON j.id = c.value ->> 0;
+        {DERIVE_JOBS_SQL};
+        INSERT INTO quota_days (day, requests) SELECT ?, ? WHERE ? > 0
             ON CONFLICT (day) DO UPDATE SET requests = requests + excluded.requests;
-        UPDATE runs SET requests = requests + ?7, done = done + ?8, not_found = not_found + ?9,
-            failed = failed + ?10, retried = retried + ?11, given_back = given_back + ?12,
-            heartbeat_at = ?2, google_requests = google_requests + ?6,
-            openlibrary_requests = openlibrary_requests + ?14, google_done = google_done + ?15
-        WHERE id = ?13",
+        UPDATE runs SET requests = requests + ?, done = done + ?, not_found = not_found + ?,
+            failed = failed + ?, retried = retried + ?, given_back = given_back + ?,
+            heartbeat_at = ?, google_requests = google_requests + ?,
+            openlibrary_requests = openlibrary_requests + ?, google_done = google_done + ?
+        WHERE id = ?",
         merge = merge_sql(precedence, Dialect::Sqlite),
-        derive = derive_jobs_sql("?4"),
     )
 }
 
@@ -533,36 +541,6 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?
             .into_iter()
             .collect();
-        // One multi-row UPDATE per chunk, guarded by the lease.
-        for chunk in cached_chunks(completions) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "UPDATE lookups SET state = v.column2,
-                    next_attempt_at = coalesce(v.column3, lookups.next_attempt_at),
-                    last_error = CASE WHEN v.column6 THEN lookups.last_error ELSE v.column4 END,
-                    attempts = CASE WHEN v.column5 THEN max(lookups.attempts - 1, 0)
-                                    ELSE lookups.attempts END,
-                    lease_owner = NULL, lease_until = NULL, updated_at = ",
-            );
-            qb.push_bind(now_ms).push(" FROM (");
-            qb.push_values(chunk, |mut row, c| {
-                let (state, next_at, error, refund) = job_change(&c.result);
-                row.push_bind(c.lookup_id)
-                    .push_bind(state)
-                    .push_bind(next_at)
-                    .push_bind(error)
-                    .push_bind(refund)
-                    .push_bind(matches!(c.result, JobResult::GiveBack));
-            });
-            qb.push(
-                ") AS v WHERE lookups.id = v.column1 AND lookups.state = 'in_progress' \
-                 AND lookups.lease_owner = ",
-            )
-            .push_bind(run_id);
-            qb.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
         let counts = Tally::of(completions, &applied);
         let (books, chained) = (&counts.books, &counts.chained);
         for chunk in cached_chunks(books) {
@@ -572,16 +550,30 @@ impl Store for SqliteStore {
         }
         // Everything else in one round trip: each statement is one, and at a few dozen results
         // a commit the trips cost more than the statements.
+        let results: Vec<_> = completions
+            .iter()
+            .map(|c| {
+                let (state, next_at, error, refund) = job_change(&c.result);
+                let give_back = matches!(c.result, JobResult::GiveBack);
+                (c.lookup_id, state, next_at, error, refund, give_back)
+            })
+            .collect();
         let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
         let pairs: Vec<(i64, &str)> = chained.iter().map(|(j, p)| (*j, p.as_str())).collect();
         let jobs: Vec<i64> = applied.values().copied().collect();
         let json = |v: Result<String, serde_json::Error>| v.unwrap_or_else(|_| "[]".into());
         sqlx::query(&commit_tail_sql(precedence))
+            .bind(now_ms)
+            .bind(json(serde_json::to_string(&results)))
+            .bind(run_id)
             .bind(json(serde_json::to_string(&isbns)))
             .bind(now_ms)
+            .bind(now_ms)
             .bind(json(serde_json::to_string(&pairs)))
+            .bind(now_ms)
             .bind(json(serde_json::to_string(&jobs)))
             .bind(quota_day)
+            .bind(counts.google)
             .bind(counts.google)
             .bind(counts.requests)
             .bind(counts.done)
@@ -589,9 +581,11 @@ impl Store for SqliteStore {
             .bind(counts.failed)
             .bind(counts.retried)
             .bind(counts.given_back)
-            .bind(run_id)
+            .bind(now_ms)
+            .bind(counts.google)
             .bind(counts.openlibrary)
             .bind(counts.google_done)
+            .bind(run_id)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -867,9 +861,9 @@ async fn derive_jobs(
     if jobs.is_empty() {
         return Ok(());
     }
-    sqlx::query(&DERIVE_JOBS_SQL)
-        .bind(serde_json::to_string(jobs).unwrap_or_else(|_| "[]".into()))
+    sqlx::query(DERIVE_JOBS_SQL)
         .bind(now_ms)
+        .bind(serde_json::to_string(jobs).unwrap_or_else(|_| "[]".into()))
         .execute(&mut **tx)
         .await?;
     Ok(())
