@@ -162,6 +162,12 @@ conformance! {
             .expect("complete");
         assert_eq!(applied, 0, "the stale worker's result is dropped");
         assert_eq!(store.record(isbn.as_str()).await.expect("record").expect("job").title, None);
+        let kept = store.provider_records(isbn.as_str()).await.expect("provider records");
+        assert!(
+            kept.iter().all(|r| r.title.is_none()),
+            "nor is its record stored: {:?}",
+            kept.iter().map(|r| &r.title).collect::<Vec<_>>()
+        );
         let applied = store
             .complete(b, &[found(again[0].id, G, isbn, "fresh")], &[G], "d", 2600)
             .await

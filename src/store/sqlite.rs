@@ -56,10 +56,10 @@ const CLAIM_LEASE_SQL: &str = "UPDATE lookups SET state = 'in_progress',
         attempts = attempts + 1, lease_owner = ?1, lease_until = ?2, updated_at = ?3
     WHERE id IN (SELECT value ->> 0 FROM json_each(?4))";
 
-/// Which of the lookups in `?1` (a JSON array of ids) run `?2` still holds, as one JSON row
-/// `[[id, job_id], ...]`: those its results apply to.
+/// Which of the lookups in the first parameter (a JSON array of ids) the run in the second
+/// still holds, as one JSON row `[[id, job_id], ...]`: those its results apply to.
 const HELD_SQL: &str = "SELECT json_group_array(json_array(id, job_id)) FROM lookups
-    WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'in_progress' AND lease_owner = ?2";
+    WHERE id IN (SELECT value FROM json_each(?)) AND state = 'in_progress' AND lease_owner = ?";
 
 /// A job's state from its lookups (two anonymous parameters, in this order: now, a JSON array
 /// of job ids): done if any provider found the book, then in progress, pending, failed; not
@@ -81,29 +81,85 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
           GROUP BY l.job_id) AS d
     WHERE jobs.id = d.job_id";
 
-/// What a commit does after its records are written, as one multi-statement text: sqlx runs
-/// every statement of a query in one round trip to SQLite's thread. Its parameters are
-/// anonymous and bound in the order they appear (numbered ones would not do: sqlx binds the
-/// numbers a statement skips as anonymous ones, and past the last value it stops binding).
-/// In order: the results on the lookups the run still holds (now, `[[id, state,
-/// next_attempt_at, last_error, refund, give_back], ...]` as [`job_change`] says, run); the
-/// merged `books` rows of the ISBNs stored (a JSON array); the lookups `--fill missing` chains
-/// (now, now, `[[job_id, provider], ...]`); the jobs' states (now, job ids); the day's Google
-/// requests (day, count, count); the run's counters (see `complete`). `NOT INDEXED` keeps the
-/// lookups read by id, one JSON entry at a time: SQLite otherwise walks the run's leases
-/// (`lookups_leased`, hundreds with the claims ahead) and the whole JSON array for each.
-fn commit_tail_sql(precedence: &[ProviderId]) -> String {
+/// The results of `rows` lookups (padded to a power of two with NULL rows, which match no
+/// lookup, so the text takes one of nine shapes and stays prepared) on those the run still
+/// holds. Parameters: now, then per row `(id, state, next_attempt_at, last_error, refund,
+/// give_back)` as [`job_change`] says, then the run. `NOT INDEXED` keeps the lookups read by
+/// id: SQLite otherwise may walk the run's leases (`lookups_leased`, hundreds with the claims
+/// ahead) for each row.
+fn results_sql(rows: usize) -> String {
     format!(
-        "UPDATE lookups NOT INDEXED SET state = v.value ->> 1,
-            next_attempt_at = coalesce(v.value ->> 2, lookups.next_attempt_at),
-            last_error = CASE WHEN v.value ->> 5 THEN lookups.last_error ELSE v.value ->> 3 END,
-            attempts = CASE WHEN v.value ->> 4 THEN max(lookups.attempts - 1, 0)
+        "UPDATE lookups NOT INDEXED SET state = v.column2,
+            next_attempt_at = coalesce(v.column3, lookups.next_attempt_at),
+            last_error = CASE WHEN v.column6 THEN lookups.last_error ELSE v.column4 END,
+            attempts = CASE WHEN v.column5 THEN max(lookups.attempts - 1, 0)
                             ELSE lookups.attempts END,
             lease_owner = NULL, lease_until = NULL, updated_at = ?
-        FROM json_each(?) v
-        WHERE lookups.id = v.value ->> 0 AND lookups.state = 'in_progress'
-            AND lookups.lease_owner = ?;
-        {merge};
+        FROM (VALUES {}) AS v
+        WHERE lookups.id = v.column1 AND lookups.state = 'in_progress'
+            AND lookups.lease_owner = ?",
+        placeholder_rows(rows, RESULT_COLUMNS)
+    )
+}
+
+/// Values a result row carries (see [`results_sql`]).
+const RESULT_COLUMNS: usize = 6;
+
+/// `(?, ?, ...), (...)`: `rows` rows of `columns` anonymous parameters.
+fn placeholder_rows(rows: usize, columns: usize) -> String {
+    let row = format!("({})", vec!["?"; columns].join(", "));
+    vec![row; rows].join(", ")
+}
+
+/// Adds NULLs for `rows` rows of `columns`: the padding of a power-of-two shape.
+fn add_null_rows(
+    args: &mut sqlx::sqlite::SqliteArguments<'_>,
+    rows: usize,
+    columns: usize,
+) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::Arguments as _;
+    for _ in 0..rows * columns {
+        args.add(None::<i64>).map_err(sqlx::Error::Encode)?;
+    }
+    Ok(())
+}
+
+/// [`results_sql`]'s parameters for `chunk`, padded to `rows`.
+fn add_results<'q>(
+    args: &mut sqlx::sqlite::SqliteArguments<'q>,
+    chunk: &'q [Completion],
+    rows: usize,
+    run_id: i64,
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::Arguments as _;
+    args.add(now_ms).map_err(sqlx::Error::Encode)?;
+    for c in chunk {
+        let (state, next_at, error, refund) = job_change(&c.result);
+        let give_back = matches!(c.result, JobResult::GiveBack);
+        [
+            args.add(c.lookup_id),
+            args.add(state),
+            args.add(next_at),
+            args.add(error),
+            args.add(refund),
+            args.add(give_back),
+        ]
+        .into_iter()
+        .try_for_each(|r| r)
+        .map_err(sqlx::Error::Encode)?;
+    }
+    add_null_rows(args, rows - chunk.len(), RESULT_COLUMNS)?;
+    args.add(run_id).map_err(sqlx::Error::Encode)
+}
+
+/// What a commit does after its lookups' results (the same query, see `complete`): the merged
+/// `books` rows of the ISBNs stored (a JSON array); the lookups `--fill missing` chains (now,
+/// now, `[[job_id, provider], ...]`); the jobs' states (now, job ids); the day's Google
+/// requests (day, count, count); the run's counters. Constant for a run, so it stays prepared.
+fn commit_rest_sql(precedence: &[ProviderId]) -> String {
+    format!(
+        "{merge};
         INSERT OR IGNORE INTO lookups (job_id, isbn13, provider, created_at, updated_at)
             SELECT j.id, j.isbn13, c.value ->> 1, ?, ?
             FROM json_each(?) c JOIN jobs j ON j.id = c.value ->> 0;
@@ -531,61 +587,83 @@ impl Store for SqliteStore {
         // The lookups this run still holds are those its results apply to: read as one row
         // under the write lock, so the guarded UPDATEs below change exactly these.
         let ids: Vec<i64> = completions.iter().map(|c| c.lookup_id).collect();
-        let held: String = sqlx::query_scalar(HELD_SQL)
-            .bind(serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into()))
-            .bind(run_id)
-            .fetch_one(&mut *tx)
+        let found: Vec<_> = completions
+            .iter()
+            .filter_map(|c| match &c.result {
+                JobResult::Done(book) => Some((c.lookup_id, c.provider, book.as_ref())),
+                _ => None,
+            })
+            .collect();
+        let mut chunks = found.chunks(MAX_ROWS);
+        // The read and the first records in one round trip; the records are guarded by the
+        // lease in SQL, so they need not wait for the read.
+        let first = chunks.next().unwrap_or_default();
+        let held = held_and_records(&mut tx, &ids, run_id, first, now_ms)
             .await
             .map_err(|e| self.err(e))?;
+        for chunk in chunks {
+            held_and_records(&mut tx, &[], run_id, chunk, now_ms)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
         let applied: std::collections::HashMap<i64, i64> = json_rows::<(i64, i64)>(&held)
             .map_err(|e| self.err(e))?
             .into_iter()
             .collect();
         let counts = Tally::of(completions, &applied);
         let (books, chained) = (&counts.books, &counts.chained);
-        for chunk in cached_chunks(books) {
-            insert_records(&mut tx, chunk, run_id, now_ms)
+        // The results and everything else in one round trip (sqlx runs every statement of a
+        // query in one command; their parameters are anonymous and bound in order, as sqlx
+        // binds the numbers a statement skips as anonymous ones and stops past the last
+        // value): at a few dozen results a commit the trips cost more than the statements.
+        let mut chunks = completions.chunks(MAX_ROWS);
+        let last = chunks.next_back().unwrap_or_default();
+        for chunk in chunks {
+            let rows = chunk.len().next_power_of_two();
+            let mut args = sqlx::sqlite::SqliteArguments::default();
+            add_results(&mut args, chunk, rows, run_id, now_ms).map_err(|e| self.err(e))?;
+            sqlx::query_with(&results_sql(rows), args)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        // Everything else in one round trip: each statement is one, and at a few dozen results
-        // a commit the trips cost more than the statements.
-        let results: Vec<_> = completions
-            .iter()
-            .map(|c| {
-                let (state, next_at, error, refund) = job_change(&c.result);
-                let give_back = matches!(c.result, JobResult::GiveBack);
-                (c.lookup_id, state, next_at, error, refund, give_back)
-            })
-            .collect();
+        let rows = last.len().next_power_of_two();
+        let sql = format!("{};\n{}", results_sql(rows), commit_rest_sql(precedence));
+        let mut args = sqlx::sqlite::SqliteArguments::default();
+        add_results(&mut args, last, rows, run_id, now_ms).map_err(|e| self.err(e))?;
         let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
         let pairs: Vec<(i64, &str)> = chained.iter().map(|(j, p)| (*j, p.as_str())).collect();
         let jobs: Vec<i64> = applied.values().copied().collect();
         let json = |v: Result<String, serde_json::Error>| v.unwrap_or_else(|_| "[]".into());
-        sqlx::query(&commit_tail_sql(precedence))
-            .bind(now_ms)
-            .bind(json(serde_json::to_string(&results)))
-            .bind(run_id)
-            .bind(json(serde_json::to_string(&isbns)))
-            .bind(now_ms)
-            .bind(now_ms)
-            .bind(json(serde_json::to_string(&pairs)))
-            .bind(now_ms)
-            .bind(json(serde_json::to_string(&jobs)))
-            .bind(quota_day)
-            .bind(counts.google)
-            .bind(counts.google)
-            .bind(counts.requests)
-            .bind(counts.done)
-            .bind(counts.not_found)
-            .bind(counts.failed)
-            .bind(counts.retried)
-            .bind(counts.given_back)
-            .bind(now_ms)
-            .bind(counts.google)
-            .bind(counts.openlibrary)
-            .bind(counts.google_done)
-            .bind(run_id)
+        {
+            use sqlx::Arguments as _;
+            [
+                args.add(json(serde_json::to_string(&isbns))),
+                args.add(now_ms),
+                args.add(now_ms),
+                args.add(json(serde_json::to_string(&pairs))),
+                args.add(now_ms),
+                args.add(json(serde_json::to_string(&jobs))),
+                args.add(quota_day),
+                args.add(counts.google),
+                args.add(counts.google),
+                args.add(counts.requests),
+                args.add(counts.done),
+                args.add(counts.not_found),
+                args.add(counts.failed),
+                args.add(counts.retried),
+                args.add(counts.given_back),
+                args.add(now_ms),
+                args.add(counts.google),
+                args.add(counts.openlibrary),
+                args.add(counts.google_done),
+                args.add(run_id),
+            ]
+            .into_iter()
+            .try_for_each(|r| r)
+            .map_err(|e| self.err(sqlx::Error::Encode(e)))?;
+        }
+        sqlx::query_with(&sql, args)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -869,80 +947,115 @@ async fn derive_jobs(
     Ok(())
 }
 
-async fn insert_records(
+/// [`HELD_SQL`] for `ids`, then (when there are any) `records` (lookup id, provider, book)
+/// stored as each provider's record, as one query: one round trip. A record is stored only
+/// while its lookup is still this run's, the guard the lookup's own update has. Returns the
+/// held lookups' JSON row.
+async fn held_and_records(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
-    books: &[(ProviderId, &super::Book)],
+    ids: &[i64],
     run_id: i64,
+    records: &[(i64, ProviderId, &super::Book)],
     now_ms: i64,
-) -> std::result::Result<(), sqlx::Error> {
-    // A re-fetched record replaces the old one whole, inside the transaction that marks its
-    // lookup done.
-    let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-        "INSERT OR REPLACE INTO provider_books (isbn13, provider, record_id, title, subtitle,
+) -> std::result::Result<String, sqlx::Error> {
+    use sqlx::Arguments as _;
+    let padded = if records.is_empty() {
+        0
+    } else {
+        records.len().next_power_of_two()
+    };
+    let sql = held_and_records_sql(padded);
+    let mut args = sqlx::sqlite::SqliteArguments::default();
+    args.add(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
+        .map_err(sqlx::Error::Encode)?;
+    args.add(run_id).map_err(sqlx::Error::Encode)?;
+    for (lookup_id, provider, b) in records {
+        let row: [Result<(), sqlx::error::BoxDynError>; RECORD_COLUMNS] = [
+            args.add(*lookup_id),
+            args.add(b.isbn13.as_str()),
+            args.add(provider.as_str()),
+            args.add(b.volume_id.as_deref()),
+            args.add(b.title.as_deref()),
+            args.add(b.subtitle.as_deref()),
+            args.add(b.authors.as_deref()),
+            args.add(b.publisher.as_deref()),
+            args.add(b.published_date.as_deref()),
+            args.add(b.published_year),
+            args.add(b.description.as_deref()),
+            args.add(b.page_count),
+            args.add(b.categories.as_deref()),
+            args.add(b.language.as_deref()),
+            args.add(b.average_rating),
+            args.add(b.ratings_count),
+            args.add(b.thumbnail.as_deref()),
+            args.add(b.raw_json.as_str()),
+            args.add(now_ms),
+            args.add(run_id),
+        ];
+        row.into_iter()
+            .try_for_each(|r| r)
+            .map_err(sqlx::Error::Encode)?;
+    }
+    add_null_rows(&mut args, padded - records.len(), RECORD_COLUMNS)?;
+    if padded > 0 {
+        args.add(run_id).map_err(sqlx::Error::Encode)?;
+    }
+    // `fetch_all`: a stream dropped after its first row would leave the INSERT unrun.
+    let rows: Vec<String> = sqlx::query_scalar_with(&sql, args)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.into_iter().next().ok_or(sqlx::Error::RowNotFound)
+}
+
+/// Values a record row carries: its lookup's id, then the `provider_books` columns.
+const RECORD_COLUMNS: usize = 20;
+
+/// The text of [`held_and_records`] for `rows` records (0: the read alone). Callers pad to a
+/// power of two with NULL rows (which join no lookup), so the text takes one of ten shapes and
+/// stays prepared: parsing a fresh statement for every batch size cost SQLite about 20,000
+/// instructions a row, more than running it.
+fn held_and_records_sql(rows: usize) -> String {
+    let mut sql = String::from(HELD_SQL);
+    if rows == 0 {
+        return sql;
+    }
+    sql.push_str(
+        ";\nINSERT OR REPLACE INTO provider_books (isbn13, provider, record_id, title, subtitle,
             authors, publisher, published_date, published_year, description, page_count,
             categories, language, average_rating, ratings_count, thumbnail, raw_json, fetched_at,
-            run_id) ",
+            run_id)
+        SELECT ",
     );
-    qb.push_values(books, |mut row, (provider, b)| {
-        row.push_bind(b.isbn13.as_str())
-            .push_bind(provider.as_str())
-            .push_bind(b.volume_id.as_deref())
-            .push_bind(b.title.as_deref())
-            .push_bind(b.subtitle.as_deref())
-            .push_bind(b.authors.as_deref())
-            .push_bind(b.publisher.as_deref())
-            .push_bind(b.published_date.as_deref())
-            .push_bind(b.published_year)
-            .push_bind(b.description.as_deref())
-            .push_bind(b.page_count)
-            .push_bind(b.categories.as_deref())
-            .push_bind(b.language.as_deref())
-            .push_bind(b.average_rating)
-            .push_bind(b.ratings_count)
-            .push_bind(b.thumbnail.as_deref())
-            .push_bind(b.raw_json.as_str())
-            .push_bind(now_ms)
-            .push_bind(run_id);
-    });
-    qb.build().execute(&mut **tx).await?;
-    Ok(())
+    let columns: Vec<String> = (2..=RECORD_COLUMNS)
+        .map(|i| format!("v.column{i}"))
+        .collect();
+    sql.push_str(&columns.join(", "));
+    sql.push_str(" FROM (VALUES ");
+    sql.push_str(&placeholder_rows(rows, RECORD_COLUMNS));
+    // The values drive the join (CROSS JOIN), and the lookup is read by id (NOT INDEXED), not
+    // through the run's leases.
+    sql.push_str(
+        ") v CROSS JOIN lookups l NOT INDEXED
+        WHERE l.id = v.column1 AND l.state = 'in_progress' AND l.lease_owner = ?",
+    );
+    sql
 }
 
-/// The most rows of one statement a commit sends. Larger shapes save little (a commit carries
-/// at most 256 results), and every shape stays prepared on the connection that ran it.
-const MAX_CACHED_ROWS: usize = 64;
-
-/// `items` in chunks whose sizes are powers of two (80 rows: 64 and 16), so a commit's
-/// multi-row statements come from at most seven cached shapes per kind. Parsing a fresh
-/// statement for every batch size cost SQLite about 20,000 instructions a row, more than
-/// running it; caching every size instead held megabytes of prepared programs.
-fn cached_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let n = MAX_CACHED_ROWS.min(1 << items.len().ilog2());
-        let (chunk, rest) = items.split_at(n);
-        items = rest;
-        Some(chunk)
-    })
-}
+/// The most rows one statement's VALUES carries: a crawl's commit has at most 256 results.
+const MAX_ROWS: usize = 256;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn commits_use_power_of_two_statement_shapes() {
-        let sizes = |n: usize| -> Vec<usize> {
-            let items = vec![0u8; n];
-            cached_chunks(&items).map(<[u8]>::len).collect()
-        };
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), [1]);
-        assert_eq!(sizes(80), [64, 16]);
-        assert_eq!(sizes(127), [64, 32, 16, 8, 4, 2, 1]);
-        assert_eq!(sizes(200), [64, 64, 64, 8]);
+    fn records_take_ten_statement_shapes() {
+        let shapes: std::collections::HashSet<String> = (0..=MAX_ROWS)
+            .map(|n| held_and_records_sql(if n == 0 { 0 } else { n.next_power_of_two() }))
+            .collect();
+        assert_eq!(shapes.len(), 10);
+        let one = held_and_records_sql(1);
+        assert_eq!(one.matches('?').count(), 2 + RECORD_COLUMNS + 1);
     }
 
     #[tokio::test]
