@@ -20,7 +20,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_str, matches,
+    Answer, Outcome, Provider, ProviderId, Rejection, Shape, lenient, lenient_str, matches,
+    object, one_pass,
     published_year, read_body, strip_urls, transient,
 };
 use crate::isbn::Isbn13;
@@ -215,7 +216,7 @@ struct VolumeInfo {
     title: Option<String>,
     #[serde(default, deserialize_with = "lenient_str")]
     subtitle: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     authors: Option<Vec<String>>,
     #[serde(default, deserialize_with = "lenient_str")]
     publisher: Option<String>,
@@ -223,19 +224,19 @@ struct VolumeInfo {
     published_date: Option<String>,
     #[serde(default, deserialize_with = "lenient_str")]
     description: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     industry_identifiers: Option<Vec<Identifier>>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     page_count: Option<i64>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     categories: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     average_rating: Option<f64>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     ratings_count: Option<i64>,
     #[serde(default, deserialize_with = "lenient_str")]
     language: Option<String>,
-    #[serde(default, deserialize_with = "lenient")]
+    #[serde(default, deserialize_with = "one_pass")]
     image_links: Option<ImageLinks>,
 }
 
@@ -252,6 +253,18 @@ struct ImageLinks {
     thumbnail: Option<String>,
     #[serde(default, deserialize_with = "lenient_str")]
     small_thumbnail: Option<String>,
+}
+
+impl<'de> Shape<'de> for Identifier {
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        object(map)
+    }
+}
+
+impl<'de> Shape<'de> for ImageLinks {
+    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+        object(map)
+    }
 }
 
 /// Per requested ISBN (same order), its verified book if one came back.

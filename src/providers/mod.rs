@@ -340,6 +340,135 @@ where
     d.deserialize_any(Text)
 }
 
+/// A field type [`one_pass`] reads leniently: the JSON shapes it keeps, every other value is
+/// skipped and reads as absent. The one-pass form of [`lenient`] for the fields every Google
+/// answer carries (scanning a field and then parsing its text cost about 10,000 instructions
+/// a book).
+pub(crate) trait Shape<'de>: Sized {
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+    fn from_int(_: i64) -> Option<Self> {
+        None
+    }
+    fn from_uint(_: u64) -> Option<Self> {
+        None
+    }
+    fn from_float(_: f64) -> Option<Self> {
+        None
+    }
+    fn from_seq<A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn from_map<A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Option<Self>, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(None)
+    }
+}
+
+/// `deserialize_with` for a [`Shape`]: any JSON value, read once.
+pub(crate) fn one_pass<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Shape<'de>,
+{
+    d.deserialize_any(ShapeVisitor(std::marker::PhantomData))
+}
+
+struct ShapeVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Shape<'de>> serde::de::Visitor<'de> for ShapeVisitor<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(T::from_int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(T::from_uint(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(T::from_float(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(T::from_str(v))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        T::from_seq(seq)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::from_map(map)
+    }
+}
+
+impl Shape<'_> for String {
+    fn from_str(v: &str) -> Option<Self> {
+        Some(v.to_owned())
+    }
+}
+
+impl Shape<'_> for i64 {
+    fn from_int(v: i64) -> Option<Self> {
+        Some(v)
+    }
+    fn from_uint(v: u64) -> Option<Self> {
+        i64::try_from(v).ok()
+    }
+}
+
+impl Shape<'_> for f64 {
+    fn from_int(v: i64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_uint(v: u64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_float(v: f64) -> Option<Self> {
+        Some(v)
+    }
+}
+
+/// An array whose every element has `T`'s shape; one that does not makes the whole absent.
+impl<'de, T: Shape<'de>> Shape<'de> for Vec<T> {
+    fn from_seq<A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<Option<Self>, A::Error> {
+        struct Element<T>(Option<T>);
+        impl<'de, T: Shape<'de>> serde::Deserialize<'de> for Element<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                one_pass(d).map(Element)
+            }
+        }
+        let mut out = Some(Vec::new());
+        while let Some(Element(e)) = seq.next_element::<Element<T>>()? {
+            match (e, &mut out) {
+                (Some(e), Some(v)) => v.push(e),
+                _ => out = None,
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// [`Shape::from_map`] for a struct whose fields are all lenient (so reading it cannot fail on
+/// a value's type): `impl Shape for X { fn from_map(map) { object(map) } }`.
+pub(crate) fn object<'de, T, A>(map: A) -> Result<Option<T>, A::Error>
+where
+    T: serde::Deserialize<'de>,
+    A: serde::de::MapAccess<'de>,
+{
+    T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+}
+
 #[cfg(test)]
 mod lenient_tests {
     #[derive(serde::Deserialize)]
@@ -372,5 +501,90 @@ mod lenient_tests {
             assert_eq!(read(&json), (None, None), "{odd}");
         }
         assert_eq!(read("{}"), (None, None));
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Both {
+        #[serde(default, deserialize_with = "super::lenient")]
+        int: Option<i64>,
+        #[serde(default, deserialize_with = "super::one_pass")]
+        int1: Option<i64>,
+        #[serde(default, deserialize_with = "super::lenient")]
+        float: Option<f64>,
+        #[serde(default, deserialize_with = "super::one_pass")]
+        float1: Option<f64>,
+        #[serde(default, deserialize_with = "super::lenient")]
+        strings: Option<Vec<String>>,
+        #[serde(default, deserialize_with = "super::one_pass")]
+        strings1: Option<Vec<String>>,
+    }
+
+    #[test]
+    fn one_pass_reads_what_lenient_reads() {
+        for value in [
+            "3",
+            "-3",
+            "18446744073709551615",
+            "2.5",
+            "1e3",
+            "\"4\"",
+            "true",
+            "null",
+            "[]",
+            "[\"a\",\"b \\u00e9\"]",
+            "[\"a\",1]",
+            "[\"a\",[\"b\"]]",
+            "{\"a\":{\"b\":[]}}",
+        ] {
+            let json = format!(
+                r#"{{"int":{value},"int1":{value},"float":{value},"float1":{value},
+                    "strings":{value},"strings1":{value},"after":"kept"}}"#
+            );
+            let b: Both = serde_json::from_str(&json).expect("the item still reads");
+            assert_eq!(
+                (b.int, b.float, &b.strings),
+                (b.int1, b.float1, &b.strings1),
+                "{value}"
+            );
+        }
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq, Default)]
+    struct Link {
+        #[serde(default, deserialize_with = "super::lenient_str")]
+        href: Option<String>,
+    }
+
+    impl<'de> super::Shape<'de> for Link {
+        fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+            super::object(map)
+        }
+    }
+
+    #[test]
+    fn objects_read_in_one_pass_only_as_objects() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(default, deserialize_with = "super::one_pass")]
+            link: Option<Link>,
+            #[serde(default, deserialize_with = "super::one_pass")]
+            links: Option<Vec<Link>>,
+        }
+        let read = |json: &str| -> (Option<Link>, Option<Vec<Link>>) {
+            let t: T = serde_json::from_str(json).expect("the item still reads");
+            (t.link, t.links)
+        };
+        let link = |h: Option<&str>| Link {
+            href: h.map(str::to_string),
+        };
+        assert_eq!(
+            read(r#"{"link":{"href":"a","x":[1]},"links":[{"href":"b"},{"href":2}]}"#),
+            (Some(link(Some("a"))), Some(vec![link(Some("b")), link(None)]))
+        );
+        assert_eq!(
+            read(r#"{"link":["a"],"links":[{"href":"b"},"c"],"after":1}"#),
+            (None, None)
+        );
+        assert_eq!(read(r#"{"link":"a","links":{"href":"b"}}"#), (None, None));
     }
 }
