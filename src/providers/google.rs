@@ -20,9 +20,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, Shape, lenient, lenient_str, matches,
-    object, one_pass,
-    published_year, read_body, strip_urls, transient,
+    Answer, Outcome, Provider, ProviderId, Rejection, Shape, lenient, lenient_str, matches, object,
+    one_pass, published_year, read_body, strip_urls, transient,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -56,9 +55,12 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    /// `{api}/books/v1/volumes?country=..&maxResults=10&fields=..&q=isbn:` with everything but
-    /// the ISBN encoded once; the key is appended per request and never stored in it.
-    url_prefix: String,
+    /// `{api}/books/v1/volumes`, parsed once: a request sets only its query, where parsing the
+    /// whole URL again cost about 6,000 instructions a request (reqwest parses it twice more).
+    volumes: reqwest::Url,
+    /// `country=..&maxResults=10&fields=..&q=isbn:` with everything but the ISBN encoded once;
+    /// the key is appended per request and never stored in it.
+    query_prefix: String,
     /// The same with `maxResults=40`, for batches.
     batch_prefix: String,
     key: Option<SecretString>,
@@ -75,9 +77,12 @@ impl Client {
                 .append_pair("maxResults", max_results);
             // The selector goes in as Google documents it, not percent-encoded (`(`, `)` and
             // `,` are allowed in a query).
-            format!("{url}&fields={FIELDS}&q=isbn:")
+            format!(
+                "{}&fields={FIELDS}&q=isbn:",
+                url.query().unwrap_or_default()
+            )
         };
-        let url_prefix = prefix("10");
+        let query_prefix = prefix("10");
         let batch_prefix = prefix("40");
         // Google compresses only when the User-Agent says gzip too.
         let agent = concat!("isbn-crawler/", env!("CARGO_PKG_VERSION"), " (gzip)");
@@ -85,7 +90,8 @@ impl Client {
             .map_err(Error::Build)?;
         Ok(Client {
             http,
-            url_prefix,
+            volumes: volumes_url,
+            query_prefix,
             batch_prefix,
             key: config.key,
         })
@@ -93,21 +99,23 @@ impl Client {
 
     async fn fetch(&self, isbns: &[Isbn13]) -> Result<(u16, Option<Duration>, Vec<u8>), Outcome> {
         // ISBNs are digits only: nothing to encode but the spaces around OR.
-        let mut url = if isbns.len() > 1 {
+        let mut query = if isbns.len() > 1 {
             self.batch_prefix.clone()
         } else {
-            self.url_prefix.clone()
+            self.query_prefix.clone()
         };
         for (i, isbn) in isbns.iter().enumerate() {
             if i > 0 {
-                url.push_str("%20OR%20isbn:");
+                query.push_str("%20OR%20isbn:");
             }
-            url.push_str(isbn.as_str());
+            query.push_str(isbn.as_str());
         }
         if let Some(key) = &self.key {
-            url.push_str("&key=");
-            url.push_str(&encode_query_value(key.expose_secret()));
+            query.push_str("&key=");
+            query.push_str(&encode_query_value(key.expose_secret()));
         }
+        let mut url = self.volumes.clone();
+        url.set_query(Some(&query));
         let response = self.http.get(url).send().await.map_err(|e| transient(&e))?;
         let status = response.status().as_u16();
         let retry_after = response

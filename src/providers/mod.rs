@@ -579,7 +579,10 @@ mod lenient_tests {
         };
         assert_eq!(
             read(r#"{"link":{"href":"a","x":[1]},"links":[{"href":"b"},{"href":2}]}"#),
-            (Some(link(Some("a"))), Some(vec![link(Some("b")), link(None)]))
+            (
+                Some(link(Some("a"))),
+                Some(vec![link(Some("b")), link(None)])
+            )
         );
         assert_eq!(
             read(r#"{"link":["a"],"links":[{"href":"b"},"c"],"after":1}"#),
