@@ -591,7 +591,7 @@ async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
 }
 
 /// Claims due jobs into free worker slots until nothing is left or a stop. Single-ISBN
-/// requests are claimed [`MIN_CLAIM`] at a time and wait in `ahead` for slots.
+/// requests are claimed [`a_second_ahead`] at a time and wait in `ahead` for slots.
 async fn dispatch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
