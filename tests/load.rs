@@ -367,3 +367,29 @@ async fn claiming_is_an_index_scan() {
     );
     assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
 }
+
+#[tokio::test]
+async fn after_a_command_the_database_file_alone_holds_everything() {
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&common::isbns(500)).await, ExitCode::Success);
+    // What a user copies or mails: the file without the `-wal` beside it.
+    let copy = s.db().with_file_name("copy.db");
+    std::fs::copy(s.db(), &copy).expect("copy");
+    let url = format!("sqlite://{}?mode=ro", copy.display());
+    let pool = sqlx::SqlitePool::connect(&url)
+        .await
+        .expect("open the copy");
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&pool)
+        .await
+        .expect("the copy has the jobs table");
+    assert_eq!(jobs, 500);
+    let wal = std::fs::metadata(s.db().with_file_name(format!(
+        "{}-wal",
+        s.db().file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    )));
+    assert!(
+        wal.map_or(true, |m| m.len() == 0),
+        "nothing is left in the -wal file"
+    );
+}

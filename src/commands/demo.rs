@@ -60,7 +60,7 @@ pub(super) async fn demo(
             }
         }
     }
-    let store = SqliteStore::open(db, true).await?;
+    let store = AnyStore::Sqlite(SqliteStore::open(db, true).await?);
     let fake = FakeApi::start(demo_fake())
         .await
         .context("cannot start the fake API on 127.0.0.1")?;
@@ -126,10 +126,12 @@ pub(super) async fn demo(
             shorten(&authors, 22)
         );
     }
+    drop(records);
     println!("\nreport: {} (open it in a browser)", report.display());
     println!(
         "query it: sqlite3 {} 'select isbn13, title, authors from books'",
         db.display()
     );
+    store.close().await;
     Ok(code)
 }

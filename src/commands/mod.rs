@@ -94,22 +94,29 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Load(args) => {
             let store = open_db(&cli, true).await?;
-            load_files(&store, &cli.db, args, cli.quiet).await
+            let code = load_files(&store, &cli.db, args, cli.quiet).await;
+            store.close().await;
+            code
         }
         Command::Status(args) => status(&cli, args).await,
         Command::Crawl(args) => {
             let lanes = lanes_for(args, &env)?;
             let store = open_db(&cli, true).await?;
-            crawl_and_report(&store, args, lanes, &env, &cli, "crawl").await
+            let code = crawl_and_report(&store, args, lanes, &env, &cli, "crawl").await;
+            store.close().await;
+            code
         }
         Command::Run(args) => {
             let lanes = lanes_for(&args.crawl, &env)?;
             let store = open_db(&cli, true).await?;
             let loaded = load_files(&store, &cli.db, &args.load, cli.quiet).await?;
             if loaded == ExitCode::NoInput {
+                store.close().await;
                 return Ok(loaded);
             }
-            crawl_and_report(&store, &args.crawl, lanes, &env, &cli, "run").await
+            let code = crawl_and_report(&store, &args.crawl, lanes, &env, &cli, "run").await;
+            store.close().await;
+            code
         }
         Command::Demo(args) => demo(args, &env, cli.quiet).await,
         Command::Show(args) => show(&cli, args).await,

@@ -10,6 +10,7 @@ pub(super) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitC
     if !cli.quiet {
         println!("report written to {}", args.output.display());
     }
+    store.close().await;
     Ok(ExitCode::Success)
 }
 

@@ -18,6 +18,7 @@ pub(super) async fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitC
     if let (Some(path), false) = (&args.output, quiet) {
         eprintln!("exported {rows} rows to {}", path.display());
     }
+    store.close().await;
     Ok(ExitCode::Success)
 }
 
@@ -62,6 +63,7 @@ pub(super) async fn rejects(cli: &Cli, args: &RejectsArgs) -> anyhow::Result<Exi
         }
     }
     sink.finish()?;
+    store.close().await;
     Ok(ExitCode::Success)
 }
 
@@ -86,5 +88,6 @@ pub(super) async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<Exi
         "requeued {n} lookups ({}); `isbn-crawler crawl` fetches them",
         states.join(", ")
     );
+    store.close().await;
     Ok(ExitCode::Success)
 }

@@ -12,6 +12,7 @@ pub(super) async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode>
             "isbn-crawler: {isbn} was never loaded into {}; `isbn-crawler load` it first",
             db
         );
+        store.close().await;
         return Ok(ExitCode::NotLoaded);
     };
     let providers = store.provider_records(isbn.as_str()).await?;
@@ -37,6 +38,7 @@ pub(super) async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode>
         print!("{}", render_record(&record, terminal_width()));
         print!("{}", render_providers(&record, &providers));
     }
+    store.close().await;
     Ok(ExitCode::Success)
 }
 

@@ -12,6 +12,7 @@ pub(super) async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitC
     } else {
         print!("{}", render_status(&status, db));
     }
+    store.close().await;
     Ok(ExitCode::Success)
 }
 

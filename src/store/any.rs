@@ -36,7 +36,25 @@ impl AnyStore {
             Location::Invalid => return Err(super::Error::BadUrl),
         })
     }
+
+    /// Closes the backend's connections; on SQLite this leaves the database one file. Waits
+    /// at most a few seconds for connections still in use (a task the command left behind): a
+    /// store not closed loses nothing, its writes are in the WAL.
+    pub async fn close(&self) {
+        let close = async {
+            match self {
+                AnyStore::Sqlite(s) => s.close().await,
+                AnyStore::Postgres(s) => s.close().await,
+            }
+        };
+        if tokio::time::timeout(CLOSE_WAIT, close).await.is_err() {
+            tracing::debug!("connections still in use after {CLOSE_WAIT:?}; not closed");
+        }
+    }
 }
+
+/// How long [`AnyStore::close`] waits for connections in use.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Calls the same method on whichever backend this is.
 macro_rules! each {

@@ -88,6 +88,11 @@ pub struct PgStore {
 type Tx = sqlx::Transaction<'static, sqlx::Postgres>;
 
 impl PgStore {
+    /// Closes every connection (the server ends their sessions now, not at a timeout).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Connects to the database at `url` (shown as `shown`), migrating it when `create` is
     /// true; without `create`, a database with no isbn-crawler tables is `Missing`.
     pub async fn open(url: &SecretString, shown: &str, create: bool) -> Result<PgStore> {

@@ -262,6 +262,22 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Moves the WAL into the database file, then closes every connection, so the file alone
+    /// holds everything: a process that just exits leaves its writes in the `-wal` file beside
+    /// it, and a copy of the database file without it is missing them. The checkpoint comes
+    /// first because SQLite removes `-wal` only at the last connection's close, which a
+    /// connection still held by a task being dropped can delay past the process's exit.
+    pub async fn close(&self) {
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::debug!("no checkpoint at close: {e}");
+        }
+        self.writer.close().await;
+        self.pool.close().await;
+    }
+
     fn shown(&self) -> String {
         self.path.display().to_string()
     }
