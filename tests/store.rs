@@ -282,6 +282,39 @@ conformance! {
         );
     }
 
+    a_commit_larger_than_one_statement_applies_every_result(store, _l) {
+        // 300 results: more rows than one statement carries (256), so both the extra
+        // statements and the closing one are used, with NULL padding in each.
+        loaded(&store, 301, &[G]).await;
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let c = store.claim(run, G, 301, 10, 1000).await.expect("claim");
+        assert_eq!(c.len(), 301);
+        let (stale, mine) = c.split_last().expect("claimed");
+        let done: Vec<Completion> = mine
+            .iter()
+            .enumerate()
+            .map(|(i, j)| match i % 3 {
+                0 => found(j.id, G, &j.isbn, &format!("Book {i}")),
+                1 => ended(j.id, G, JobResult::NotFound { note: "no match".into() }),
+                _ => ended(j.id, G, JobResult::Retry { at: 5000, error: "503".into(), refund: true }),
+            })
+            .collect();
+        assert_eq!(store.complete(run, &done, &[G], "d", 20).await.expect("complete"), 300);
+        assert_eq!(
+            states(&store).await,
+            [("done", 100), ("not_found", 100), ("pending", 101)].into()
+        );
+        let last = &mine[297];
+        let record = store.record(last.isbn.as_str()).await.expect("r").expect("job");
+        assert_eq!(record.title.as_deref(), Some("Book 297"));
+        let retried = store.record(mine[299].isbn.as_str()).await.expect("r").expect("job");
+        assert_eq!((retried.attempts, retried.last_error.as_deref()), (0, Some("503")));
+        assert_eq!(store.quota_day("d").await.expect("day").requests, 300);
+        // The one not in the commit keeps its lease.
+        let held = store.provider_records(stale.isbn.as_str()).await.expect("lookups");
+        assert_eq!(held.iter().map(|l| l.state.as_str()).collect::<Vec<_>>(), ["in_progress"]);
+    }
+
     load_is_idempotent_and_keeps_rejects_once(store, _l) {
         let mut b = batch(0..50);
         b.jobs.push(NewJob { isbn: isbn(3), line: 99 });
