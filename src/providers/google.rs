@@ -28,8 +28,9 @@ use crate::store::Book;
 
 /// The partial response asked for: each item's id and its whole `volumeInfo` (what `books`
 /// stores, and all `raw_json` keeps), not the sale, access and search parts nor the envelope.
-/// Short on purpose: reqwest parses each request's URL three times, and naming the 18
-/// `volumeInfo` fields one by one made those parses an eighth of the crawler's instructions.
+/// Short on purpose: each request's URL is parsed three times (its query by us, the whole by
+/// reqwest twice), and naming the 18 `volumeInfo` fields one by one made those parses an eighth
+/// of the crawler's instructions.
 pub const FIELDS: &str = "items(id,volumeInfo)";
 
 pub const DEFAULT_API_URL: &str = "https://www.googleapis.com";

@@ -543,8 +543,9 @@ pub(super) fn text(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Upserts into `books` the merged rows of the ISBNs in its one parameter (SQLite: a JSON
-/// array, an anonymous `?` so the text can join others; PostgreSQL: a text array, `$1`), with `precedence` deciding each field and `provenance`
-/// (compact JSON, the same text from both backends) saying which provider gave it.
+/// array, an anonymous `?` so the text can join others; PostgreSQL: a text array, `$1`), with
+/// `precedence` deciding each field and `provenance` (compact JSON, the same text from both
+/// backends) saying which provider gave it.
 pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
     // Every provider takes part, those not named last: a record stored by another run counts.
     let precedence = &ProviderId::precedence(precedence);
