@@ -111,6 +111,37 @@ fn placeholder_rows(rows: usize, columns: usize) -> String {
     vec![row; rows].join(", ")
 }
 
+/// The texts `make` gives for 1, 2, 4, ... [`MAX_ROWS`] rows, made once.
+fn power_shapes(make: fn(usize) -> String) -> Vec<String> {
+    (0..=MAX_ROWS.ilog2()).map(|k| make(1 << k)).collect()
+}
+
+/// The text for `rows` from `shapes` (made by `make`) when it is one of them: a power of two,
+/// at most [`MAX_ROWS`], as the callers pad to; else made afresh.
+fn shape(
+    shapes: &'static [String],
+    rows: usize,
+    make: fn(usize) -> String,
+) -> std::borrow::Cow<'static, str> {
+    match shapes.get(rows.trailing_zeros() as usize) {
+        Some(text) if rows.is_power_of_two() => text.as_str().into(),
+        _ => make(rows).into(),
+    }
+}
+
+static RESULTS_SQL: LazyLock<Vec<String>> = LazyLock::new(|| power_shapes(results_sql));
+static RECORDS_SQL: LazyLock<Vec<String>> = LazyLock::new(|| power_shapes(held_and_records_sql));
+
+/// The outcome of several `Arguments::add`s as one: they fail only for a value that cannot
+/// be encoded.
+fn added<const N: usize>(
+    adds: [std::result::Result<(), sqlx::error::BoxDynError>; N],
+) -> std::result::Result<(), sqlx::Error> {
+    adds.into_iter()
+        .try_for_each(|r| r)
+        .map_err(sqlx::Error::Encode)
+}
+
 /// Adds NULLs for `rows` rows of `columns`: the padding of a power-of-two shape.
 fn add_null_rows(
     args: &mut sqlx::sqlite::SqliteArguments<'_>,
@@ -119,7 +150,7 @@ fn add_null_rows(
 ) -> std::result::Result<(), sqlx::Error> {
     use sqlx::Arguments as _;
     for _ in 0..rows * columns {
-        args.add(None::<i64>).map_err(sqlx::Error::Encode)?;
+        added([args.add(None::<i64>)])?;
     }
     Ok(())
 }
@@ -133,24 +164,21 @@ fn add_results<'q>(
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
     use sqlx::Arguments as _;
-    args.add(now_ms).map_err(sqlx::Error::Encode)?;
+    added([args.add(now_ms)])?;
     for c in chunk {
         let (state, next_at, error, refund) = job_change(&c.result);
         let give_back = matches!(c.result, JobResult::GiveBack);
-        [
+        added([
             args.add(c.lookup_id),
             args.add(state),
             args.add(next_at),
             args.add(error),
             args.add(refund),
             args.add(give_back),
-        ]
-        .into_iter()
-        .try_for_each(|r| r)
-        .map_err(sqlx::Error::Encode)?;
+        ])?;
     }
     add_null_rows(args, rows - chunk.len(), RESULT_COLUMNS)?;
-    args.add(run_id).map_err(sqlx::Error::Encode)
+    added([args.add(run_id)])
 }
 
 /// What a commit does after its lookups' results (the same query, see `complete`): the merged
@@ -638,13 +666,17 @@ impl Store for SqliteStore {
             let rows = chunk.len().next_power_of_two();
             let mut args = sqlx::sqlite::SqliteArguments::default();
             add_results(&mut args, chunk, rows, run_id, now_ms).map_err(|e| self.err(e))?;
-            sqlx::query_with(&results_sql(rows), args)
+            sqlx::query_with(&shape(&RESULTS_SQL, rows, results_sql), args)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| self.err(e))?;
         }
         let rows = last.len().next_power_of_two();
-        let sql = format!("{};\n{}", results_sql(rows), commit_rest_sql(precedence));
+        let sql = format!(
+            "{};\n{}",
+            shape(&RESULTS_SQL, rows, results_sql),
+            commit_rest_sql(precedence)
+        );
         let mut args = sqlx::sqlite::SqliteArguments::default();
         add_results(&mut args, last, rows, run_id, now_ms).map_err(|e| self.err(e))?;
         let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
@@ -653,7 +685,7 @@ impl Store for SqliteStore {
         let json = |v: Result<String, serde_json::Error>| v.unwrap_or_else(|_| "[]".into());
         {
             use sqlx::Arguments as _;
-            [
+            added([
                 args.add(json(serde_json::to_string(&isbns))),
                 args.add(now_ms),
                 args.add(now_ms),
@@ -674,10 +706,8 @@ impl Store for SqliteStore {
                 args.add(counts.openlibrary),
                 args.add(counts.google_done),
                 args.add(run_id),
-            ]
-            .into_iter()
-            .try_for_each(|r| r)
-            .map_err(|e| self.err(sqlx::Error::Encode(e)))?;
+            ])
+            .map_err(|e| self.err(e))?;
         }
         sqlx::query_with(&sql, args)
             .execute(&mut *tx)
@@ -980,13 +1010,18 @@ async fn held_and_records(
     } else {
         records.len().next_power_of_two()
     };
-    let sql = held_and_records_sql(padded);
+    let sql = if padded == 0 {
+        HELD_SQL.into()
+    } else {
+        shape(&RECORDS_SQL, padded, held_and_records_sql)
+    };
     let mut args = sqlx::sqlite::SqliteArguments::default();
-    args.add(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into()))
-        .map_err(sqlx::Error::Encode)?;
-    args.add(run_id).map_err(sqlx::Error::Encode)?;
+    added([
+        args.add(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
+        args.add(run_id),
+    ])?;
     for (lookup_id, provider, b) in records {
-        let row: [Result<(), sqlx::error::BoxDynError>; RECORD_COLUMNS] = [
+        added::<RECORD_COLUMNS>([
             args.add(*lookup_id),
             args.add(b.isbn13.as_str()),
             args.add(provider.as_str()),
@@ -1007,14 +1042,11 @@ async fn held_and_records(
             args.add(b.raw_json.as_str()),
             args.add(now_ms),
             args.add(run_id),
-        ];
-        row.into_iter()
-            .try_for_each(|r| r)
-            .map_err(sqlx::Error::Encode)?;
+        ])?;
     }
     add_null_rows(&mut args, padded - records.len(), RECORD_COLUMNS)?;
     if padded > 0 {
-        args.add(run_id).map_err(sqlx::Error::Encode)?;
+        added([args.add(run_id)])?;
     }
     // `fetch_all`: a stream dropped after its first row would leave the INSERT unrun.
     let rows: Vec<String> = sqlx::query_scalar_with(&sql, args)
@@ -1072,6 +1104,14 @@ mod tests {
         assert_eq!(shapes.len(), 10);
         let one = held_and_records_sql(1);
         assert_eq!(one.matches('?').count(), 2 + RECORD_COLUMNS + 1);
+        // The texts made once are the ones a size asks for; other sizes are made afresh.
+        assert_eq!(shape(&RESULTS_SQL, 64, results_sql), results_sql(64));
+        assert_eq!(shape(&RESULTS_SQL, 3, results_sql), results_sql(3));
+        let big = 2 * MAX_ROWS;
+        assert_eq!(
+            shape(&RECORDS_SQL, big, held_and_records_sql),
+            held_and_records_sql(big)
+        );
     }
 
     #[tokio::test]
