@@ -209,6 +209,26 @@ async fn a_server_that_does_not_answer_is_exit_7_naming_host_and_port() {
     assert!(!out.contains(PASSWORD), "{out}");
 }
 
+/// A server that answers but refuses what the URL says (a role it does not know, a database
+/// that does not exist) is exit 7 with the server's reason, and the password is not repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_role_or_database_is_exit_7_saying_what_to_check() {
+    let Some(pg) = PgDb::create().await else {
+        return;
+    };
+    let url = pg.url();
+    let no_role = with_password(&url).replacen("//postgres:", "//no_such_role:", 1);
+    let no_db = format!("{}_gone", with_password(&url));
+    for (db, said) in [(no_role, "no_such_role"), (no_db, "does not exist")] {
+        let (code, out) = binary(&db, &["status"]).await;
+        assert_eq!(code, Some(i32::from(ExitCode::Storage.code())), "{out}");
+        assert!(out.contains("refused the connection"), "{out}");
+        assert!(out.contains(said), "{out}");
+        assert!(out.contains("pg_hba.conf"), "{out}");
+        assert!(!out.contains(PASSWORD), "{out}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_that_is_not_ours_is_refused_and_an_empty_one_is_not_read() {
     let Some(pg) = PgDb::create().await else {

@@ -92,6 +92,12 @@ pub enum Error {
         "cannot reach the database server {path} ({reason}); is PostgreSQL running and accepting connections there?"
     )]
     Unreachable { path: String, reason: String },
+    /// The server answered but would not let us in: a role, password or database it does not
+    /// know (its message names them, never the password).
+    #[error(
+        "the database server {path} refused the connection ({reason}); check the user, password and database name in --db (or ISBN_CRAWLER_DB) and the server's pg_hba.conf"
+    )]
+    Refused { path: String, reason: String },
     #[error(
         "lost the connection to the database server {path} ({reason}); nothing stored is lost: run again once it is back"
     )]

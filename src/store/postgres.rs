@@ -106,6 +106,18 @@ impl PgStore {
             .log_statements(log::LevelFilter::Trace)
             .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(60));
         let refused = |e: sqlx::Error| match e {
+            // Class 28 (a role or password refused) and 3D000 (no such database): what the URL
+            // says is wrong, not the server.
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("28") || c == "3D000") =>
+            {
+                Error::Refused {
+                    path: shown.to_string(),
+                    reason: db.message().to_string(),
+                }
+            }
             sqlx::Error::Database(db) => Error::Other {
                 path: shown.to_string(),
                 error: sqlx::Error::Database(db),
