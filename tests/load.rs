@@ -339,6 +339,50 @@ async fn pragmas_read_back_as_set() {
         .await
         .expect("pragma");
     assert!(busy >= 1000, "busy timeout {busy} ms");
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pragma");
+    assert_eq!(page, i64::from(isbn_crawler::store::sqlite::PAGE_SIZE));
+}
+
+/// A database made with SQLite's default 4 KiB pages (by an earlier version, or by hand)
+/// keeps them: the page size of a file with tables cannot change, and setting it must not
+/// fail the open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_with_other_pages_keeps_them_and_works() {
+    use sqlx::ConnectOptions as _;
+    let s = Scratch::new();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(s.db())
+        .create_if_missing(true)
+        .page_size(4096)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .expect("create");
+    sqlx::query("CREATE TABLE t (x)")
+        .execute(&mut conn)
+        .await
+        .expect("table");
+    sqlx::query("DROP TABLE t")
+        .execute(&mut conn)
+        .await
+        .expect("drop");
+    drop(conn);
+    s.load_lines(&["0306406152".into(), "9780140449136".into()])
+        .await;
+    let store = s.store().await;
+    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(store.pool())
+        .await
+        .expect("pragma");
+    assert_eq!(page, 4096);
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(store.pool())
+        .await
+        .expect("count");
+    assert_eq!(jobs, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -157,7 +157,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_crawl_keeps_every_book_and_the_next_run_finishes() {
-    let Some(disk) = SmallDisk::mount("512k") else {
+    let Some(disk) = SmallDisk::mount("2m") else {
         return;
     };
     let db = disk.dir.path().join("books.db");

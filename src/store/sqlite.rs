@@ -38,6 +38,9 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// work keeps SQLite's 2 MiB default: crawls touch few pages, and exports stream.
 const LOAD_CACHE_SIZE: &str = "PRAGMA cache_size = -20480";
 
+/// The page size of a database this tool creates (see `open_with`).
+pub const PAGE_SIZE: u32 = 16 * 1024;
+
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
 const ROWS_PER_INSERT: usize = 1000;
 
@@ -243,6 +246,12 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(busy_timeout)
             .foreign_keys(true)
+            // New databases only (an existing file keeps its size): a crawl's commit writes
+            // whole pages to the WAL and checkpoints them back, and each ISBN dirties about one
+            // page of rows and one leaf in each ISBN-keyed index. 16 KiB pages made a third of
+            // the page writes and a fifth of the page reads of 4 KiB ones (SQLite's default),
+            // for about 10% less CPU per crawled ISBN at concurrency 16.
+            .page_size(PAGE_SIZE)
             // Statement journals (multi-row upserts) stay in memory instead of temp files.
             .pragma("temp_store", "memory")
             // Long reads (export streams) are not slow statements; keep them out of the logs.
