@@ -344,6 +344,11 @@ async fn pragmas_read_back_as_set() {
         .await
         .expect("pragma");
     assert_eq!(page, i64::from(isbn_crawler::store::sqlite::PAGE_SIZE));
+    let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("pragma");
+    assert_eq!(checkpoint, 256);
 }
 
 /// A database made with SQLite's default 4 KiB pages (by an earlier version, or by hand)
