@@ -246,7 +246,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(busy_timeout)
             .foreign_keys(true)
-            // New databases only (an existing file keeps its size): a crawl's commit writes
+            // New databases only (an existing file keeps its page size): a crawl's commit writes
             // whole pages to the WAL and checkpoints them back, and each ISBN dirties about one
             // page of rows and one leaf in each ISBN-keyed index. 16 KiB pages made a third of
             // the page writes and a fifth of the page reads of 4 KiB ones (SQLite's default),
