@@ -417,6 +417,40 @@ async fn claiming_is_an_index_scan() {
     assert!(!plan.contains("TEMP B-TREE"), "no sort step: {plan}");
 }
 
+/// The length of the `-wal` file beside the scratch database (0 when there is none).
+fn wal_len(s: &Scratch) -> u64 {
+    let name = s
+        .db()
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    std::fs::metadata(s.db().with_file_name(format!("{name}-wal"))).map_or(0, |m| m.len())
+}
+
+/// A command that fails after opening the database closes it too: the writes in the WAL (here
+/// another connection's, still open) end up in the file.
+#[tokio::test]
+async fn a_command_that_fails_still_moves_the_wal_into_the_file() {
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&common::isbns(50)).await, ExitCode::Success);
+    let other = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.db().display()))
+        .await
+        .expect("open");
+    sqlx::query("UPDATE jobs SET source = 'edited'")
+        .execute(&other)
+        .await
+        .expect("update");
+    assert!(wal_len(&s) > 0, "the update is in the WAL");
+    let nowhere = s.dir.path().join("no/such/dir/out.csv");
+    let code = s
+        .run(&["export", "-o", &nowhere.display().to_string()])
+        .await;
+    assert_eq!(code, ExitCode::Error);
+    assert_eq!(wal_len(&s), 0, "the failed export checkpointed the WAL");
+    other.close().await;
+}
+
 #[tokio::test]
 async fn after_a_command_the_database_file_alone_holds_everything() {
     let s = Scratch::new();
@@ -433,12 +467,5 @@ async fn after_a_command_the_database_file_alone_holds_everything() {
         .await
         .expect("the copy has the jobs table");
     assert_eq!(jobs, 500);
-    let wal = std::fs::metadata(s.db().with_file_name(format!(
-        "{}-wal",
-        s.db().file_name().and_then(|n| n.to_str()).unwrap_or_default()
-    )));
-    assert!(
-        wal.map_or(true, |m| m.len() == 0),
-        "nothing is left in the -wal file"
-    );
+    assert_eq!(wal_len(&s), 0, "nothing is left in the -wal file");
 }

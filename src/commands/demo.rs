@@ -61,6 +61,16 @@ pub(super) async fn demo(
         }
     }
     let store = AnyStore::Sqlite(SqliteStore::open(db, true).await?);
+    closing(store, async |store| demo_in(store, db, env, quiet).await).await
+}
+
+/// The demo's load, crawl and table, on its fresh database `db`.
+async fn demo_in(
+    store: &AnyStore,
+    db: &Path,
+    env: &Environment,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
     let fake = FakeApi::start(demo_fake())
         .await
         .context("cannot start the fake API on 127.0.0.1")?;
@@ -70,7 +80,7 @@ pub(super) async fn demo(
         db.display()
     );
     let report = crate::load::load_reader(
-        &store,
+        store,
         "data/sample-isbns.txt".into(),
         Box::new(Cursor::new(SAMPLE.as_bytes())),
         &InputOptions::default(),
@@ -106,7 +116,7 @@ pub(super) async fn demo(
     let report = db.with_file_name("demo-report.html");
     let label = db.display().to_string();
     let opts = crawl_options(&args, "demo");
-    let summary = crawl_with(&store, lanes, opts, env, quiet, Some((&report, label))).await?;
+    let summary = crawl_with(store, lanes, opts, env, quiet, Some((&report, label))).await?;
     let code = report_summary(&summary, false);
     println!();
     println!(
@@ -126,12 +136,10 @@ pub(super) async fn demo(
             shorten(&authors, 22)
         );
     }
-    drop(records);
     println!("\nreport: {} (open it in a browser)", report.display());
     println!(
         "query it: sqlite3 {} 'select isbn13, title, authors from books'",
         db.display()
     );
-    store.close().await;
     Ok(code)
 }

@@ -91,40 +91,73 @@ impl Environment {
 }
 
 pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
+    let cli = &cli;
     match &cli.command {
         Command::Load(args) => {
-            let store = open_db(&cli, true).await?;
-            let code = load_files(&store, &cli.db, args, cli.quiet).await;
-            store.close().await;
-            code
+            on_db(cli, true, async |store| {
+                load_files(store, &cli.db, args, cli.quiet).await
+            })
+            .await
         }
-        Command::Status(args) => status(&cli, args).await,
+        Command::Status(args) => {
+            on_db(cli, false, async |store| status(store, cli, args).await).await
+        }
         Command::Crawl(args) => {
             let lanes = lanes_for(args, &env)?;
-            let store = open_db(&cli, true).await?;
-            let code = crawl_and_report(&store, args, lanes, &env, &cli, "crawl").await;
-            store.close().await;
-            code
+            on_db(cli, true, async |store| {
+                crawl_and_report(store, args, lanes, &env, cli, "crawl").await
+            })
+            .await
         }
         Command::Run(args) => {
             let lanes = lanes_for(&args.crawl, &env)?;
-            let store = open_db(&cli, true).await?;
-            let loaded = load_files(&store, &cli.db, &args.load, cli.quiet).await?;
-            if loaded == ExitCode::NoInput {
-                store.close().await;
-                return Ok(loaded);
-            }
-            let code = crawl_and_report(&store, &args.crawl, lanes, &env, &cli, "run").await;
-            store.close().await;
-            code
+            on_db(cli, true, async |store| {
+                let loaded = load_files(store, &cli.db, &args.load, cli.quiet).await?;
+                if loaded == ExitCode::NoInput {
+                    return Ok(loaded);
+                }
+                crawl_and_report(store, &args.crawl, lanes, &env, cli, "run").await
+            })
+            .await
         }
         Command::Demo(args) => demo(args, &env, cli.quiet).await,
-        Command::Show(args) => show(&cli, args).await,
-        Command::Export(args) => export(&cli, args).await,
-        Command::Rejects(args) => rejects(&cli, args).await,
-        Command::Requeue(args) => requeue(&cli, args).await,
-        Command::Report(args) => report(&cli, args).await,
+        Command::Show(args) => {
+            let isbn = show::isbn_of(args)?;
+            on_db(cli, false, async |store| {
+                show(store, cli, args, &isbn).await
+            })
+            .await
+        }
+        Command::Export(args) => {
+            on_db(cli, false, async |store| export(store, cli, args).await).await
+        }
+        Command::Rejects(args) => on_db(cli, false, async |store| rejects(store, args).await).await,
+        Command::Requeue(args) => on_db(cli, false, async |store| requeue(store, args).await).await,
+        Command::Report(args) => {
+            on_db(cli, false, async |store| report(store, cli, args).await).await
+        }
     }
+}
+
+/// Runs `command` on the database of `--db` (see [`open_db`]) and closes it, whatever came of
+/// the command.
+async fn on_db(
+    cli: &Cli,
+    create: bool,
+    command: impl AsyncFnOnce(&AnyStore) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    closing(open_db(cli, create).await?, command).await
+}
+
+/// Runs `command` on `store`, then closes it: on an error too, so that on SQLite the file alone
+/// holds everything after any exit but a kill.
+async fn closing(
+    store: AnyStore,
+    command: impl AsyncFnOnce(&AnyStore) -> anyhow::Result<ExitCode>,
+) -> anyhow::Result<ExitCode> {
+    let result = command(&store).await;
+    store.close().await;
+    result
 }
 
 /// The database of `--db`, whichever backend it names; `create` makes (and migrates) it when

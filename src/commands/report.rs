@@ -4,13 +4,15 @@ use super::*;
 use crate::cli::ReportArgs;
 
 /// `report [-o FILE]`: the page of the database, once.
-pub(super) async fn report(cli: &Cli, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let store = open_db(cli, false).await?;
-    write_report(&store, &cli.db.to_string(), &args.output, false).await?;
+pub(super) async fn report(
+    store: &AnyStore,
+    cli: &Cli,
+    args: &ReportArgs,
+) -> anyhow::Result<ExitCode> {
+    write_report(store, &cli.db.to_string(), &args.output, false).await?;
     if !cli.quiet {
         println!("report written to {}", args.output.display());
     }
-    store.close().await;
     Ok(ExitCode::Success)
 }
 

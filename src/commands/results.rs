@@ -2,9 +2,12 @@
 
 use super::*;
 
-pub(super) async fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn export(
+    store: &AnyStore,
+    cli: &Cli,
+    args: &ExportArgs,
+) -> anyhow::Result<ExitCode> {
     let quiet = cli.quiet;
-    let store = open_db(cli, false).await?;
     let columns = args
         .columns
         .as_ref()
@@ -12,18 +15,16 @@ pub(super) async fn export(cli: &Cli, args: &ExportArgs) -> anyhow::Result<ExitC
     let mut sink = Sink::open(args.output.as_deref())?;
     let rows = {
         let out = sink.writer();
-        crate::export::export(&store, &args.state.0, &columns, args.format, out).await?
+        crate::export::export(store, &args.state.0, &columns, args.format, out).await?
     };
     sink.finish()?;
     if let (Some(path), false) = (&args.output, quiet) {
         eprintln!("exported {rows} rows to {}", path.display());
     }
-    store.close().await;
     Ok(ExitCode::Success)
 }
 
-pub(super) async fn rejects(cli: &Cli, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
-    let store = open_db(cli, false).await?;
+pub(super) async fn rejects(store: &AnyStore, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
     let mut sink = Sink::open(args.output.as_deref())?;
     {
         let mut out = sink.writer();
@@ -63,12 +64,10 @@ pub(super) async fn rejects(cli: &Cli, args: &RejectsArgs) -> anyhow::Result<Exi
         }
     }
     sink.finish()?;
-    store.close().await;
     Ok(ExitCode::Success)
 }
 
-pub(super) async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
-    let store = open_db(cli, false).await?;
+pub(super) async fn requeue(store: &AnyStore, args: &RequeueArgs) -> anyhow::Result<ExitCode> {
     let now = now_ms();
     let filter = RequeueFilter {
         states: args.state.0.clone(),
@@ -88,6 +87,5 @@ pub(super) async fn requeue(cli: &Cli, args: &RequeueArgs) -> anyhow::Result<Exi
         "requeued {n} lookups ({}); `isbn-crawler crawl` fetches them",
         states.join(", ")
     );
-    store.close().await;
     Ok(ExitCode::Success)
 }

@@ -2,17 +2,24 @@
 
 use super::*;
 
-pub(super) async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode> {
+/// The ISBN `show` was given, checked before the database is opened.
+pub(super) fn isbn_of(args: &ShowArgs) -> anyhow::Result<crate::isbn::Isbn13> {
+    Ok(crate::isbn::parse(&args.isbn)
+        .map_err(|reason| UsageError(format!("{:?} is not a valid ISBN ({reason})", args.isbn)))?)
+}
+
+pub(super) async fn show(
+    store: &AnyStore,
+    cli: &Cli,
+    args: &ShowArgs,
+    isbn: &crate::isbn::Isbn13,
+) -> anyhow::Result<ExitCode> {
     let db = &cli.db;
-    let isbn = crate::isbn::parse(&args.isbn)
-        .map_err(|reason| UsageError(format!("{:?} is not a valid ISBN ({reason})", args.isbn)))?;
-    let store = open_db(cli, false).await?;
     let Some(record) = store.record(isbn.as_str()).await? else {
         eprintln!(
             "isbn-crawler: {isbn} was never loaded into {}; `isbn-crawler load` it first",
             db
         );
-        store.close().await;
         return Ok(ExitCode::NotLoaded);
     };
     let providers = store.provider_records(isbn.as_str()).await?;
@@ -38,7 +45,6 @@ pub(super) async fn show(cli: &Cli, args: &ShowArgs) -> anyhow::Result<ExitCode>
         print!("{}", render_record(&record, terminal_width()));
         print!("{}", render_providers(&record, &providers));
     }
-    store.close().await;
     Ok(ExitCode::Success)
 }
 

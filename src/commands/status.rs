@@ -2,9 +2,12 @@
 
 use super::*;
 
-pub(super) async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn status(
+    store: &AnyStore,
+    cli: &Cli,
+    args: &StatusArgs,
+) -> anyhow::Result<ExitCode> {
     let db = &cli.db;
-    let store = open_db(cli, false).await?;
     let day = quota::quota_day(quota::now());
     let status = store.status(now_ms(), &day).await?;
     if args.json {
@@ -12,7 +15,6 @@ pub(super) async fn status(cli: &Cli, args: &StatusArgs) -> anyhow::Result<ExitC
     } else {
         print!("{}", render_status(&status, db));
     }
-    store.close().await;
     Ok(ExitCode::Success)
 }
 
