@@ -206,6 +206,28 @@ fn commit_rest_sql(precedence: &[ProviderId]) -> String {
     )
 }
 
+/// A commit's last query: the results of `rows` lookups ([`results_sql`]) and then
+/// [`commit_rest_sql`]. Made once per precedence and shape (a run has one precedence, and ten
+/// shapes at most): the merge's text alone is some hundred strings formatted.
+fn commit_sql(precedence: &[ProviderId], rows: usize) -> std::sync::Arc<str> {
+    type Texts = std::collections::HashMap<(Vec<ProviderId>, usize), std::sync::Arc<str>>;
+    static TEXTS: LazyLock<std::sync::Mutex<Texts>> = LazyLock::new(Default::default);
+    let make = || -> std::sync::Arc<str> {
+        format!(
+            "{};\n{}",
+            shape(&RESULTS_SQL, rows, results_sql),
+            commit_rest_sql(precedence)
+        )
+        .into()
+    };
+    // A poisoned lock holds only finished texts: take it back.
+    let mut texts = TEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    texts
+        .entry((precedence.to_vec(), rows))
+        .or_insert_with(make)
+        .clone()
+}
+
 /// Records of the states in a JSON array (`?1`), in load order.
 static RECORDS_BY_STATE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!("{RECORD_SELECT} WHERE j.state IN (SELECT value FROM json_each(?1)) ORDER BY j.id")
@@ -685,11 +707,7 @@ impl Store for SqliteStore {
                 .map_err(|e| self.err(e))?;
         }
         let rows = last.len().next_power_of_two();
-        let sql = format!(
-            "{};\n{}",
-            shape(&RESULTS_SQL, rows, results_sql),
-            commit_rest_sql(precedence)
-        );
+        let sql = commit_sql(precedence, rows);
         let mut args = sqlx::sqlite::SqliteArguments::default();
         add_results(&mut args, last, rows, run_id, now_ms).map_err(|e| self.err(e))?;
         let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
