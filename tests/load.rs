@@ -313,6 +313,14 @@ impl<F: std::future::Future> Blocking for F {
     }
 }
 
+/// The integer value of `PRAGMA name` on `conn`.
+async fn pragma(conn: &mut sqlx::SqliteConnection, name: &str) -> i64 {
+    sqlx::query_scalar(&format!("PRAGMA {name}"))
+        .fetch_one(conn)
+        .await
+        .expect(name)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pragmas_read_back_as_set() {
     let s = Scratch::new();
@@ -324,31 +332,15 @@ async fn pragmas_read_back_as_set() {
         .await
         .expect("pragma");
     assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("pragma");
-    assert_eq!(sync, 1, "NORMAL");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("pragma");
-    assert_eq!(fk, 1);
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("pragma");
+    assert_eq!(pragma(&mut conn, "synchronous").await, 1, "NORMAL");
+    assert_eq!(pragma(&mut conn, "foreign_keys").await, 1);
+    let busy = pragma(&mut conn, "busy_timeout").await;
     assert!(busy >= 1000, "busy timeout {busy} ms");
-    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("pragma");
-    assert_eq!(page, i64::from(isbn_crawler::store::sqlite::PAGE_SIZE));
-    let checkpoint: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
-        .fetch_one(&mut *conn)
-        .await
-        .expect("pragma");
-    assert_eq!(checkpoint, 256);
+    assert_eq!(
+        pragma(&mut conn, "page_size").await,
+        i64::from(isbn_crawler::store::sqlite::PAGE_SIZE)
+    );
+    assert_eq!(pragma(&mut conn, "wal_autocheckpoint").await, 256);
 }
 
 /// A database made with SQLite's default 4 KiB pages (by an earlier version, or by hand)
@@ -366,25 +358,19 @@ async fn a_database_with_other_pages_keeps_them_and_works() {
         .connect()
         .await
         .expect("create");
-    sqlx::query("CREATE TABLE t (x)")
+    // A table made (and dropped) fixes the page size.
+    sqlx::raw_sql("CREATE TABLE t (x); DROP TABLE t")
         .execute(&mut conn)
         .await
         .expect("table");
-    sqlx::query("DROP TABLE t")
-        .execute(&mut conn)
-        .await
-        .expect("drop");
     drop(conn);
     s.load_lines(&["0306406152".into(), "9780140449136".into()])
         .await;
     let store = s.store().await;
-    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(store.pool())
-        .await
-        .expect("pragma");
-    assert_eq!(page, 4096);
+    let mut conn = store.pool().acquire().await.expect("connection");
+    assert_eq!(pragma(&mut conn, "page_size").await, 4096);
     let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
-        .fetch_one(store.pool())
+        .fetch_one(&mut *conn)
         .await
         .expect("count");
     assert_eq!(jobs, 2);
