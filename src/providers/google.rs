@@ -20,8 +20,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, Shape, lenient, lenient_str, matches, object,
-    one_pass, published_year, read_body, strip_urls, transient,
+    Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_objects, matches,
+    published_year, read_body, strip_urls, transient,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -210,10 +210,10 @@ struct Volumes<'a> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct Item {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     id: Option<String>,
-    // Not `lenient`: that reads a field twice (its extent, then its value), the whole object. A
-    // volumeInfo of the wrong shape makes the item unreadable, and so not a match.
+    // Strict: a volumeInfo that is not an object makes the item unreadable, and so not a
+    // match (lenient, it would read as absent, with no identifiers: not a match either).
     #[serde(default)]
     volume_info: Option<VolumeInfo>,
 }
@@ -221,60 +221,52 @@ struct Item {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct VolumeInfo {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     title: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     subtitle: Option<String>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     authors: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     publisher: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     published_date: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     description: Option<String>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     industry_identifiers: Option<Vec<Identifier>>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     page_count: Option<i64>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     categories: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     average_rating: Option<f64>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     ratings_count: Option<i64>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     language: Option<String>,
-    #[serde(default, deserialize_with = "one_pass")]
+    #[serde(default, deserialize_with = "lenient")]
     image_links: Option<ImageLinks>,
 }
 
 #[derive(Deserialize, Default)]
 struct Identifier {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     identifier: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct ImageLinks {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     thumbnail: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     small_thumbnail: Option<String>,
 }
 
-impl<'de> Shape<'de> for Identifier {
-    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        object(map)
-    }
-}
-
-impl<'de> Shape<'de> for ImageLinks {
-    fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-        object(map)
-    }
-}
+lenient_objects!(
+    Identifier, ImageLinks, ApiError, ErrorItem, Detail, Metadata
+);
 
 /// Per requested ISBN (same order), its verified book if one came back.
 pub type Matches = Vec<Option<Box<Book>>>;
@@ -346,17 +338,34 @@ struct ErrorBody {
 
 #[derive(Deserialize, Default)]
 struct ApiError {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     message: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     errors: Option<Vec<ErrorItem>>,
     #[serde(default, deserialize_with = "lenient")]
-    details: Option<Vec<serde_json::Value>>,
+    details: Option<Vec<Detail>>,
+}
+
+/// An entry of `details` (`google.rpc.ErrorInfo`): what the quota rules read of it.
+#[derive(Deserialize, Default)]
+struct Detail {
+    #[serde(default, deserialize_with = "lenient")]
+    reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    metadata: Option<Metadata>,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    #[serde(default, deserialize_with = "lenient")]
+    quota_limit: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    quota_unit: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 struct ErrorItem {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     reason: Option<String>,
 }
 
@@ -371,7 +380,7 @@ impl ApiError {
             .details
             .iter()
             .flatten()
-            .filter_map(|d| d.get("reason").and_then(|r| r.as_str()));
+            .filter_map(|d| d.reason.as_deref());
         legacy.chain(details)
     }
 
@@ -381,17 +390,20 @@ impl ApiError {
 
     /// A per-day quota, by any of the three marks Google uses.
     fn is_daily_quota(&self) -> bool {
-        let metadata = |key: &str| {
-            self.details.iter().flatten().any(|d| {
-                d.pointer(&format!("/metadata/{key}"))
-                    .and_then(|v| v.as_str())
-                    .is_some_and(|v| v.contains("PerDay") || v.contains("/d/"))
-            })
+        let daily = |v: &Option<String>| {
+            v.as_deref()
+                .is_some_and(|v| v.contains("PerDay") || v.contains("/d/"))
         };
+        let metadata = self
+            .details
+            .iter()
+            .flatten()
+            .filter_map(|d| d.metadata.as_ref());
         let message = self.message.as_deref().unwrap_or_default().to_lowercase();
         self.has_reason(&["dailyLimitExceeded"])
-            || metadata("quota_limit")
-            || metadata("quota_unit")
+            || metadata
+                .into_iter()
+                .any(|m| daily(&m.quota_limit) || daily(&m.quota_unit))
             || message.contains("per day")
     }
 

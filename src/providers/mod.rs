@@ -282,31 +282,8 @@ pub trait Provider: Send + Sync {
     fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> BoxFuture<'a, Answer>;
 }
 
-/// A field of the wrong type reads as absent instead of failing the whole item. The field's
-/// text is borrowed and parsed as `T` directly: going through a `serde_json::Value` built a
-/// tree (an allocation per string and array) for every field of every item.
-pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::de::DeserializeOwned,
-{
-    let raw = <&'de serde_json::value::RawValue as serde::Deserialize>::deserialize(d)?;
-    Ok(serde_json::from_str(raw.get()).ok())
-}
-
-/// [`lenient`] for text, the most common field and most of an answer's bytes: read in one
-/// pass (a string is kept, anything else skipped) instead of scanned and then parsed.
-pub(crate) fn lenient_str<'de, D>(d: D) -> Result<Option<String>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-{
-    one_pass(d)
-}
-
-/// A field type [`one_pass`] reads leniently: the JSON shapes it keeps, every other value is
-/// skipped and reads as absent. The one-pass form of [`lenient`] for the fields every Google
-/// answer carries (scanning a field and then parsing its text cost about 10,000 instructions
-/// a book).
+/// A field type [`lenient`] reads: the JSON shapes it keeps; every other value is skipped and
+/// reads as absent.
 pub(crate) trait Shape<'de>: Sized {
     fn from_str(_: &str) -> Option<Self> {
         None
@@ -333,8 +310,11 @@ pub(crate) trait Shape<'de>: Sized {
     }
 }
 
-/// `deserialize_with` for a [`Shape`]: any JSON value, read once.
-pub(crate) fn one_pass<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+/// `deserialize_with` for a [`Shape`]: a field of the wrong type reads as absent instead of
+/// failing the whole item. Any JSON value is read once, as it streams by: borrowing a field's
+/// text and parsing it again cost about 10,000 instructions a Google book, and a
+/// `serde_json::Value` tree before that an allocation per string and array.
+pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Shape<'de>,
@@ -408,7 +388,7 @@ impl<'de, T: Shape<'de>> Shape<'de> for Vec<T> {
         struct Element<T>(Option<T>);
         impl<'de, T: Shape<'de>> serde::Deserialize<'de> for Element<T> {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                one_pass(d).map(Element)
+                lenient(d).map(Element)
             }
         }
         let mut out = Some(Vec::new());
@@ -421,6 +401,18 @@ impl<'de, T: Shape<'de>> Shape<'de> for Vec<T> {
         Ok(out)
     }
 }
+
+/// Makes each struct named (its fields all [`lenient`]) a [`Shape`] read from a JSON object.
+macro_rules! lenient_objects {
+    ($($t:ty),* $(,)?) => {
+        $(impl<'de> $crate::providers::Shape<'de> for $t {
+            fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
+                $crate::providers::object(map)
+            }
+        })*
+    };
+}
+pub(crate) use lenient_objects;
 
 /// [`Shape::from_map`] for a struct whose fields are all lenient (so reading it cannot fail on
 /// a value's type): `impl Shape for X { fn from_map(map) { object(map) } }`.
@@ -436,7 +428,7 @@ where
 mod lenient_tests {
     #[derive(serde::Deserialize)]
     struct T {
-        #[serde(default, deserialize_with = "super::lenient_str")]
+        #[serde(default, deserialize_with = "super::lenient")]
         s: Option<String>,
         #[serde(default, deserialize_with = "super::lenient")]
         n: Option<i64>,
@@ -467,70 +459,60 @@ mod lenient_tests {
     }
 
     #[derive(serde::Deserialize, Debug, PartialEq)]
-    struct Both {
+    struct Numbers {
         #[serde(default, deserialize_with = "super::lenient")]
         int: Option<i64>,
-        #[serde(default, deserialize_with = "super::one_pass")]
-        int1: Option<i64>,
         #[serde(default, deserialize_with = "super::lenient")]
         float: Option<f64>,
-        #[serde(default, deserialize_with = "super::one_pass")]
-        float1: Option<f64>,
         #[serde(default, deserialize_with = "super::lenient")]
         strings: Option<Vec<String>>,
-        #[serde(default, deserialize_with = "super::one_pass")]
-        strings1: Option<Vec<String>>,
     }
 
     #[test]
-    fn one_pass_reads_what_lenient_reads() {
-        for value in [
-            "3",
-            "-3",
-            "18446744073709551615",
-            "2.5",
-            "1e3",
-            "\"4\"",
-            "true",
-            "null",
-            "[]",
-            "[\"a\",\"b \\u00e9\"]",
-            "[\"a\",1]",
-            "[\"a\",[\"b\"]]",
-            "{\"a\":{\"b\":[]}}",
+    fn numbers_and_lists_keep_only_their_own_shape() {
+        let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        for (value, int, float, list) in [
+            ("3", Some(3), Some(3.0), None),
+            ("-3", Some(-3), Some(-3.0), None),
+            (
+                "18446744073709551615",
+                None,
+                Some(18446744073709551615.0),
+                None,
+            ),
+            ("2.5", None, Some(2.5), None),
+            ("1e3", None, Some(1000.0), None),
+            ("\"4\"", None, None, None),
+            ("true", None, None, None),
+            ("null", None, None, None),
+            ("[]", None, None, strings(&[])),
+            ("[\"a\",\"b \\u00e9\"]", None, None, strings(&["a", "b é"])),
+            ("[\"a\",1]", None, None, None),
+            ("[\"a\",[\"b\"]]", None, None, None),
+            ("{\"a\":{\"b\":[]}}", None, None, None),
         ] {
-            let json = format!(
-                r#"{{"int":{value},"int1":{value},"float":{value},"float1":{value},
-                    "strings":{value},"strings1":{value},"after":"kept"}}"#
-            );
-            let b: Both = serde_json::from_str(&json).expect("the item still reads");
-            assert_eq!(
-                (b.int, b.float, &b.strings),
-                (b.int1, b.float1, &b.strings1),
-                "{value}"
-            );
+            let json =
+                format!(r#"{{"int":{value},"float":{value},"strings":{value},"after":"kept"}}"#);
+            let n: Numbers = serde_json::from_str(&json).expect("the item still reads");
+            assert_eq!((n.int, n.float, n.strings), (int, float, list), "{value}");
         }
     }
 
     #[derive(serde::Deserialize, Debug, PartialEq, Default)]
     struct Link {
-        #[serde(default, deserialize_with = "super::lenient_str")]
+        #[serde(default, deserialize_with = "super::lenient")]
         href: Option<String>,
     }
 
-    impl<'de> super::Shape<'de> for Link {
-        fn from_map<A: serde::de::MapAccess<'de>>(map: A) -> Result<Option<Self>, A::Error> {
-            super::object(map)
-        }
-    }
+    super::lenient_objects!(Link);
 
     #[test]
-    fn objects_read_in_one_pass_only_as_objects() {
+    fn objects_read_only_as_objects() {
         #[derive(serde::Deserialize)]
         struct T {
-            #[serde(default, deserialize_with = "super::one_pass")]
+            #[serde(default, deserialize_with = "super::lenient")]
             link: Option<Link>,
-            #[serde(default, deserialize_with = "super::one_pass")]
+            #[serde(default, deserialize_with = "super::lenient")]
             links: Option<Vec<Link>>,
         }
         let read = |json: &str| -> (Option<Link>, Option<Vec<Link>>) {

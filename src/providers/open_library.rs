@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_str, matches,
+    Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_objects, matches,
     published_year, read_body, transient,
 };
 use crate::isbn::Isbn13;
@@ -130,17 +130,17 @@ impl Provider for Client {
 
 #[derive(Deserialize, Default)]
 struct Entry {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     key: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     title: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     subtitle: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     authors: Option<Vec<Named>>,
     #[serde(default, deserialize_with = "lenient")]
     publishers: Option<Vec<Named>>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     publish_date: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     number_of_pages: Option<i64>,
@@ -154,7 +154,7 @@ struct Entry {
 
 #[derive(Deserialize, Default)]
 struct Named {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     name: Option<String>,
 }
 
@@ -168,13 +168,15 @@ struct Identifiers {
 
 #[derive(Deserialize, Default)]
 struct Cover {
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     small: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     medium: Option<String>,
-    #[serde(default, deserialize_with = "lenient_str")]
+    #[serde(default, deserialize_with = "lenient")]
     large: Option<String>,
 }
+
+lenient_objects!(Named, Identifiers, Cover);
 
 fn names(list: Option<Vec<Named>>) -> Vec<String> {
     list.unwrap_or_default()
