@@ -160,9 +160,9 @@ async fn four_crawlers_share_one_database_a_budget_and_a_killed_ones_work() {
             "{isbn} asked {n} times for {attempts} attempts"
         );
     }
-    // In all: one request per attempt, plus what the kill cut off (in flight, and answered
-    // but not committed).
-    let per_kill = CONCURRENCY + 2 * (4 * CONCURRENCY + 64);
+    // In all: one request per attempt, plus what the kill cut off: in flight, and answered but
+    // not committed (a commit under way and the next one gathering, at most 256 answers each).
+    let per_kill = CONCURRENCY + 2 * 256;
     let total = api.total_requests() as i64;
     assert!(
         total <= attempts_total + per_kill,
