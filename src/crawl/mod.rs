@@ -978,14 +978,21 @@ const BUDGET_BLOCK: u64 = 8;
 /// seen within a block.
 const UNLIMITED_BLOCK: u64 = 64;
 
-/// The longest a result waits for its commit (plus the commit itself): what a kill -9 can cost.
-/// Long enough that a commit carries many results at modest rates (much of a commit's cost is
-/// the same for 1 result or 80: the WAL frames of the index pages it touches, a round trip per
-/// statement); at the default 1 request a second a kill loses one or two answers, and at any
-/// rate no more than [`COMMIT_ENOUGH`]. A second rather than 250 ms: at concurrency 16 and 50 ms
-/// (320 answers a second) commits of about 256 results instead of 80 took sqlx's SQLite thread
-/// from 29-30 to 21-24 µs an ISBN, and the crawl from 93-96 to 78-92 µs (interleaved runs).
-const COMMIT_WINDOW: Duration = Duration::from_secs(1);
+/// How long a result waits for its commit (plus the commit itself) while answers come slowly:
+/// what a kill -9 can cost. Long enough that a commit carries many results at modest rates
+/// (much of a commit's cost is the same for 1 result or 80: the WAL frames of the index pages
+/// it touches, a round trip per statement); short beside what a person notices, and at the
+/// default 1 request a second a kill loses at most one answer.
+const COMMIT_WINDOW: Duration = Duration::from_millis(250);
+/// Results that make a window busy: when this many came within [`COMMIT_WINDOW`] (256 a second
+/// or more), the commit waits up to [`BUSY_WINDOW`] instead.
+const BUSY_RESULTS: usize = 64;
+/// The window of a busy writer: at concurrency 16 and 50 ms (320 answers a second) commits of
+/// about 256 results instead of 80 took sqlx's SQLite thread from 29-30 to 21-24 µs an ISBN,
+/// and the crawl from 93-96 to 78-92 µs (interleaved runs). A kill then costs no more answers
+/// than [`COMMIT_ENOUGH`], as at full speed before; slow crawls (and `demo`) keep the short
+/// window, so their results are not held longer.
+const BUSY_WINDOW: Duration = Duration::from_secs(1);
 /// Results that are worth a commit without waiting out the window: at high rates a kill then
 /// costs at most this many answers, and commits stay small enough to keep the lock briefly.
 const COMMIT_ENOUGH: usize = 256;
@@ -1025,14 +1032,19 @@ async fn writer<S: Store>(
         // Gather what arrives within the commit window: one transaction for many results,
         // while no result waits uncommitted much longer than the window.
         batch.push(first);
-        let deadline = tokio::time::Instant::now() + COMMIT_WINDOW;
+        let opened = tokio::time::Instant::now();
         // Everything claimed is here: nothing more can come, so waiting would only add latency.
         while batch.len() < COMMIT_ENOUGH && batch.len() < in_flight.load(Ordering::SeqCst) {
             let room = COMMIT_ENOUGH - batch.len();
+            let window = if batch.len() >= BUSY_RESULTS {
+                BUSY_WINDOW
+            } else {
+                COMMIT_WINDOW
+            };
             tokio::select! {
                 biased;
                 n = rx.recv_many(&mut batch, room) => if n == 0 { break },
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(opened + window) => break,
             }
         }
         if !broken {
