@@ -1032,21 +1032,7 @@ async fn writer<S: Store>(
         // Gather what arrives within the commit window: one transaction for many results,
         // while no result waits uncommitted much longer than the window.
         batch.push(first);
-        let opened = tokio::time::Instant::now();
-        // Everything claimed is here: nothing more can come, so waiting would only add latency.
-        while batch.len() < COMMIT_ENOUGH && batch.len() < in_flight.load(Ordering::SeqCst) {
-            let room = COMMIT_ENOUGH - batch.len();
-            let window = if batch.len() >= BUSY_RESULTS {
-                BUSY_WINDOW
-            } else {
-                COMMIT_WINDOW
-            };
-            tokio::select! {
-                biased;
-                n = rx.recv_many(&mut batch, room) => if n == 0 { break },
-                _ = tokio::time::sleep_until(opened + window) => break,
-            }
-        }
+        gather(&mut rx, &mut batch, &in_flight).await;
         if !broken {
             let now = quota::now();
             let day = quota::quota_day(now);
@@ -1079,6 +1065,27 @@ async fn writer<S: Store>(
             ctx.wake.notify_waiters();
         }
         batch.clear();
+    }
+}
+
+/// Adds to `batch` (which holds the first result) what arrives before its commit is due: when
+/// [`COMMIT_ENOUGH`] results are in, when everything in flight is (nothing more can come, so
+/// waiting would only add latency), or when the window closes ([`COMMIT_WINDOW`] after the
+/// first result, [`BUSY_WINDOW`] once [`BUSY_RESULTS`] came within it).
+async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, in_flight: &AtomicUsize) {
+    let opened = tokio::time::Instant::now();
+    while batch.len() < COMMIT_ENOUGH && batch.len() < in_flight.load(Ordering::SeqCst) {
+        let room = COMMIT_ENOUGH - batch.len();
+        let window = if batch.len() >= BUSY_RESULTS {
+            BUSY_WINDOW
+        } else {
+            COMMIT_WINDOW
+        };
+        tokio::select! {
+            biased;
+            n = rx.recv_many(batch, room) => if n == 0 { break },
+            _ = tokio::time::sleep_until(opened + window) => break,
+        }
     }
 }
 
@@ -1182,6 +1189,37 @@ mod tests {
             pid_start: None,
             daily_budget: None,
         }
+    }
+
+    /// How long `gather` waits (on the paused clock) and how many it takes, after `sent`
+    /// results beyond the first with `in_flight` outstanding.
+    async fn gathered(sent: usize, in_flight: usize) -> (Duration, usize) {
+        let (tx, mut rx) = mpsc::channel(1024);
+        for i in 0..sent {
+            tx.send(i).await.expect("send");
+        }
+        let mut batch = vec![usize::MAX];
+        let start = tokio::time::Instant::now();
+        gather(&mut rx, &mut batch, &AtomicUsize::new(in_flight)).await;
+        (start.elapsed(), batch.len())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_writer_commits_within_its_window_a_busy_one_gathers_longer() {
+        // A result alone waits out the short window.
+        assert_eq!(gathered(0, 100).await, (COMMIT_WINDOW, 1));
+        assert_eq!(
+            gathered(BUSY_RESULTS - 2, 1000).await,
+            (COMMIT_WINDOW, BUSY_RESULTS - 1)
+        );
+        // Busy: the window is a second.
+        assert_eq!(
+            gathered(BUSY_RESULTS - 1, 1000).await,
+            (BUSY_WINDOW, BUSY_RESULTS)
+        );
+        // Enough for a commit, or everything in flight: at once.
+        assert_eq!(gathered(400, 1000).await, (Duration::ZERO, COMMIT_ENOUGH));
+        assert_eq!(gathered(9, 10).await, (Duration::ZERO, 10));
     }
 
     #[test]
