@@ -1032,7 +1032,7 @@ async fn writer<S: Store>(
         // Gather what arrives within the commit window: one transaction for many results,
         // while no result waits uncommitted much longer than the window.
         batch.push(first);
-        gather(&mut rx, &mut batch, &in_flight).await;
+        gather(&mut rx, &mut batch, &in_flight, feeds_work).await;
         if !broken {
             let now = quota::now();
             let day = quota::quota_day(now);
@@ -1070,23 +1070,43 @@ async fn writer<S: Store>(
 
 /// Adds to `batch` (which holds the first result) what arrives before its commit is due: when
 /// [`COMMIT_ENOUGH`] results are in, when everything in flight is (nothing more can come, so
-/// waiting would only add latency), or when the window closes ([`COMMIT_WINDOW`] after the
-/// first result, [`BUSY_WINDOW`] once [`BUSY_RESULTS`] came within it).
-async fn gather<T>(rx: &mut mpsc::Receiver<T>, batch: &mut Vec<T>, in_flight: &AtomicUsize) {
+/// waiting would only add latency), or when the window closes: [`COMMIT_WINDOW`] after the
+/// first result, or [`BUSY_WINDOW`] once [`BUSY_RESULTS`] came within it, unless one of them
+/// `urgent` says feeds more work (a retry, a lookup to chain), which the store must see soon:
+/// batches of retries are formed from what has come due there.
+async fn gather<T>(
+    rx: &mut mpsc::Receiver<T>,
+    batch: &mut Vec<T>,
+    in_flight: &AtomicUsize,
+    urgent: impl Fn(&T) -> bool,
+) {
     let opened = tokio::time::Instant::now();
+    let mut hurry = batch.iter().any(&urgent);
     while batch.len() < COMMIT_ENOUGH && batch.len() < in_flight.load(Ordering::SeqCst) {
         let room = COMMIT_ENOUGH - batch.len();
-        let window = if batch.len() >= BUSY_RESULTS {
+        let window = if batch.len() >= BUSY_RESULTS && !hurry {
             BUSY_WINDOW
         } else {
             COMMIT_WINDOW
         };
+        let before = batch.len();
         tokio::select! {
             biased;
-            n = rx.recv_many(batch, room) => if n == 0 { break },
+            n = rx.recv_many(batch, room) => {
+                if n == 0 {
+                    break;
+                }
+                hurry |= batch[before..].iter().any(&urgent);
+            }
             _ = tokio::time::sleep_until(opened + window) => break,
         }
     }
+}
+
+/// A result the store should see soon because more work follows from it: a retry coming due,
+/// a give-back, a lookup `--fill missing` chains.
+fn feeds_work(c: &Completion) -> bool {
+    c.then.is_some() || matches!(c.result, JobResult::Retry { .. } | JobResult::GiveBack)
 }
 
 /// Keeps this run's row fresh and its leases from running out while it works, and takes back
@@ -1192,16 +1212,24 @@ mod tests {
     }
 
     /// How long `gather` waits (on the paused clock) and how many it takes, after `sent`
-    /// results beyond the first with `in_flight` outstanding.
-    async fn gathered(sent: usize, in_flight: usize) -> (Duration, usize) {
+    /// results beyond the first (numbered from 1; `urgent` numbers feed more work) with
+    /// `in_flight` outstanding.
+    async fn gathered_with(sent: usize, in_flight: usize, urgent: &[usize]) -> (Duration, usize) {
         let (tx, mut rx) = mpsc::channel(1024);
-        for i in 0..sent {
+        for i in 1..=sent {
             tx.send(i).await.expect("send");
         }
-        let mut batch = vec![usize::MAX];
+        let mut batch = vec![0];
         let start = tokio::time::Instant::now();
-        gather(&mut rx, &mut batch, &AtomicUsize::new(in_flight)).await;
+        gather(&mut rx, &mut batch, &AtomicUsize::new(in_flight), |i| {
+            urgent.contains(i)
+        })
+        .await;
         (start.elapsed(), batch.len())
+    }
+
+    async fn gathered(sent: usize, in_flight: usize) -> (Duration, usize) {
+        gathered_with(sent, in_flight, &[]).await
     }
 
     #[tokio::test(start_paused = true)]
@@ -1216,6 +1244,11 @@ mod tests {
         assert_eq!(
             gathered(BUSY_RESULTS - 1, 1000).await,
             (BUSY_WINDOW, BUSY_RESULTS)
+        );
+        // Busy, but a result feeds more work: the short window.
+        assert_eq!(
+            gathered_with(BUSY_RESULTS + 9, 1000, &[BUSY_RESULTS + 5]).await,
+            (COMMIT_WINDOW, BUSY_RESULTS + 10)
         );
         // Enough for a commit, or everything in flight: at once.
         assert_eq!(gathered(400, 1000).await, (Duration::ZERO, COMMIT_ENOUGH));
