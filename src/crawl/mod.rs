@@ -1071,9 +1071,9 @@ async fn writer<S: Store>(
 /// Adds to `batch` (which holds the first result) what arrives before its commit is due: when
 /// [`COMMIT_ENOUGH`] results are in, when everything in flight is (nothing more can come, so
 /// waiting would only add latency), or when the window closes: [`COMMIT_WINDOW`] after the
-/// first result, or [`BUSY_WINDOW`] once [`BUSY_RESULTS`] came within it, unless one of them
-/// `urgent` says feeds more work (a retry, a lookup to chain), which the store must see soon:
-/// batches of retries are formed from what has come due there.
+/// first result, or [`BUSY_WINDOW`] once [`BUSY_RESULTS`] came within it, unless `urgent`
+/// says one of them feeds more work (a retry, a lookup to chain): the store must see those
+/// soon, since batches of retries are formed from what has come due there.
 async fn gather<T>(
     rx: &mut mpsc::Receiver<T>,
     batch: &mut Vec<T>,
