@@ -989,9 +989,9 @@ const COMMIT_WINDOW: Duration = Duration::from_millis(250);
 const BUSY_RESULTS: usize = 64;
 /// The window of a busy writer: at concurrency 16 and 50 ms (320 answers a second) commits of
 /// about 256 results instead of 80 took sqlx's SQLite thread from 29-30 to 21-24 µs an ISBN,
-/// and the crawl from 86-96 to 75-92 µs (interleaved runs; one at 101). A kill then costs no more answers
-/// than [`COMMIT_ENOUGH`], as at full speed before; slow crawls (and `demo`) keep the short
-/// window, so their results are not held longer.
+/// and the crawl from 86-96 to 75-92 µs (interleaved runs; one at 101). A kill then costs no
+/// more answers than [`COMMIT_ENOUGH`], as at full speed before; slow crawls (and `demo`) keep
+/// the short window, so their results are not held longer.
 const BUSY_WINDOW: Duration = Duration::from_secs(1);
 /// Results that are worth a commit without waiting out the window: at high rates a kill then
 /// costs at most this many answers, and commits stay small enough to keep the lock briefly.

@@ -394,17 +394,14 @@ impl ApiError {
             v.as_deref()
                 .is_some_and(|v| v.contains("PerDay") || v.contains("/d/"))
         };
-        let metadata = self
+        let daily_metadata = self
             .details
             .iter()
             .flatten()
-            .filter_map(|d| d.metadata.as_ref());
+            .filter_map(|d| d.metadata.as_ref())
+            .any(|m| daily(&m.quota_limit) || daily(&m.quota_unit));
         let message = self.message.as_deref().unwrap_or_default().to_lowercase();
-        self.has_reason(&["dailyLimitExceeded"])
-            || metadata
-                .into_iter()
-                .any(|m| daily(&m.quota_limit) || daily(&m.quota_unit))
-            || message.contains("per day")
+        self.has_reason(&["dailyLimitExceeded"]) || daily_metadata || message.contains("per day")
     }
 
     fn summary(&self, status: u16) -> String {

@@ -415,7 +415,7 @@ macro_rules! lenient_objects {
 pub(crate) use lenient_objects;
 
 /// [`Shape::from_map`] for a struct whose fields are all lenient (so reading it cannot fail on
-/// a value's type): `impl Shape for X { fn from_map(map) { object(map) } }`.
+/// a value's type); what [`lenient_objects!`] expands to.
 pub(crate) fn object<'de, T, A>(map: A) -> Result<Option<T>, A::Error>
 where
     T: serde::Deserialize<'de>,
