@@ -624,6 +624,17 @@ async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
             requests as f64 / n as f64,
             done - right
         );
+        // Where the requests went: a size that fell at the wrong time shows as small groups.
+        let sizes = fake.isbns_per_request();
+        let count =
+            |lo: usize, hi: usize| sizes.iter().filter(|&&k| (lo..=hi).contains(&k)).count();
+        println!(
+            "quota {fake_name} fake, --batch {batch}: requests of 1 ISBN {}, 2-9 {}, 10-39 {}, 40 {}",
+            count(1, 1),
+            count(2, 9),
+            count(10, 39),
+            count(40, 40)
+        );
     }
     Ok(())
 }

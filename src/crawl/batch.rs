@@ -6,6 +6,12 @@ Google answers `isbn:A OR isbn:B ...` like a relevance search: most requested bo
 some do not, and a Google that stopped honouring OR would return only the first. The size
 grows toward the maximum while answers come back nearly complete, and halves while they come
 back with many misses, down to one; at one, an occasional pair tests whether OR works again.
+Growing takes one nearly complete answer; halving takes [`EVIDENCE`] ISBNs' worth of answers
+since the size last changed: a small group (the retries of a failed batch, the tail of a
+crawl) with one unknown ISBN in three says little, and when one such answer could halve 40,
+some runs spent their last misses in batches of 2 to 4. Only groups of ISBNs asked for the
+first time are recorded (the crawl loop's choice): batches of misses, and their retries, are
+mostly unknown books.
 
 A book an OR answer left out is not a verdict. It is pooled with other such misses and asked
 again in OR batches of misses ([`MAX_REBATCH`] times) before it is asked alone, where only the
@@ -27,6 +33,10 @@ const GROW_ABOVE: f64 = 0.75;
 const SHRINK_AT: f64 = 0.5;
 /// At size one, every this many groups try two again.
 const RETRY_PAIR_EVERY: usize = 50;
+/// ISBNs asked, in answers since the size last changed, before a low share halves it: at 20,
+/// a realistic Google (a fifth of each answer missing) halves it about once in 2,000 tries,
+/// and one that answers only the first term still takes it from 10 to 1 in 16 answers.
+pub const EVIDENCE: usize = 20;
 
 /// The request size of one lane: fixed, or adapting to the answers.
 #[derive(Debug)]
@@ -35,25 +45,27 @@ pub struct BatchSize {
     max: usize,
     current: AtomicUsize,
     singles: AtomicUsize,
+    /// ISBNs asked and found in the answers since the size last changed.
+    seen: Mutex<(usize, usize)>,
 }
 
 impl BatchSize {
-    pub fn fixed(n: usize) -> BatchSize {
+    fn new(adaptive: bool, max: usize, start: usize) -> BatchSize {
         BatchSize {
-            adaptive: false,
-            max: n.max(1),
-            current: AtomicUsize::new(n.max(1)),
+            adaptive,
+            max,
+            current: AtomicUsize::new(start),
             singles: AtomicUsize::new(0),
+            seen: Mutex::new((0, 0)),
         }
     }
 
+    pub fn fixed(n: usize) -> BatchSize {
+        BatchSize::new(false, n.max(1), n.max(1))
+    }
+
     pub fn adaptive(max: usize) -> BatchSize {
-        BatchSize {
-            adaptive: true,
-            max: max.max(1),
-            current: AtomicUsize::new(START.min(max.max(1))),
-            singles: AtomicUsize::new(0),
-        }
+        BatchSize::new(true, max.max(1), START.min(max.max(1)))
     }
 
     /// The size of the next group.
@@ -73,20 +85,27 @@ impl BatchSize {
         self.current.load(Ordering::Relaxed)
     }
 
-    /// Learns from an answer to a group of `asked` (more than one) that found `found`.
+    /// Learns from an answer to a group of `asked` (more than one) that found `found`, together
+    /// with the answers since the size last changed.
     pub fn record(&self, asked: usize, found: usize) {
         if !self.adaptive || asked < 2 {
             return;
         }
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (asked, found) = (seen.0 + asked, seen.1 + found);
         let share = found as f64 / asked as f64;
         let n = self.current.load(Ordering::Relaxed);
         let next = if share >= GROW_ABOVE {
             (n + (n / 4).max(1)).min(self.max)
+        } else if asked < EVIDENCE {
+            *seen = (asked, found);
+            return;
         } else if share <= SHRINK_AT {
             (n / 2).max(1)
         } else {
             n
         };
+        *seen = (0, 0);
         self.current.store(next, Ordering::Relaxed);
     }
 }
@@ -140,7 +159,7 @@ mod tests {
         }
         assert_eq!(b.current(), 40, "complete answers grow it to the maximum");
         // A Google that answers only the first term: one of n.
-        for _ in 0..10 {
+        for _ in 0..20 {
             b.record(b.current().max(2), 1);
         }
         assert_eq!(b.current(), 1);
@@ -149,5 +168,50 @@ mod tests {
         let fixed = BatchSize::fixed(20);
         fixed.record(20, 0);
         assert_eq!(fixed.next(), 20);
+    }
+
+    #[test]
+    fn small_unlucky_answers_do_not_halve_it_until_enough_were_asked() {
+        let b = BatchSize::adaptive(40);
+        for _ in 0..10 {
+            b.record(b.current(), b.current());
+        }
+        assert_eq!(b.current(), 40);
+        // The retries of a failed batch, one unknown ISBN in each group of three, then of two.
+        for _ in 0..6 {
+            b.record(3, 1);
+        }
+        assert_eq!(b.current(), 40, "18 ISBNs asked are not yet evidence");
+        b.record(2, 1);
+        assert_eq!(b.current(), 20, "20 ISBNs at a share of 0.35 are");
+        // Evidence between the thresholds keeps the size and starts the count again.
+        for _ in 0..9 {
+            b.record(2, 1);
+        }
+        b.record(2, 2);
+        assert_eq!(b.current(), 20, "20 ISBNs at a share of 0.55");
+        b.record(2, 1);
+        assert_eq!(b.current(), 20);
+        b.record(3, 3);
+        assert_eq!(
+            b.current(),
+            25,
+            "a share of 0.8 since the last decision grows it"
+        );
+    }
+
+    #[test]
+    fn a_google_answering_only_the_first_term_takes_it_to_one_within_sixteen_answers() {
+        let b = BatchSize::adaptive(40);
+        let mut answers = 0;
+        while b.current() > 1 {
+            b.record(b.current(), 1);
+            answers += 1;
+            assert!(
+                answers <= 16,
+                "still at {} after {answers} answers",
+                b.current()
+            );
+        }
     }
 }

@@ -905,9 +905,13 @@ async fn process_group<S: Store>(
                     .iter()
                     .filter(|i| matches!(i, Some(Outcome::Found(_))))
                     .count();
-                // Batches of misses are mostly unknown books: they say nothing of how
-                // complete OR answers are.
-                if group.iter().all(|(_, rounds)| *rounds == 0) {
+                // Batches of misses are mostly unknown books, and so are retries (a failed
+                // batch of misses comes back as new claims): neither says how complete OR
+                // answers are, only ISBNs asked for the first time do.
+                if group
+                    .iter()
+                    .all(|(j, rounds)| *rounds == 0 && j.attempts == 1)
+                {
                     ctx.size.record(group.len(), found);
                 }
                 if ctx.id == ProviderId::Google {
