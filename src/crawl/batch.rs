@@ -33,9 +33,10 @@ const GROW_ABOVE: f64 = 0.75;
 const SHRINK_AT: f64 = 0.5;
 /// At size one, every this many groups try two again.
 const RETRY_PAIR_EVERY: usize = 50;
-/// ISBNs asked, in answers since the size last changed, before a low share halves it: at 20,
-/// a realistic Google (a fifth of each answer missing) halves it about once in 2,000 tries,
-/// and one that answers only the first term still takes it from 10 to 1 in 16 answers.
+/// ISBNs asked, in answers since the size last changed, before a low share halves it: with a
+/// fifth of every answer missing (a realistic Google), half of 20 ISBNs go missing about once
+/// in 600 tries (half of one answer of 40, once in 100,000), and a Google that answers only the
+/// first term still takes it from 10 to 1 in 16 answers.
 pub const EVIDENCE: usize = 20;
 
 /// The request size of one lane: fixed, or adapting to the answers.
