@@ -9,15 +9,16 @@ back with many misses, down to one; at one, an occasional pair tests whether OR 
 Growing takes one nearly complete answer; halving takes [`EVIDENCE`] ISBNs' worth of answers
 since the size last changed: a small group (the retries of a failed batch, the tail of a
 crawl) with one unknown ISBN in three says little, and when one such answer could halve 40,
-some runs spent their last misses in batches of 2 to 4. Only groups of ISBNs asked for the
-first time are recorded (the crawl loop's choice): batches of misses, and their retries, are
-mostly unknown books.
+some runs spent their last misses in batches of 2 to 4. Answers to batches of misses are not
+recorded (the crawl loop's choice), nor those to the retries of a failed one
+([`MissPool::sent_back`]): they are mostly unknown books.
 
 A book an OR answer left out is not a verdict. It is pooled with other such misses and asked
 again in OR batches of misses ([`MAX_REBATCH`] times) before it is asked alone, where only the
 single request can make it `not_found`.
 */
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -116,11 +117,38 @@ impl BatchSize {
 #[derive(Debug, Default)]
 pub struct MissPool {
     jobs: Mutex<Vec<(ClaimedJob, u8)>>,
+    /// Lookups (ids) a failed batch of misses sent back to the store to be retried: claimed
+    /// again they come back as new jobs, but are still misses, mostly unknown books.
+    sent_back: Mutex<HashSet<i64>>,
 }
 
 impl MissPool {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ClaimedJob, u8)>> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_sent_back(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.sent_back.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Notes lookups a failed batch of misses sends back to the store.
+    pub fn sent_back(&self, ids: impl IntoIterator<Item = i64>) {
+        self.lock_sent_back().extend(ids);
+    }
+
+    /// Whether any of `ids` (a group just answered) was sent back by a failed batch of
+    /// misses; forgets them, since this answer is theirs.
+    pub fn answered_any_sent_back(&self, ids: impl IntoIterator<Item = i64>) -> bool {
+        let mut sent_back = self.lock_sent_back();
+        if sent_back.is_empty() {
+            return false;
+        }
+        // Every id is forgotten, not only those up to the first one found.
+        let mut any = false;
+        for id in ids {
+            any |= sent_back.remove(&id);
+        }
+        any
     }
 
     pub fn push(&self, job: ClaimedJob, rounds: u8) {
@@ -199,6 +227,17 @@ mod tests {
             25,
             "a share of 0.8 since the last decision grows it"
         );
+    }
+
+    #[test]
+    fn misses_a_failed_batch_sent_back_are_known_once_claimed_again() {
+        let pool = MissPool::default();
+        assert!(!pool.answered_any_sent_back([1, 2]));
+        pool.sent_back([5, 6]);
+        assert!(!pool.answered_any_sent_back([1, 2]), "fresh lookups");
+        assert!(pool.answered_any_sent_back([1, 5]));
+        assert!(!pool.answered_any_sent_back([5]), "forgotten once answered");
+        assert!(pool.answered_any_sent_back([6]));
     }
 
     #[test]

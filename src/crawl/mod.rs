@@ -905,13 +905,13 @@ async fn process_group<S: Store>(
                     .iter()
                     .filter(|i| matches!(i, Some(Outcome::Found(_))))
                     .count();
-                // Batches of misses are mostly unknown books, and so are retries (a failed
-                // batch of misses comes back as new claims): neither says how complete OR
-                // answers are, only ISBNs asked for the first time do.
-                if group
-                    .iter()
-                    .all(|(j, rounds)| *rounds == 0 && j.attempts == 1)
-                {
+                // Batches of misses are mostly unknown books, and so are the retries of a
+                // failed one (they come back as new claims): neither says how complete OR
+                // answers are.
+                let sent_back = ctx
+                    .misses
+                    .answered_any_sent_back(group.iter().map(|(j, _)| j.id));
+                if !sent_back && group.iter().all(|(_, rounds)| *rounds == 0) {
                     ctx.size.record(group.len(), found);
                 }
                 if ctx.id == ProviderId::Google {
@@ -963,6 +963,12 @@ async fn process_group<S: Store>(
             }
             Answer::Failed(outcome) => {
                 react(ctx, stop, &outcome);
+                ctx.misses.sent_back(
+                    group
+                        .iter()
+                        .filter(|(_, rounds)| *rounds > 0)
+                        .map(|(j, _)| j.id),
+                );
                 for (job, _) in &group {
                     if !out.send(complete(ctx, job, outcome.clone())).await {
                         return false;
