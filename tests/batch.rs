@@ -268,3 +268,43 @@ async fn retries_of_a_failed_batch_go_out_together() {
         sizes.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_of_misses_does_not_shrink_the_size_when_its_retries_come_back() {
+    use isbn_crawler::fake_api::Fault;
+    let (s, _) = loaded(400).await;
+    let by_id = s.strings("SELECT isbn13 FROM jobs ORDER BY id").await;
+    // One ISBN in ten unknown, from the sixth job on; all 40 wait in the pool when the last
+    // fresh batch is answered and go out as one batch of misses led by the first of them,
+    // which fails once (that job leads no fresh batch: they start at jobs 1, 11, 21, ...).
+    // Its 40 retries come back as new claims, all unknown: an answer that finds none of 40.
+    let unknown: Vec<String> = by_id.iter().skip(5).step_by(10).cloned().collect();
+    let mut config = FakeConfig::default();
+    config.unknown.extend(unknown.iter().cloned());
+    config
+        .scripted
+        .insert(unknown[0].clone(), [Fault::Unavailable].into());
+    let api = start_fake(config).await;
+    let args = [
+        "--concurrency",
+        "1",
+        "--batch",
+        "auto",
+        "--backoff-base",
+        "100ms",
+        "--backoff-max",
+        "100ms",
+    ];
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    assert_eq!(s.states().await.get("not_found"), Some(&40));
+    let sizes = api.isbns_per_request();
+    assert!(
+        sizes.iter().filter(|&&n| n == 40).count() >= 3,
+        "the batch of misses and its retries went out whole: {sizes:?}"
+    );
+    assert_eq!(
+        s.scalar("SELECT batch_size FROM runs").await,
+        40,
+        "answers to retried misses say nothing of OR: {sizes:?}"
+    );
+}
