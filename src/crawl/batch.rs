@@ -96,12 +96,14 @@ impl BatchSize {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let (asked, found) = (seen.0 + asked, seen.1 + found);
         let share = found as f64 / asked as f64;
+        if share < GROW_ABOVE && asked < EVIDENCE {
+            // Not yet enough to decide anything but growth: keep counting.
+            *seen = (asked, found);
+            return;
+        }
         let n = self.current.load(Ordering::Relaxed);
         let next = if share >= GROW_ABOVE {
             (n + (n / 4).max(1)).min(self.max)
-        } else if asked < EVIDENCE {
-            *seen = (asked, found);
-            return;
         } else if share <= SHRINK_AT {
             (n / 2).max(1)
         } else {
