@@ -86,7 +86,7 @@ impl Store for SlowStore {
     async fn complete(
         &self,
         run_id: i64,
-        c: &[Completion],
+        c: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,

@@ -157,7 +157,7 @@ conformance! {
         assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
         let isbn = &claimed[0].isbn;
         let applied = store
-            .complete(a, &[found(claimed[0].id, G, isbn, "stale")], &[G], "d", 2500)
+            .complete(a, &mut [found(claimed[0].id, G, isbn, "stale")], &[G], "d", 2500)
             .await
             .expect("complete");
         assert_eq!(applied, 0, "the stale worker's result is dropped");
@@ -169,7 +169,7 @@ conformance! {
             kept.iter().map(|r| &r.title).collect::<Vec<_>>()
         );
         let applied = store
-            .complete(b, &[found(again[0].id, G, isbn, "fresh")], &[G], "d", 2600)
+            .complete(b, &mut [found(again[0].id, G, isbn, "fresh")], &[G], "d", 2600)
             .await
             .expect("complete");
         assert_eq!(applied, 1);
@@ -214,7 +214,7 @@ conformance! {
         assert_eq!(isbns, [isbn(0).to_string(), isbn(1).to_string()]);
         // A retry due later is not claimable before its time.
         let retry = JobResult::Retry { at: 5000, error: "503".into(), refund: false };
-        store.complete(run, &[ended(first[0].id, G, retry)], &[G], "d", 20).await.expect("complete");
+        store.complete(run, &mut [ended(first[0].id, G, retry)], &[G], "d", 20).await.expect("complete");
         let rest = store.claim(run, G, 10, 30, 1000).await.expect("claim");
         assert_eq!(rest.len(), 3, "the retry waits for its time");
         assert_eq!(store.next_due_at(G, run).await.expect("due"), Some(5000));
@@ -257,13 +257,13 @@ conformance! {
         loaded(&store, 4, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
         let c = store.claim(run, G, 4, 10, 1000).await.expect("claim");
-        let done = [
+        let mut done = [
             ended(c[0].id, G, JobResult::GiveBack),
             ended(c[1].id, G, JobResult::NotFound { note: "no match".into() }),
             ended(c[2].id, G, JobResult::Failed { error: "HTTP 500".into() }),
             found(c[3].id, G, &c[3].isbn, "Book"),
         ];
-        assert_eq!(store.complete(run, &done, &[G], "d", 20).await.expect("complete"), 4);
+        assert_eq!(store.complete(run, &mut done, &[G], "d", 20).await.expect("complete"), 4);
         assert_eq!(
             states(&store).await,
             [("done", 1), ("failed", 1), ("not_found", 1), ("pending", 1)].into()
@@ -290,7 +290,7 @@ conformance! {
         let c = store.claim(run, G, 301, 10, 1000).await.expect("claim");
         assert_eq!(c.len(), 301);
         let (stale, mine) = c.split_last().expect("claimed");
-        let done: Vec<Completion> = mine
+        let mut done: Vec<Completion> = mine
             .iter()
             .enumerate()
             .map(|(i, j)| match i % 3 {
@@ -299,7 +299,7 @@ conformance! {
                 _ => ended(j.id, G, JobResult::Retry { at: 5000, error: "503".into(), refund: true }),
             })
             .collect();
-        assert_eq!(store.complete(run, &done, &[G], "d", 20).await.expect("complete"), 300);
+        assert_eq!(store.complete(run, &mut done, &[G], "d", 20).await.expect("complete"), 300);
         assert_eq!(
             states(&store).await,
             [("done", 100), ("not_found", 100), ("pending", 101)].into()
@@ -369,9 +369,9 @@ conformance! {
         if let JobResult::Done(book) = &mut from_ol.result {
             book.page_count = Some(321);
         }
-        store.complete(run, &[from_ol], &[G, OL], "d", 20).await.expect("ol");
+        store.complete(run, &mut [from_ol], &[G, OL], "d", 20).await.expect("ol");
         store
-            .complete(run, &[found(g[0].id, G, &g[0].isbn, "Google title")], &[G, OL], "d", 30)
+            .complete(run, &mut [found(g[0].id, G, &g[0].isbn, "Google title")], &[G, OL], "d", 30)
             .await
             .expect("g");
         let r = store.record(g[0].isbn.as_str()).await.expect("r").expect("job");
@@ -394,7 +394,7 @@ conformance! {
         let mut missed = ended(g[0].id, G, JobResult::NotFound { note: "none".into() });
         missed.then = Some(OL);
         let hit = found(g[1].id, G, &g[1].isbn, "Here");
-        store.complete(run, &[missed, hit], &[G, OL], "d", 20).await.expect("complete");
+        store.complete(run, &mut [missed, hit], &[G, OL], "d", 20).await.expect("complete");
         let o = store.claim(run, OL, 5, 30, 1000).await.expect("claim");
         assert_eq!(o.len(), 1, "only the book Google did not find is asked of Open Library");
         assert_eq!(o[0].isbn, g[0].isbn);

@@ -516,7 +516,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         claimed.len() as f64 / secs,
         claimed.len()
     );
-    let back: Vec<Completion> = claimed
+    let mut back: Vec<Completion> = claimed
         .iter()
         .map(|j| Completion {
             lookup_id: j.id,
@@ -526,7 +526,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
             result: JobResult::GiveBack,
         })
         .collect();
-    for chunk in back.chunks(2048) {
+    for chunk in back.chunks_mut(2048) {
         store
             .complete(run, chunk, &ProviderId::ALL, "bench", 0)
             .await?;
@@ -545,7 +545,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         if jobs.is_empty() {
             break;
         }
-        let completions: Vec<Completion> = jobs
+        let mut completions: Vec<Completion> = jobs
             .iter()
             .map(|j| Completion {
                 lookup_id: j.id,
@@ -566,7 +566,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
             .collect();
         // The writer's unit: up to 2,048 results per transaction.
         stored += store
-            .complete(run, &completions, &ProviderId::ALL, "bench", 0)
+            .complete(run, &mut completions, &ProviderId::ALL, "bench", 0)
             .await? as usize;
     }
     let secs = started.elapsed().as_secs_f64();

@@ -1050,7 +1050,7 @@ async fn writer<S: Store>(
                 .store
                 .complete(
                     ctx.run_id,
-                    &batch,
+                    &mut batch,
                     &ctx.precedence,
                     &day,
                     now.timestamp_millis(),

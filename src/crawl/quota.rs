@@ -8,28 +8,44 @@ Books), so requests are counted per Pacific date. The count lives in the databas
 
 use crate::store::{Result as StoreResult, Store};
 
-use chrono::{DateTime, Days, TimeZone, Utc};
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 
-/// The quota day (a Pacific date, `YYYY-MM-DD`) that `at` falls in.
+/// The quota day (a Pacific date, `YYYY-MM-DD`) that `at` falls in. Every request asks, and
+/// converting to Pacific time and formatting cost about 2,000 instructions (1.6% of the
+/// crawler's), so the last day asked is kept with its bounds and reused while `at` is in it.
 pub fn quota_day(at: DateTime<Utc>) -> String {
-    at.with_timezone(&Los_Angeles)
-        .date_naive()
-        .format("%Y-%m-%d")
-        .to_string()
+    type Last = Option<(std::ops::Range<DateTime<Utc>>, String)>;
+    static LAST: std::sync::Mutex<Last> = std::sync::Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((bounds, day)) = &*last
+        && bounds.contains(&at)
+    {
+        return day.clone();
+    }
+    let date = at.with_timezone(&Los_Angeles).date_naive();
+    let day = date.format("%Y-%m-%d").to_string();
+    *last = Some((start_of(date).unwrap_or(at)..day_end(at), day.clone()));
+    day
 }
 
 /// When the quota day of `at` ends: the next midnight in Pacific time.
 pub fn day_end(at: DateTime<Utc>) -> DateTime<Utc> {
     let date = at.with_timezone(&Los_Angeles).date_naive();
     let next = date.checked_add_days(Days::new(1)).unwrap_or(date);
-    let midnight = next.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // Midnight never falls in a DST gap in Los Angeles; a day is the safe fallback.
+    start_of(next).unwrap_or(at + chrono::Duration::days(1))
+}
+
+/// Midnight starting `date` in Pacific time.
+fn start_of(date: NaiveDate) -> Option<DateTime<Utc>> {
+    let midnight = date.and_hms_opt(0, 0, 0)?;
     Los_Angeles
         .from_local_datetime(&midnight)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
-        // Midnight never falls in a DST gap in Los Angeles; a day is the safe fallback.
-        .unwrap_or(at + chrono::Duration::days(1))
 }
 
 pub fn now() -> DateTime<Utc> {
@@ -151,6 +167,14 @@ mod tests {
         // 07:59 UTC in winter is 23:59 the day before in Los Angeles (UTC-8).
         assert_eq!(quota_day(utc("2026-01-15T07:59:00Z")), "2026-01-14");
         assert_eq!(quota_day(utc("2026-01-15T08:00:00Z")), "2026-01-15");
+        // The day kept from the last call is reused only within its bounds, either way.
+        assert_eq!(quota_day(utc("2026-01-16T07:59:59Z")), "2026-01-15");
+        assert_eq!(quota_day(utc("2026-01-15T07:59:59Z")), "2026-01-14");
+        assert_eq!(quota_day(utc("2026-01-16T08:00:00Z")), "2026-01-16");
+        // The day DST ends (1 November 2026) is 25 hours long: 07:00 to 08:00 UTC next day.
+        assert_eq!(quota_day(utc("2026-11-01T07:00:00Z")), "2026-11-01");
+        assert_eq!(quota_day(utc("2026-11-02T07:59:59Z")), "2026-11-01");
+        assert_eq!(quota_day(utc("2026-11-01T06:59:59Z")), "2026-10-31");
         assert_eq!(
             day_end(utc("2026-01-15T07:59:00Z")),
             utc("2026-01-15T08:00:00Z")

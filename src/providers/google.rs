@@ -64,6 +64,7 @@ pub struct Client {
     query_prefix: String,
     /// The same with `maxResults=40`, for batches.
     batch_prefix: String,
+    /// `&key=` and the key, percent-encoded once (the query of every request ends with it).
     key: Option<SecretString>,
 }
 
@@ -94,26 +95,34 @@ impl Client {
             volumes: volumes_url,
             query_prefix,
             batch_prefix,
-            key: config.key,
+            key: config.key.map(|key| {
+                SecretString::from(format!("&key={}", encode_query_value(key.expose_secret())))
+            }),
         })
     }
 
     async fn fetch(&self, isbns: &[Isbn13]) -> Result<(u16, Option<Duration>, Vec<u8>), Outcome> {
         // ISBNs are digits only: nothing to encode but the spaces around OR.
-        let mut query = if isbns.len() > 1 {
-            self.batch_prefix.clone()
+        let prefix = if isbns.len() > 1 {
+            &self.batch_prefix
         } else {
-            self.query_prefix.clone()
+            &self.query_prefix
         };
+        let key = self.key.as_ref().map(ExposeSecret::expose_secret);
+        let mut query = String::with_capacity(
+            prefix.len()
+                + isbns.len() * "%20OR%20isbn:9780000000000".len()
+                + key.map_or(0, str::len),
+        );
+        query.push_str(prefix);
         for (i, isbn) in isbns.iter().enumerate() {
             if i > 0 {
                 query.push_str("%20OR%20isbn:");
             }
             query.push_str(isbn.as_str());
         }
-        if let Some(key) = &self.key {
-            query.push_str("&key=");
-            query.push_str(&encode_query_value(key.expose_secret()));
+        if let Some(key) = key {
+            query.push_str(key);
         }
         let mut url = self.volumes.clone();
         url.set_query(Some(&query));

@@ -129,7 +129,7 @@ impl Store for AnyStore {
     async fn complete(
         &self,
         run_id: i64,
-        completions: &[Completion],
+        completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,

@@ -634,10 +634,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// they touch (fields by `precedence`), makes the lookups `then` names, updates the jobs'
     /// states, and counts the requests for the run and (Google's) for `quota_day`, all in one
     /// transaction. Returns how many were applied (the rest had lost their lease).
+    ///
+    /// A backend may move a found book's texts out (all but `isbn13`) to bind them without a
+    /// copy: handing borrowed text to sqlx's SQLite thread copied 13 strings an ISBN. Only the
+    /// completions' kinds and counts are read afterwards.
     fn complete(
         &self,
         run_id: i64,
-        completions: &[Completion],
+        completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,

@@ -524,7 +524,7 @@ impl Store for PgStore {
     async fn complete(
         &self,
         run_id: i64,
-        completions: &[Completion],
+        completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,

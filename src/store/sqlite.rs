@@ -657,7 +657,7 @@ impl Store for SqliteStore {
     async fn complete(
         &self,
         run_id: i64,
-        completions: &[Completion],
+        completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
         now_ms: i64,
@@ -666,14 +666,14 @@ impl Store for SqliteStore {
         // The lookups this run still holds are those its results apply to: read as one row
         // under the write lock, so the guarded UPDATEs below change exactly these.
         let ids: Vec<i64> = completions.iter().map(|c| c.lookup_id).collect();
-        let found: Vec<_> = completions
-            .iter()
-            .filter_map(|c| match &c.result {
-                JobResult::Done(book) => Some((c.lookup_id, c.provider, book.as_ref())),
+        let mut found: Vec<_> = completions
+            .iter_mut()
+            .filter_map(|c| match &mut c.result {
+                JobResult::Done(book) => Some((c.lookup_id, c.provider, book.as_mut())),
                 _ => None,
             })
             .collect();
-        let mut chunks = found.chunks(MAX_ROWS);
+        let mut chunks = found.chunks_mut(MAX_ROWS);
         // The read and the first records in one round trip; the records are guarded by the
         // lease in SQL, so they need not wait for the read.
         let first = chunks.next().unwrap_or_default();
@@ -689,6 +689,7 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?
             .into_iter()
             .collect();
+        let completions = &*completions;
         let counts = Tally::of(completions, &applied);
         let (books, chained) = (&counts.books, &counts.chained);
         // The results and everything else in one round trip (sqlx runs every statement of a
@@ -1027,15 +1028,17 @@ async fn derive_jobs(
 /// [`HELD_SQL`] for `ids`, then (when there are any) `records` (lookup id, provider, book)
 /// stored as each provider's record, as one query: one round trip. A record is stored only
 /// while its lookup is still this run's, the guard the lookup's own update has. Returns the
-/// held lookups' JSON row.
+/// held lookups' JSON row. The books' texts but `isbn13` are moved into the query (sqlx
+/// would copy borrowed ones for its SQLite thread).
 async fn held_and_records(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     ids: &[i64],
     run_id: i64,
-    records: &[(i64, ProviderId, &super::Book)],
+    records: &mut [(i64, ProviderId, &mut super::Book)],
     now_ms: i64,
 ) -> std::result::Result<String, sqlx::Error> {
     use sqlx::Arguments as _;
+    let real = records.len();
     let padded = if records.is_empty() {
         0
     } else {
@@ -1051,31 +1054,31 @@ async fn held_and_records(
         args.add(serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())),
         args.add(run_id),
     ])?;
-    for (lookup_id, provider, b) in records {
+    for (lookup_id, provider, b) in records.iter_mut() {
         added::<RECORD_COLUMNS>([
             args.add(*lookup_id),
             args.add(b.isbn13.as_str()),
             args.add(provider.as_str()),
-            args.add(b.volume_id.as_deref()),
-            args.add(b.title.as_deref()),
-            args.add(b.subtitle.as_deref()),
-            args.add(b.authors.as_deref()),
-            args.add(b.publisher.as_deref()),
-            args.add(b.published_date.as_deref()),
+            args.add(b.volume_id.take()),
+            args.add(b.title.take()),
+            args.add(b.subtitle.take()),
+            args.add(b.authors.take()),
+            args.add(b.publisher.take()),
+            args.add(b.published_date.take()),
             args.add(b.published_year),
-            args.add(b.description.as_deref()),
+            args.add(b.description.take()),
             args.add(b.page_count),
-            args.add(b.categories.as_deref()),
-            args.add(b.language.as_deref()),
+            args.add(b.categories.take()),
+            args.add(b.language.take()),
             args.add(b.average_rating),
             args.add(b.ratings_count),
-            args.add(b.thumbnail.as_deref()),
-            args.add(b.raw_json.as_str()),
+            args.add(b.thumbnail.take()),
+            args.add(std::mem::take(&mut b.raw_json)),
             args.add(now_ms),
             args.add(run_id),
         ])?;
     }
-    add_null_rows(&mut args, padded - records.len(), RECORD_COLUMNS)?;
+    add_null_rows(&mut args, padded - real, RECORD_COLUMNS)?;
     if padded > 0 {
         added([args.add(run_id)])?;
     }
