@@ -20,6 +20,8 @@ async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
 
     assert_eq!(s.states().await, [("done".to_string(), 300)].into());
     assert_eq!(s.scalar("SELECT count(*) FROM books").await, 300);
+    // Google is asked for uncompressed answers (decoding gzip cost more CPU than the crawl).
+    assert_eq!(api.gzipped_answers(), 0);
     let per_isbn = api.requests_per_isbn();
     assert_eq!(per_isbn.len(), 300);
     assert!(
@@ -56,6 +58,35 @@ async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
     // A second crawl has nothing to do and sends nothing.
     assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
     assert_eq!(api.total_requests(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_compresses_as_google_does_only_when_asked_both_ways() {
+    let api = start_fake(FakeConfig::default()).await;
+    let isbn = &isbns(1)[0];
+    let url = format!(
+        "{}/books/v1/volumes?country=US&q=isbn:{isbn}&fields=items(id,volumeInfo)&key={KEY}",
+        api.url()
+    );
+    let get = |agent: &'static str| {
+        let url = url.clone();
+        async move {
+            let client = reqwest::Client::builder()
+                .user_agent(agent)
+                .gzip(true)
+                .build()
+                .expect("client");
+            // (reqwest decodes a gzipped answer and drops its Content-Encoding.)
+            let response = client.get(&url).send().await.expect("answer");
+            response.text().await.expect("body")
+        }
+    };
+    let plain = get("app/1").await;
+    assert_eq!(api.gzipped_answers(), 0);
+    let decoded = get("app/1 (gzip)").await;
+    assert_eq!(api.gzipped_answers(), 1);
+    assert_eq!(decoded, plain);
+    assert!(plain.contains(&format!("\"{isbn}\"")), "{plain}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

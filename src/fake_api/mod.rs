@@ -3,7 +3,8 @@ An in-process fake of the Google Books API and Open Library's Books API on 127.0
 tests, the benchmark and `demo`. The Open Library half is in `open_library.rs`.
 
 It speaks the contract of `shared/docs/google-books-api.md`: the same JSON for volumes (cut
-down to what a `fields` selector names, as Google's partial response does), the same error
+down to what a `fields` selector names, as Google's partial response does), gzip-compressed
+when the request accepts gzip and its User-Agent says gzip (as Google does), the same error
 bodies (daily quota in both forms, per-minute limit, bad key, unknownLocation, backend
 errors), and the failures a real network has (resets, truncated bodies, stalls).
 It is a small hand-written HTTP/1.1 server rather than a framework so that a test can make it
@@ -125,6 +126,8 @@ struct State {
     quota_used: u64,
     day_started: Option<Instant>,
     rng: u64,
+    /// Google answers sent gzip-compressed.
+    gzipped: u64,
 }
 
 /// A running fake; dropping it stops the server.
@@ -191,6 +194,11 @@ impl FakeApi {
     /// Requests received so far (every one, whatever the answer).
     pub fn total_requests(&self) -> u64 {
         self.total.load(Ordering::SeqCst)
+    }
+
+    /// Google answers sent gzip-compressed (those to requests that asked for it).
+    pub fn gzipped_answers(&self) -> u64 {
+        self.state().gzipped
     }
 
     /// Requests received for one ISBN-13.
@@ -290,6 +298,7 @@ async fn serve(
         buf.drain(..head_end);
         total.fetch_add(1, Ordering::SeqCst);
         let target = head.split(' ').nth(1).unwrap_or("/").to_string();
+        let gzip = target.starts_with("/books/v1/") && asks_for_gzip(&head);
         let (answer, latency) = decide(&state, &target, t0);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -315,17 +324,27 @@ async fn serve(
                 } else {
                     "application/json; charset=UTF-8"
                 };
+                let body = match gzip.then(|| gzipped(body.as_bytes())).flatten() {
+                    Some(compressed) => {
+                        state.lock().unwrap_or_else(|p| p.into_inner()).gzipped += 1;
+                        compressed
+                    }
+                    None => body.into_bytes(),
+                };
                 let mut response = format!(
                     "HTTP/1.1 {status} {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n",
                     reason_phrase(status),
                     body.len()
                 );
+                if gzip {
+                    response.push_str("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+                }
                 if let Some(s) = retry_after {
                     response.push_str(&format!("Retry-After: {s}\r\n"));
                 }
                 response.push_str("\r\n");
                 let mut bytes = response.into_bytes();
-                bytes.extend_from_slice(body.as_bytes());
+                bytes.extend_from_slice(&body);
                 stream.write_all(&bytes).await
             }
         };
@@ -333,6 +352,29 @@ async fn serve(
             return;
         }
     }
+}
+
+/// Google compresses only for a request that accepts gzip and whose User-Agent contains
+/// "gzip" (`shared/docs/google-books-api.md`).
+fn asks_for_gzip(head: &str) -> bool {
+    let header = |name: &str| {
+        head.lines().find_map(|line| {
+            let (k, v) = line.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.to_ascii_lowercase())
+        })
+    };
+    header("accept-encoding").is_some_and(|v| v.contains("gzip"))
+        && header("user-agent").is_some_and(|v| v.contains("gzip"))
+}
+
+/// `body` gzip-compressed (`None` only if the encoder fails, which writing to memory does not).
+fn gzipped(body: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(body).ok()?;
+    encoder.finish().ok()
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -807,6 +849,27 @@ const UNKNOWN_LOCATION_BODY: &str = r#"{"error":{"code":403,"message":"Cannot de
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_only_for_a_request_that_accepts_it_and_says_so_in_its_user_agent() {
+        let head = |lines: &str| format!("GET /books/v1/volumes HTTP/1.1\r\n{lines}\r\n");
+        assert!(asks_for_gzip(&head(
+            "accept-encoding: gzip, br\r\nUser-Agent: app/1 (gzip)\r\n"
+        )));
+        assert!(!asks_for_gzip(&head(
+            "Accept-Encoding: gzip\r\nUser-Agent: app/1\r\n"
+        )));
+        assert!(!asks_for_gzip(&head("User-Agent: app/1 (gzip)\r\n")));
+        let body = br#"{"items":[]}"#;
+        let mut plain = Vec::new();
+        let compressed = gzipped(body).expect("compresses");
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&compressed[..]),
+            &mut plain,
+        )
+        .expect("a gzip stream");
+        assert_eq!(plain, body);
+    }
 
     #[test]
     fn a_fields_selector_keeps_what_it_names() {

@@ -217,15 +217,17 @@ pub(crate) fn strip_urls(text: &str) -> String {
         .join(" ")
 }
 
-/// The HTTP client every provider uses: rustls, gzip, the provider's User-Agent and timeouts.
+/// The HTTP client every provider uses: rustls, the provider's User-Agent and timeouts, and
+/// gzip where the provider wants it (`Accept-Encoding: gzip`, answers decoded).
 pub fn http_client(
     user_agent: &str,
+    gzip: bool,
     timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .user_agent(user_agent)
-        .gzip(true)
+        .gzip(gzip)
         .timeout(timeout)
         .connect_timeout(connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))

@@ -79,7 +79,8 @@ impl Client {
         let url = super::endpoint(&config.base_url, "/api/books")
             .ok_or_else(|| Error::BadUrl(config.base_url.clone()))?;
         let agent = user_agent(config.contact.as_deref());
-        let http = super::http_client(&agent, config.timeout, config.connect_timeout)
+        // Compressed: a free service's bandwidth, and a batch of 25 books shares the inflater.
+        let http = super::http_client(&agent, true, config.timeout, config.connect_timeout)
             .map_err(Error::Build)?;
         Ok(Client {
             http,
