@@ -324,13 +324,12 @@ async fn serve(
                 } else {
                     "application/json; charset=UTF-8"
                 };
-                let body = match gzip.then(|| gzipped(body.as_bytes())).flatten() {
-                    Some(compressed) => {
-                        state.lock().unwrap_or_else(|p| p.into_inner()).gzipped += 1;
-                        compressed
-                    }
-                    None => body.into_bytes(),
-                };
+                let compressed = gzip.then(|| gzipped(body.as_bytes())).flatten();
+                let gzip = compressed.is_some();
+                if gzip {
+                    state.lock().unwrap_or_else(|p| p.into_inner()).gzipped += 1;
+                }
+                let body = compressed.unwrap_or_else(|| body.into_bytes());
                 let mut response = format!(
                     "HTTP/1.1 {status} {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n",
                     reason_phrase(status),
