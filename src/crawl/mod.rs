@@ -1063,7 +1063,8 @@ async fn writer<S: Store>(
                 }
                 Err(e) => {
                     // Nothing of this batch is stored; its jobs keep this run's lease and the
-                    // next run takes them back. Later batches are not attempted.
+                    // next run takes them back. Later batches are not attempted, nor this one
+                    // again: its books' texts may have gone into the failed query.
                     broken = true;
                     stop.fail(e);
                 }

@@ -636,8 +636,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// transaction. Returns how many were applied (the rest had lost their lease).
     ///
     /// A backend may move a found book's texts out (all but `isbn13`) to bind them without a
-    /// copy: handing borrowed text to sqlx's SQLite thread copied 13 strings an ISBN. Only the
-    /// completions' kinds and counts are read afterwards.
+    /// copy: handing borrowed text to sqlx's SQLite thread copied 13 strings an ISBN. So a
+    /// caller reads only the completions' kinds and counts afterwards, and never passes the
+    /// same completions again, even after an error (the crawl's writer does neither).
     fn complete(
         &self,
         run_id: i64,

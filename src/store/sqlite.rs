@@ -689,6 +689,7 @@ impl Store for SqliteStore {
             .map_err(|e| self.err(e))?
             .into_iter()
             .collect();
+        // From here the found books hold only their isbn13 (the rest went into the records).
         let completions = &*completions;
         let counts = Tally::of(completions, &applied);
         let (books, chained) = (&counts.books, &counts.chained);
@@ -1039,10 +1040,10 @@ async fn held_and_records(
 ) -> std::result::Result<String, sqlx::Error> {
     use sqlx::Arguments as _;
     let real = records.len();
-    let padded = if records.is_empty() {
+    let padded = if real == 0 {
         0
     } else {
-        records.len().next_power_of_two()
+        real.next_power_of_two()
     };
     let sql = if padded == 0 {
         HELD_SQL.into()
