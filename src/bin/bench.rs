@@ -316,7 +316,13 @@ fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
     write_isbns(&list, lines)?;
     let u = timed_load(&list, dir.join("load.db"))?;
     let secs = u.wall.as_secs_f64();
-    println!("load: {lines} lines in {secs:.2} s (target < 5 s)");
+    // The time target is the issue's, for 1,000,000 lines; larger loads only show memory.
+    let target = if lines == 1_000_000 {
+        " (target < 5 s)"
+    } else {
+        ""
+    };
+    println!("load: {lines} lines in {secs:.2} s{target}");
     println!("load: {:.0} lines/s", lines as f64 / secs);
     println!("load: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
     println!("load: CPU {:.2} s", u.cpu.as_secs_f64());
@@ -324,7 +330,7 @@ fn bench_load(dir: &Path, lines: usize) -> anyhow::Result<()> {
     write_semicolon_csv(&csv, lines)?;
     let c = timed_load(&csv, dir.join("csv.db"))?;
     println!(
-        "load: {lines}-row semicolon CSV in windows-1252 in {:.2} s (target < 5 s), peak RSS {:.1} MB",
+        "load: {lines}-row semicolon CSV in windows-1252 in {:.2} s{target}, peak RSS {:.1} MB",
         c.wall.as_secs_f64(),
         c.max_rss_kib as f64 / 1024.0
     );
@@ -809,14 +815,21 @@ async fn bench_crawl(
         if !latency.is_zero() {
             let bound = f64::from(c) / latency.as_secs_f64();
             println!(
-                "{label}: {:.1}% of concurrency/latency ({bound:.0}/s)",
+                "{label}: {:.1}% of concurrency/latency ({bound:.0}/s; target >= 90%)",
                 100.0 * rate / bound
             );
         } else {
             println!("{label}: {rate:.0} books/s end to end (the store alone: bench store)");
         }
+        // The target is for a latency like the real API's; against an instant fake the
+        // crawl is bound by HTTP and parsing, and the figure is for comparison only.
+        let target = if latency.is_zero() {
+            ""
+        } else {
+            "; target <= 100 µs"
+        };
         println!(
-            "{label}: CPU per ISBN {:.0} µs (crawler only)",
+            "{label}: CPU per ISBN {:.0} µs (crawler only{target})",
             u.cpu.as_secs_f64() * 1e6 / n as f64
         );
         println!("{label}: peak RSS {:.1} MB", u.max_rss_kib as f64 / 1024.0);
