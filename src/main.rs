@@ -3,8 +3,8 @@ use clap::Parser;
 use isbn_crawler::{Environment, ExitCode, cli::Cli};
 
 fn main() -> std::process::ExitCode {
-    // Before any other thread exists (see there).
-    isbn_crawler::store::sqlite::without_memory_statistics();
+    // SAFETY: no other thread exists yet, so none can be calling SQLite.
+    unsafe { isbn_crawler::store::sqlite::without_memory_statistics() };
     // .env may hold GOOGLE_BOOKS_API_KEY (and other settings); the environment wins over it.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();

@@ -235,14 +235,17 @@ static RECORDS_BY_STATE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Turns SQLite's memory statistics off for the process; call it first thing in `main`, before
-/// any thread touches SQLite. With them on (SQLite's default), each of SQLite's allocations
-/// takes a process-wide mutex to count bytes that nothing here reads: about 100 an ISBN in a
-/// crawl. SQLite takes the setting only before it initialises; later it refuses it
-/// (`SQLITE_MISUSE`) and nothing changes, so the result is not checked.
-pub fn without_memory_statistics() {
-    // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int. The call is not thread-safe against other
-    // SQLite calls, and the caller makes it before any thread exists that could make one.
+/// Turns SQLite's memory statistics off for the process (`main` does, first thing). With them
+/// on (SQLite's default), each of SQLite's allocations takes a process-wide mutex to count
+/// bytes that nothing here reads: about 100 an ISBN in a crawl. SQLite takes the setting only
+/// before it initialises; later it refuses it (`SQLITE_MISUSE`) and nothing changes, so the
+/// result is not checked.
+///
+/// # Safety
+/// No other thread may be calling SQLite meanwhile (`sqlite3_config` is not thread-safe):
+/// call it before any thread that could exists.
+pub unsafe fn without_memory_statistics() {
+    // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; the caller keeps other threads out.
     unsafe {
         libsqlite3_sys::sqlite3_config(libsqlite3_sys::SQLITE_CONFIG_MEMSTATUS, 0);
     }
