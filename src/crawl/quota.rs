@@ -27,13 +27,17 @@ pub fn quota_day(at: DateTime<Utc>) -> String {
     }
     let date = at.with_timezone(&Los_Angeles).date_naive();
     let day = date.format("%Y-%m-%d").to_string();
-    *last = Some((start_of(date).unwrap_or(at)..day_end(at), day.clone()));
+    *last = Some((start_of(date).unwrap_or(at)..end_of(date, at), day.clone()));
     day
 }
 
 /// When the quota day of `at` ends: the next midnight in Pacific time.
 pub fn day_end(at: DateTime<Utc>) -> DateTime<Utc> {
-    let date = at.with_timezone(&Los_Angeles).date_naive();
+    end_of(at.with_timezone(&Los_Angeles).date_naive(), at)
+}
+
+/// The midnight after the Pacific `date`, which `at` falls in.
+fn end_of(date: NaiveDate, at: DateTime<Utc>) -> DateTime<Utc> {
     let next = date.checked_add_days(Days::new(1)).unwrap_or(date);
     // Midnight never falls in a DST gap in Los Angeles; a day is the safe fallback.
     start_of(next).unwrap_or(at + chrono::Duration::days(1))

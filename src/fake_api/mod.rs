@@ -298,7 +298,7 @@ async fn serve(
         buf.drain(..head_end);
         total.fetch_add(1, Ordering::SeqCst);
         let target = head.split(' ').nth(1).unwrap_or("/").to_string();
-        let gzip = target.starts_with("/books/v1/") && asks_for_gzip(&head);
+        let wants_gzip = target.starts_with("/books/v1/") && asks_for_gzip(&head);
         let (answer, latency) = decide(&state, &target, t0);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -324,7 +324,7 @@ async fn serve(
                 } else {
                     "application/json; charset=UTF-8"
                 };
-                let compressed = gzip.then(|| gzipped(body.as_bytes())).flatten();
+                let compressed = wants_gzip.then(|| gzipped(body.as_bytes())).flatten();
                 let gzip = compressed.is_some();
                 if gzip {
                     state.lock().unwrap_or_else(|p| p.into_inner()).gzipped += 1;

@@ -243,7 +243,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 ///
 /// # Safety
 /// No other thread may be calling SQLite meanwhile (`sqlite3_config` is not thread-safe):
-/// call it before any thread that could exists.
+/// call it before any thread that could call SQLite exists.
 pub unsafe fn without_memory_statistics() {
     // SAFETY: SQLITE_CONFIG_MEMSTATUS takes one int; the caller keeps other threads out.
     unsafe {
