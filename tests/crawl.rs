@@ -10,7 +10,9 @@ use common::{
     start_fake, text, wait_for_requests,
 };
 use isbn_crawler::ExitCode;
-use isbn_crawler::fake_api::{FakeConfig, Fault, FaultRates, title_for};
+use isbn_crawler::fake_api::{
+    FakeConfig, Fault, FaultRates, OpenLibraryConfig, OpenLibraryFault, title_for,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crawl_runs_to_completion_asking_once_per_isbn() {
@@ -740,4 +742,40 @@ async fn a_second_signal_exits_at_once_and_the_next_run_recovers() {
     api.configure(|c| c.always = None);
     assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
     assert_eq!(s.states().await, [("done".to_string(), 8)].into());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_is_never_followed_and_names_where_it_pointed() {
+    let (s, _) = loaded(2).await;
+    let elsewhere = start_fake(FakeConfig::default()).await;
+    let target = format!("{}/books/v1/volumes?key=OTHER&q=x", elsewhere.url());
+    let api = start_fake(FakeConfig {
+        always: Some(Fault::Redirect(target.clone())),
+        openlibrary: OpenLibraryConfig {
+            always: Some(OpenLibraryFault::Redirect(target)),
+            ..OpenLibraryConfig::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await;
+    let code = crawl(
+        &s,
+        &api,
+        &["--providers", "google,openlibrary", "--max-attempts", "2"],
+    )
+    .await;
+    assert_eq!(code, ExitCode::JobsFailed);
+    assert_eq!(elsewhere.total_requests(), 0, "the redirect was followed");
+    let host = elsewhere.url().trim_start_matches("http://").to_string();
+    let errors = s.strings("SELECT last_error FROM lookups").await;
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    for e in &errors {
+        assert!(
+            e.contains(&format!(
+                "redirect to {host}/books/v1/volumes, not followed"
+            )),
+            "{e}"
+        );
+        assert!(!e.contains("key=") && !e.contains(KEY), "{e}");
+    }
 }

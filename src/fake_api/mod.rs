@@ -58,6 +58,8 @@ pub enum Fault {
     NoMatch,
     /// Any status and body, as given (huge, nested, malformed: whatever a test needs).
     Raw(u16, std::sync::Arc<String>),
+    /// 302 Found to this URL (a captive portal, a moved API).
+    Redirect(String),
 }
 
 /// Random faults, each a probability in 0..=1, drawn from a seeded generator.
@@ -314,6 +316,17 @@ async fn serve(
                 tokio::time::sleep(d).await;
                 return;
             }
+            Answer::Redirect(to) => {
+                let response =
+                    format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n");
+                stream.write_all(response.as_bytes()).await
+            }
+            Answer::Bytes(status, body) => {
+                let head = response_head(status, body.len(), false, None, "text/plain");
+                stream
+                    .write_all(&[head.as_bytes(), &body[..]].concat())
+                    .await
+            }
             Answer::Http {
                 status,
                 body,
@@ -330,19 +343,8 @@ async fn serve(
                     state.lock().unwrap_or_else(|p| p.into_inner()).gzipped += 1;
                 }
                 let body = compressed.unwrap_or_else(|| body.into_bytes());
-                let mut response = format!(
-                    "HTTP/1.1 {status} {}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n",
-                    reason_phrase(status),
-                    body.len()
-                );
-                if gzip {
-                    response.push_str("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
-                }
-                if let Some(s) = retry_after {
-                    response.push_str(&format!("Retry-After: {s}\r\n"));
-                }
-                response.push_str("\r\n");
-                let mut bytes = response.into_bytes();
+                let head = response_head(status, body.len(), gzip, retry_after, kind);
+                let mut bytes = head.into_bytes();
                 bytes.extend_from_slice(&body);
                 stream.write_all(&bytes).await
             }
@@ -351,6 +353,28 @@ async fn serve(
             return;
         }
     }
+}
+
+/// A response's status line and headers, through the blank line.
+fn response_head(
+    status: u16,
+    length: usize,
+    gzip: bool,
+    retry_after: Option<u64>,
+    kind: &str,
+) -> String {
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Type: {kind}\r\nContent-Length: {length}\r\n",
+        reason_phrase(status),
+    );
+    if gzip {
+        head.push_str("Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n");
+    }
+    if let Some(s) = retry_after {
+        head.push_str(&format!("Retry-After: {s}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
 }
 
 /// Google compresses only for a request that accepts gzip and whose User-Agent contains
@@ -401,6 +425,10 @@ pub(crate) enum Answer {
         body: String,
         retry_after: Option<u64>,
     },
+    /// A redirect (302) to `location`.
+    Redirect(String),
+    /// A status and a body of any bytes (invalid UTF-8 included).
+    Bytes(u16, std::sync::Arc<Vec<u8>>),
     Reset,
     Stall(Duration),
 }
@@ -760,6 +788,7 @@ fn fault_answer(fault: &Fault, isbn: &str) -> Answer {
         }
         Fault::NoMatch => error_answer(200, r#"{"kind":"books#volumes","totalItems":0}"#),
         Fault::Raw(status, body) => error_answer(*status, body),
+        Fault::Redirect(to) => Answer::Redirect(to.clone()),
     }
 }
 

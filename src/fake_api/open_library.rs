@@ -38,6 +38,10 @@ pub enum OpenLibraryFault {
     /// A 200 whose JSON stops half-way.
     Truncated,
     Stall(Duration),
+    /// 302 Found to this URL.
+    Redirect(String),
+    /// Any status and body, as given (bytes, so a test can send invalid UTF-8).
+    Raw(u16, std::sync::Arc<Vec<u8>>),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -80,6 +84,8 @@ fn fault(f: &OpenLibraryFault, keys: &[String], catalogue: &Catalogue) -> Answer
         OpenLibraryFault::Unprocessable => http(422, UNPROCESSABLE),
         OpenLibraryFault::Reset => Answer::Reset,
         OpenLibraryFault::Stall(d) => Answer::Stall(*d),
+        OpenLibraryFault::Redirect(to) => Answer::Redirect(to.clone()),
+        OpenLibraryFault::Raw(status, body) => Answer::Bytes(*status, body.clone()),
         OpenLibraryFault::Truncated => {
             let full = body(keys, catalogue);
             http(200, &full[..full.len() / 2])

@@ -21,7 +21,7 @@ use serde_json::value::RawValue;
 
 use super::{
     Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_objects, matches,
-    published_year, read_body, strip_urls, transient,
+    published_year, read_body, send, strip_urls,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -130,7 +130,7 @@ impl Client {
         }
         let mut url = self.volumes.clone();
         url.set_query(Some(&query));
-        let response = self.http.get(url).send().await.map_err(|e| transient(&e))?;
+        let response = send(self.http.get(url)).await?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()

@@ -230,10 +230,58 @@ pub fn http_client(
         .gzip(gzip)
         .timeout(timeout)
         .connect_timeout(connect_timeout)
+        // A redirect is never followed: the URL carries the key, and another host's answer is
+        // no verdict on a book. `send` turns a 3xx into a transient error naming its target.
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_keepalive(Duration::from_secs(60))
         .build()
         .map_err(|e| describe(&e.without_url()))
+}
+
+/// Sends `request`; a redirect (which the client never follows) is a transient error that
+/// names where it pointed, without the query that could carry a key.
+pub(crate) async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Outcome> {
+    let response = request.send().await.map_err(|e| transient(&e))?;
+    let status = response.status();
+    if !status.is_redirection() {
+        return Ok(response);
+    }
+    let to = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map_or_else(|| "nowhere (no Location)".to_string(), redirect_target);
+    Err(Outcome::Transient {
+        error: format!("HTTP {} redirect to {to}, not followed", status.as_u16()),
+        retry_after: None,
+    })
+}
+
+/// A redirect's `Location` as a message may show it: host and path, no scheme (so
+/// [`strip_urls`] keeps it), no query or fragment, no user name or password.
+fn redirect_target(location: &str) -> String {
+    let shown = match reqwest::Url::parse(location) {
+        Ok(url) => format!(
+            "{}{}",
+            url.host_str().unwrap_or(""),
+            match url.port() {
+                Some(p) => format!(":{p}{}", url.path()),
+                None => url.path().to_string(),
+            }
+        ),
+        Err(_) => location
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    };
+    shown
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
 
 /// `{base}{path}` if `base` is an http(s) URL.

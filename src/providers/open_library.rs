@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 
 use super::{
     Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_objects, matches,
-    published_year, read_body, transient,
+    published_year, read_body, send,
 };
 use crate::isbn::Isbn13;
 use crate::store::Book;
@@ -97,7 +97,7 @@ impl Client {
             url.push_str("ISBN:");
             url.push_str(isbn.as_str());
         }
-        let response = self.http.get(url).send().await.map_err(|e| transient(&e))?;
+        let response = send(self.http.get(url)).await?;
         let status = response.status().as_u16();
         let body = read_body(response).await?;
         Ok((status, body))
@@ -263,6 +263,16 @@ pub fn classify(status: u16, body: &[u8], isbns: &[Isbn13]) -> Answer {
         }
         _ => return Answer::Failed(Outcome::Permanent { error: text() }),
     }
+    // One entry's invalid UTF-8 (a bad byte in an old record's title) must not cost the other
+    // entries of the batch: such a body is read lossily, the bad bytes as U+FFFD.
+    let lossy;
+    let body = match std::str::from_utf8(body) {
+        Ok(_) => body,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(body).into_owned();
+            lossy.as_bytes()
+        }
+    };
     let entries: HashMap<&str, &RawValue> = match serde_json::from_slice(body) {
         Ok(e) => e,
         Err(e) => {
@@ -321,6 +331,29 @@ mod tests {
                 None => "unsure",
             })
             .collect()
+    }
+
+    #[test]
+    fn invalid_utf8_in_one_entry_costs_no_other_entry() {
+        let asked = isbns(&["9788437604947", "9780306406157"]);
+        let mut body = CIEN
+            .strip_suffix('}')
+            .expect("an object")
+            .as_bytes()
+            .to_vec();
+        body.extend_from_slice(br#", "ISBN:9780306406157": {"title": "T"#);
+        body.push(0xff);
+        body.extend_from_slice(br#"", "identifiers": {"isbn_13": ["9780306406157"]}}}"#);
+        assert!(std::str::from_utf8(&body).is_err());
+        let answer = classify(200, &body, &asked);
+        assert_eq!(found(&answer), ["found", "found"]);
+        let Answer::Items(items) = answer else {
+            unreachable!()
+        };
+        let Some(Outcome::Found(book)) = &items[1] else {
+            unreachable!()
+        };
+        assert_eq!(book.title.as_deref(), Some("T\u{fffd}"));
     }
 
     #[test]
