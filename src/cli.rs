@@ -42,6 +42,10 @@ pub struct Cli {
     /// How long to wait for another process's write lock on the database before giving up.
     #[arg(long, global = true, default_value = "10s", value_parser = parse_duration)]
     pub busy_timeout: Duration,
+    /// Let `-o`/`--report` write through a symbolic link: the file it points to is replaced,
+    /// never the link.
+    #[arg(long, global = true)]
+    pub force: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -92,7 +96,8 @@ pub struct ShowArgs {
 pub struct ExportArgs {
     #[arg(long, value_enum, default_value_t = crate::export::Format::Csv)]
     pub format: crate::export::Format,
-    /// Write here (atomically: a temporary file renamed at the end) instead of stdout.
+    /// Write here (atomically: a temporary file renamed at the end) instead of stdout (`-`).
+    /// Never the database or an input; a symlink only with --force.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Job states to export, comma-separated.
@@ -115,7 +120,7 @@ pub enum RejectsFormat {
 pub struct RejectsArgs {
     #[arg(long, value_enum, default_value_t = RejectsFormat::Table)]
     pub format: RejectsFormat,
-    /// Write here (atomically) instead of stdout.
+    /// Write here (atomically) instead of stdout (`-`); never the database.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
 }
@@ -246,7 +251,7 @@ pub struct CrawlArgs {
     #[arg(long, default_value = "US", value_parser = parse_country)]
     pub country: String,
     /// Base URL of the API (a test server, a proxy).
-    #[arg(long, env = "GOOGLE_BOOKS_API_URL", default_value = crate::providers::google::DEFAULT_API_URL)]
+    #[arg(long, env = "GOOGLE_BOOKS_API_URL", hide_env_values = true, default_value = crate::providers::google::DEFAULT_API_URL)]
     pub api_url: String,
     /// Total time allowed for one request.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
@@ -272,7 +277,7 @@ pub struct CrawlArgs {
     #[arg(long, value_enum, default_value_t = Fill::All)]
     pub fill: Fill,
     /// Base URL of Open Library (a mirror, a test server).
-    #[arg(long, env = "OPEN_LIBRARY_API_URL", default_value = crate::providers::open_library::DEFAULT_URL)]
+    #[arg(long, env = "OPEN_LIBRARY_API_URL", hide_env_values = true, default_value = crate::providers::open_library::DEFAULT_URL)]
     pub openlibrary_url: String,
     /// ISBNs per Open Library request (1-50).
     #[arg(long, default_value_t = crate::providers::open_library::DEFAULT_BATCH as u32,

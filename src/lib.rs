@@ -24,6 +24,7 @@ pub mod progress;
 pub mod providers;
 pub mod report;
 pub mod store;
+pub mod terminal;
 
 pub use commands::Environment;
 pub use exit::ExitCode;

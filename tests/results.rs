@@ -333,3 +333,105 @@ async fn the_readme_sqlite3_recipes_run_as_written() {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 }
+
+/// `-o` and `--report` never replace what the command reads, nor a directory, a device, a FIFO
+/// or a link; `--force` writes through a link to its file; `-o -` is stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_never_destroys_input() {
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&isbns(3)).await, ExitCode::Success);
+    let db = s.db().display().to_string();
+    let before = std::fs::read(s.db()).expect("db");
+    let dir = s.dir.path();
+    let wal = format!("{db}-wal");
+    let hard = dir.join("hard.db");
+    std::fs::hard_link(s.db(), &hard).expect("hard link");
+    let hard = hard.display().to_string();
+    let dotted = format!(
+        "{}/../{}/books.db",
+        dir.display(),
+        dir.file_name().and_then(|n| n.to_str()).expect("name")
+    );
+    let subdir = dir.join("sub");
+    std::fs::create_dir(&subdir).expect("dir");
+    let subdir = subdir.display().to_string();
+    let fifo = dir.join("fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let fifo = fifo.display().to_string();
+    let list = s.file("list2.txt", b"9780306406157\n");
+    for args in [
+        vec!["export", "-o", &db],
+        vec!["export", "-o", &wal],
+        vec!["export", "-o", &hard],
+        vec!["export", "-o", &dotted],
+        vec!["export", "-o", &subdir],
+        vec!["export", "-o", "/dev/null"],
+        vec!["export", "-o", &fifo],
+        vec!["rejects", "-o", &db],
+        vec!["report", "-o", &db],
+        vec!["crawl", "--report", &db],
+        vec!["run", &list, "--report", &list],
+    ] {
+        assert_eq!(s.run(&args).await, ExitCode::Usage, "{args:?}");
+    }
+    assert_eq!(
+        std::fs::read(s.db()).expect("db"),
+        before,
+        "the database changed"
+    );
+    assert_eq!(std::fs::read(&list).expect("list"), b"9780306406157\n");
+    assert!(
+        !std::fs::metadata(&fifo)
+            .expect("fifo")
+            .file_type()
+            .is_file()
+    );
+
+    // A link: refused, then with --force its file is replaced and the link stays a link.
+    let real = dir.join("real.csv");
+    std::fs::write(&real, "old").expect("write");
+    let link = dir.join("link.csv");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+    let link_s = link.display().to_string();
+    assert_eq!(s.run(&["export", "-o", &link_s]).await, ExitCode::Usage);
+    assert_eq!(std::fs::read_to_string(&real).expect("real"), "old");
+    assert_eq!(
+        s.run(&["--force", "export", "--state", "pending", "-o", &link_s])
+            .await,
+        ExitCode::Success
+    );
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link")
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        std::fs::read_to_string(&real)
+            .expect("real")
+            .starts_with("isbn13,")
+    );
+    // A link to the database is refused even with --force.
+    let to_db = dir.join("to-db");
+    std::os::unix::fs::symlink(s.db(), &to_db).expect("symlink");
+    let to_db = to_db.display().to_string();
+    assert_eq!(
+        s.run(&["--force", "export", "-o", &to_db]).await,
+        ExitCode::Usage
+    );
+    assert_eq!(std::fs::read(s.db()).expect("db"), before);
+
+    // `-o -` is standard output.
+    let out = binary()
+        .args(["--db", &db, "export", "--state", "pending", "-o", "-"])
+        .output()
+        .expect("runs");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.lines().count(), 4, "{stdout}");
+    assert!(!dir.join("-").exists());
+}

@@ -121,8 +121,8 @@ pub(super) async fn crawl_and_report<S: Store>(
     env: &Environment,
     cli: &Cli,
     command: &str,
+    report: Option<ReportFile>,
 ) -> anyhow::Result<ExitCode> {
-    let report = args.report.as_deref().map(|p| (p, cli.db.to_string()));
     let opts = crawl_options(args, command);
     let summary = crawl_with(store, lanes, opts, env, cli.quiet, report).await?;
     Ok(report_summary(&summary, cli.quiet))
@@ -134,7 +134,7 @@ pub(super) async fn crawl_with<S: Store>(
     opts: CrawlOptions,
     env: &Environment,
     quiet: bool,
-    report: Option<(&Path, String)>,
+    report: Option<ReportFile>,
 ) -> anyhow::Result<Summary> {
     let control = env.control.clone();
     let signals = env
@@ -142,11 +142,11 @@ pub(super) async fn crawl_with<S: Store>(
         .then(|| spawn_signal_handler(control.clone()));
     let reporter = Reporter::new(quiet, store.open_jobs().await?);
     // `--report FILE`: rewritten every 30 s while the crawl runs, and once more at its end.
-    let live = report.as_ref().map(|(path, label)| {
-        let (store, path, label) = (store.clone(), path.to_path_buf(), label.clone());
+    let live = report.as_ref().map(|file| {
+        let (store, file) = (store.clone(), file.clone());
         tokio::spawn(async move {
             loop {
-                if let Err(e) = write_report(&store, &label, &path, true).await {
+                if let Err(e) = write_report(&store, &file, true).await {
                     tracing::warn!("report: {e:#}");
                 }
                 tokio::time::sleep(REPORT_EVERY).await;
@@ -161,8 +161,8 @@ pub(super) async fn crawl_with<S: Store>(
     if let Some(task) = live {
         task.abort();
     }
-    if let Some((path, label)) = &report {
-        write_report(store, label, path, false).await?;
+    if let Some(file) = &report {
+        write_report(store, file, false).await?;
     }
     result.context("crawl stopped")
 }

@@ -113,10 +113,14 @@ async fn demo_in(
         ..env.clone()
     };
     let lanes = lanes_for(&args, &demo_env)?;
-    let report = db.with_file_name("demo-report.html");
-    let label = db.display().to_string();
+    let report_path = db.with_file_name("demo-report.html");
+    let report = ReportFile {
+        path: report_path.clone(),
+        database: db.display().to_string(),
+        guard: Guard::default(),
+    };
     let opts = crawl_options(&args, "demo");
-    let summary = crawl_with(store, lanes, opts, env, quiet, Some((&report, label))).await?;
+    let summary = crawl_with(store, lanes, opts, env, quiet, Some(report)).await?;
     let code = report_summary(&summary, false);
     println!();
     println!(
@@ -136,7 +140,7 @@ async fn demo_in(
             shorten(&authors, 22)
         );
     }
-    println!("\nreport: {} (open it in a browser)", report.display());
+    println!("\nreport: {} (open it in a browser)", report_path.display());
     println!(
         "query it: sqlite3 {} 'select isbn13, title, authors from books'",
         db.display()

@@ -18,11 +18,11 @@ mod status;
 use self::crawl::{crawl_and_report, crawl_options, crawl_with, lanes_for, report_summary};
 use self::demo::demo;
 use self::load::load_files;
-use self::report::{REPORT_EVERY, report, write_report};
+use self::report::{REPORT_EVERY, ReportFile, report, write_report};
 use self::results::{export, rejects, requeue};
 use self::show::show;
 use self::signals::spawn_signal_handler;
-use self::sink::{Sink, cannot_write};
+use self::sink::{Guard, Sink, cannot_write};
 use self::status::status;
 
 use std::fmt::Write as _;
@@ -104,19 +104,21 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
         }
         Command::Crawl(args) => {
             let lanes = lanes_for(args, &env)?;
+            let report = ReportFile::of_crawl(cli, args, &[])?;
             on_db(cli, true, async |store| {
-                crawl_and_report(store, args, lanes, &env, cli, "crawl").await
+                crawl_and_report(store, args, lanes, &env, cli, "crawl", report).await
             })
             .await
         }
         Command::Run(args) => {
             let lanes = lanes_for(&args.crawl, &env)?;
+            let report = ReportFile::of_crawl(cli, &args.crawl, &args.load.files)?;
             on_db(cli, true, async |store| {
                 let loaded = load_files(store, &cli.db, &args.load, cli.quiet).await?;
                 if loaded == ExitCode::NoInput {
                     return Ok(loaded);
                 }
-                crawl_and_report(store, &args.crawl, lanes, &env, cli, "run").await
+                crawl_and_report(store, &args.crawl, lanes, &env, cli, "run", report).await
             })
             .await
         }
@@ -131,7 +133,9 @@ pub async fn run(cli: Cli, env: Environment) -> anyhow::Result<ExitCode> {
         Command::Export(args) => {
             on_db(cli, false, async |store| export(store, cli, args).await).await
         }
-        Command::Rejects(args) => on_db(cli, false, async |store| rejects(store, args).await).await,
+        Command::Rejects(args) => {
+            on_db(cli, false, async |store| rejects(store, cli, args).await).await
+        }
         Command::Requeue(args) => on_db(cli, false, async |store| requeue(store, args).await).await,
         Command::Report(args) => {
             on_db(cli, false, async |store| report(store, cli, args).await).await

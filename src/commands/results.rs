@@ -12,7 +12,7 @@ pub(super) async fn export(
         .columns
         .as_ref()
         .map_or_else(Column::defaults, |c| c.0.clone());
-    let mut sink = Sink::open(args.output.as_deref())?;
+    let mut sink = Sink::open(args.output.as_deref(), &Guard::new(cli))?;
     let rows = {
         let out = sink.writer();
         crate::export::export(store, &args.state.0, &columns, args.format, out).await?
@@ -24,8 +24,12 @@ pub(super) async fn export(
     Ok(ExitCode::Success)
 }
 
-pub(super) async fn rejects(store: &AnyStore, args: &RejectsArgs) -> anyhow::Result<ExitCode> {
-    let mut sink = Sink::open(args.output.as_deref())?;
+pub(super) async fn rejects(
+    store: &AnyStore,
+    cli: &Cli,
+    args: &RejectsArgs,
+) -> anyhow::Result<ExitCode> {
+    let mut sink = Sink::open(args.output.as_deref(), &Guard::new(cli))?;
     {
         let mut out = sink.writer();
         match args.format {
