@@ -255,11 +255,12 @@ pub fn to_json_object(r: &Record, columns: &[Column]) -> Map<String, Value> {
 pub enum Error {
     #[error(transparent)]
     Store(#[from] store::Error),
-    #[error("writing the export: {0}")]
+    // The cause is the error's source, not part of its text: `{:#}` prints it once.
+    #[error("writing the export")]
     Io(#[from] std::io::Error),
-    #[error("writing the export: {0}")]
+    #[error("writing the export")]
     Csv(#[from] csv::Error),
-    #[error("writing the export: {0}")]
+    #[error("writing the export")]
     Json(#[from] serde_json::Error),
 }
 

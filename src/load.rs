@@ -7,6 +7,7 @@ far faster than random ones), drops repeats inside it, and saves it in one trans
 Memory holds at most a few batches, whatever the input's size.
 */
 
+use crate::terminal::safe;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 
@@ -85,17 +86,17 @@ impl SourceReport {
     pub fn render(&self) -> String {
         let mut out = format!(
             "{}: {} lines read: {} new ISBNs queued, {} already known, {} rejected\n",
-            self.source,
+            safe(&self.source),
             self.lines,
             self.queued,
             self.already_known(),
             self.rejected_total()
         );
         if let Some(read_as) = &self.read_as {
-            out.push_str(&format!("  read as {read_as}\n"));
+            out.push_str(&format!("  read as {}\n", safe(read_as)));
         }
         if let Some(problem) = &self.problem {
-            out.push_str(&format!("  {problem}\n"));
+            out.push_str(&format!("  {}\n", safe(problem)));
         }
         for (reason, r) in &self.rejected {
             let examples: Vec<String> = r
@@ -115,7 +116,7 @@ impl SourceReport {
 
 /// A rejected line for the terminal: control characters escaped, then shortened.
 fn shorten(s: &str, max: usize) -> String {
-    crate::shorten(&s.escape_debug().to_string(), max)
+    crate::shorten(&safe(s), max)
 }
 
 /// The name a source is stored under: its path as given, or `<stdin>`.

@@ -35,8 +35,13 @@ fn main() -> std::process::ExitCode {
     };
     match runtime.block_on(isbn_crawler::run(cli, Environment::from_process())) {
         Ok(code) => code.into(),
+        Err(e) if isbn_crawler::exit::is_broken_pipe(&e) => ExitCode::Success.into(),
         Err(e) => {
-            eprintln!("isbn-crawler: {e:#}");
+            // File names, header names and answers from servers are in errors: shown escaped.
+            eprintln!(
+                "isbn-crawler: {}",
+                isbn_crawler::terminal::safe(&format!("{e:#}"))
+            );
             ExitCode::for_error(&e).into()
         }
     }

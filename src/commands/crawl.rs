@@ -125,7 +125,7 @@ pub(super) async fn crawl_and_report<S: Store>(
 ) -> anyhow::Result<ExitCode> {
     let opts = crawl_options(args, command);
     let summary = crawl_with(store, lanes, opts, env, cli.quiet, report).await?;
-    Ok(report_summary(&summary, cli.quiet))
+    Ok(report_summary(&summary, cli.quiet)?)
 }
 
 pub(super) async fn crawl_with<S: Store>(
@@ -168,7 +168,7 @@ pub(super) async fn crawl_with<S: Store>(
 }
 
 /// Prints the end-of-crawl summary and picks the exit code.
-pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
+pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCode> {
     let c = &s.counts;
     let rate = c.requests as f64 / s.elapsed.as_secs_f64().max(0.001);
     if !quiet || s.stop != StopReason::Finished {
@@ -177,7 +177,7 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
         } else {
             0.0
         };
-        println!(
+        say!(
             "crawl {}: {} requests in {} ({rate:.1}/s): {} done, {} not found, {} failed, {} retried, {} given back; {per_request:.2} books per request; {} jobs still open",
             s.run_id,
             c.requests,
@@ -188,12 +188,12 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
             c.retried,
             c.given_back,
             s.open_jobs
-        );
+        )?;
     }
     if !quiet {
         for l in &s.lanes {
             let c = &l.counts;
-            println!(
+            say!(
                 "  {:<12} {} requests: {} found, {} not found, {} failed, {} retried, {} given back; {} ISBNs per request at the end ({})",
                 l.provider.title(),
                 c.requests,
@@ -204,18 +204,18 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
                 c.given_back,
                 l.batch,
                 l.stop.code()
-            );
+            )?;
         }
     }
     if s.recovered > 0 && !quiet {
-        println!(
+        say!(
             "took back {} lookups from runs that were killed",
             s.recovered
-        );
+        )?;
     }
-    match &s.stop {
+    Ok(match &s.stop {
         StopReason::Finished if c.failed > 0 => {
-            println!("some jobs failed; see their last_error in the jobs table");
+            say!("some jobs failed; see their last_error in the jobs table")?;
             ExitCode::JobsFailed
         }
         StopReason::Finished => ExitCode::Success,
@@ -227,10 +227,10 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
                 .map(|l| l.provider.title())
                 .collect();
             if !others.is_empty() {
-                println!(
+                say!(
                     "{} finished its lookups; Google's part resumes after the quota resets.",
                     others.join(", ")
-                );
+                )?;
             }
             let what = if s.stop == StopReason::BudgetSpent {
                 "the --daily-budget"
@@ -243,10 +243,10 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
                     t.format("%Y-%m-%d %H:%M")
                 )
             });
-            println!(
+            say!(
                 "stopped: {what} is spent; no job lost an attempt.{when} Resume with \
                  `isbn-crawler crawl` after that, or add --wait-for-quota to sleep through it."
-            );
+            )?;
             ExitCode::QuotaExhausted
         }
         StopReason::ApiRejected { kind, message } => {
@@ -255,16 +255,17 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> ExitCode {
             } else {
                 "Google"
             };
-            println!(
-                "stopped: {who} refused the request ({message}); {}",
+            say!(
+                "stopped: {who} refused the request ({}); {}",
+                crate::terminal::safe(message),
                 kind.advice()
-            );
+            )?;
             ExitCode::ApiRejected
         }
         StopReason::Interrupted => {
-            println!("interrupted; `isbn-crawler crawl` resumes where this stopped");
+            say!("interrupted; `isbn-crawler crawl` resumes where this stopped")?;
             ExitCode::Interrupted
         }
         StopReason::StoreFailed => ExitCode::Storage,
-    }
+    })
 }

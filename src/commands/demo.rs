@@ -74,11 +74,11 @@ async fn demo_in(
     let fake = FakeApi::start(demo_fake())
         .await
         .context("cannot start the fake API on 127.0.0.1")?;
-    println!(
+    say!(
         "demo: fake Google Books and Open Library at {}, database {}",
         fake.url(),
         db.display()
-    );
+    )?;
     let report = crate::load::load_reader(
         store,
         "data/sample-isbns.txt".into(),
@@ -86,7 +86,7 @@ async fn demo_in(
         &InputOptions::default(),
     )
     .await?;
-    print!("{}", report.render());
+    put!("{}", report.render())?;
 
     // The options a user would type, against the fake.
     #[derive(clap::Parser)]
@@ -121,29 +121,32 @@ async fn demo_in(
     };
     let opts = crawl_options(&args, "demo");
     let summary = crawl_with(store, lanes, opts, env, quiet, Some(report)).await?;
-    let code = report_summary(&summary, false);
-    println!();
-    println!(
+    let code = report_summary(&summary, false)?;
+    say!()?;
+    say!(
         "{:<13}  {:<9}  {:<34}  {:<22}  where the fields came from",
-        "isbn13", "state", "title / why", "authors"
-    );
+        "isbn13",
+        "state",
+        "title / why",
+        "authors"
+    )?;
     let mut records = store.records(&JobState::ALL);
     while let Some(r) = records.try_next().await? {
         let authors = Column::Authors.cell(&r).to_text();
         let from = crate::report::provenance_summary(r.provenance.as_deref());
         let what = r.title.or(r.last_error).unwrap_or_default();
-        println!(
+        say!(
             "{:<13}  {:<9}  {:<34}  {:<22}  {from}",
             r.isbn13,
             r.state,
             shorten(&what, 34),
             shorten(&authors, 22)
-        );
+        )?;
     }
-    println!("\nreport: {} (open it in a browser)", report_path.display());
-    println!(
+    say!("\nreport: {} (open it in a browser)", report_path.display())?;
+    say!(
         "query it: sqlite3 {} 'select isbn13, title, authors from books'",
         db.display()
-    );
+    )?;
     Ok(code)
 }

@@ -17,7 +17,7 @@ pub(super) async fn load_files(
     let mut reports = Vec::new();
     for file in &args.files {
         let report = crate::load::load_file(store, file, &opts).await?;
-        print!("{}", report.render());
+        put!("{}", report.render())?;
         reports.push(report);
     }
     if !quiet {
@@ -25,12 +25,12 @@ pub(super) async fn load_files(
             let valid: u64 = reports.iter().map(|r| r.valid).sum();
             let queued: u64 = reports.iter().map(|r| r.queued).sum();
             let rejected: u64 = reports.iter().map(|r| r.rejected_total()).sum();
-            println!(
+            say!(
                 "total: {queued} new ISBNs queued, {} already known, {rejected} rejected",
                 valid - queued
-            );
+            )?;
         }
-        println!("jobs are in {db}; `isbn-crawler crawl` fetches them");
+        say!("jobs are in {db}; `isbn-crawler crawl` fetches them")?;
     }
     Ok(load_exit_code(&reports))
 }

@@ -5,6 +5,23 @@ bottom. This file dispatches and holds what they share: the environment and the 
 Nothing here is reused by other modules.
 */
 
+/// `println!` that hands a failed write back instead of panicking: a closed stdout
+/// (`show --json | head`) ends the command quietly with 0 (`main`, ripgrep's rule).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that hands a failed write back, like [`say!`].
+macro_rules! put {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod crawl;
 mod demo;
 mod load;

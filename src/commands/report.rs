@@ -16,7 +16,7 @@ pub(super) async fn report(
     };
     write_report(store, &file, false).await?;
     if !cli.quiet {
-        println!("report written to {}", args.output.display());
+        say!("report written to {}", args.output.display())?;
     }
     Ok(ExitCode::Success)
 }

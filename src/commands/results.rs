@@ -43,9 +43,9 @@ pub(super) async fn rejects(
                         writeln!(
                             out,
                             "      {}:{}  {}",
-                            e.source,
+                            crate::terminal::safe(&e.source),
                             e.line,
-                            shorten(&e.raw, 70)
+                            crate::terminal::safe(&shorten(&e.raw, 70))
                         )?;
                     }
                 }
@@ -87,9 +87,9 @@ pub(super) async fn requeue(store: &AnyStore, args: &RequeueArgs) -> anyhow::Res
     };
     let n = store.requeue(&filter, now).await?;
     let states: Vec<&str> = filter.states.iter().map(|s| s.as_str()).collect();
-    println!(
+    say!(
         "requeued {n} lookups ({}); `isbn-crawler crawl` fetches them",
         states.join(", ")
-    );
+    )?;
     Ok(ExitCode::Success)
 }

@@ -40,10 +40,10 @@ pub(super) async fn show(
             })
             .collect();
         all.insert("providers".into(), records.into());
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        say!("{}", serde_json::to_string_pretty(&all)?)?;
     } else {
-        print!("{}", render_record(&record, terminal_width()));
-        print!("{}", render_providers(&record, &providers));
+        put!("{}", render_record(&record, terminal_width()))?;
+        put!("{}", render_providers(&record, &providers))?;
     }
     Ok(ExitCode::Success)
 }
@@ -77,7 +77,7 @@ pub(super) fn render_providers(r: &Record, providers: &[crate::store::ProviderRe
         if let Some(e) = p.last_error.as_ref().filter(|_| p.state != "done") {
             let _ = write!(line, " ({})", shorten(e, 60));
         }
-        out.push_str(&line);
+        out.push_str(&crate::terminal::safe(&line));
         out.push('\n');
     }
     if let Some(map) = r
@@ -89,7 +89,11 @@ pub(super) fn render_providers(r: &Record, providers: &[crate::store::ProviderRe
             .iter()
             .map(|(f, p)| format!("{f} ({})", p.as_str().unwrap_or_default()))
             .collect();
-        let _ = writeln!(out, "fields from: {}", fields.join(", "));
+        let _ = writeln!(
+            out,
+            "fields from: {}",
+            crate::terminal::safe(&fields.join(", "))
+        );
     }
     out
 }
@@ -140,7 +144,7 @@ pub fn render_record(r: &Record, width: usize) -> String {
     ];
     let mut out = String::new();
     for (name, value) in fields.iter().filter(|(_, v)| !v.is_empty()) {
-        let _ = writeln!(out, "{name:<12} {value}");
+        let _ = writeln!(out, "{name:<12} {}", crate::terminal::safe(value));
     }
     out
 }

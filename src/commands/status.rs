@@ -11,9 +11,9 @@ pub(super) async fn status(
     let day = quota::quota_day(quota::now());
     let status = store.status(now_ms(), &day).await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        say!("{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print!("{}", render_status(&status, db));
+        put!("{}", render_status(&status, db))?;
     }
     Ok(ExitCode::Success)
 }
