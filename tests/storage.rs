@@ -235,3 +235,47 @@ async fn count(db: &Path, sql: &str) -> i64 {
         .await
         .expect("query")
 }
+
+/// Another application's SQLite database gains no table and keeps its journal mode, whatever
+/// the command; an empty file and a database without tables are ours to make.
+#[test]
+fn a_foreign_sqlite_database_is_refused_before_any_write() {
+    let s = Scratch::new();
+    let foreign = s.dir.path().join("calibre.db");
+    let made = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); \
+             c.execute('CREATE TABLE books (id INTEGER PRIMARY KEY, title TEXT)'); \
+             c.execute(\"INSERT INTO books (title) VALUES ('Dune')\"); c.commit()",
+        ])
+        .arg(&foreign)
+        .status()
+        .expect("python3");
+    assert!(made.success());
+    let before = std::fs::read(&foreign).expect("read");
+    let list = s.file("list.txt", b"0306406152\n");
+    for args in [
+        vec!["status"],
+        vec!["load", list.as_str()],
+        vec!["export"],
+        vec!["crawl", "--api-url", "http://127.0.0.1:9"],
+    ] {
+        let (code, out) = run(&foreign, &args);
+        assert_eq!(code, Some(STORAGE), "{args:?}: {out}");
+        assert!(
+            out.contains("holds tables that are not isbn-crawler's"),
+            "{out}"
+        );
+    }
+    assert_eq!(std::fs::read(&foreign).expect("read"), before, "changed");
+    for companion in ["-wal", "-shm"] {
+        let mut p = foreign.clone().into_os_string();
+        p.push(companion);
+        assert!(!Path::new(&p).exists(), "{companion} made");
+    }
+
+    let empty = s.file("empty.db", b"");
+    let (code, out) = run(Path::new(&empty), &["load", &list]);
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -108,7 +108,7 @@ pub enum Error {
     )]
     BadUrl,
     #[error(
-        "{path} holds tables that are not isbn-crawler's; give the crawler an empty database (or a schema of its own)"
+        "{path} holds tables that are not isbn-crawler's and was left as it is; give the crawler a new file or an empty database (on PostgreSQL, a schema of its own)"
     )]
     Foreign { path: String },
     /// Anything else. The SQLite error is part of the message, not a `source`: sqlx's errors

@@ -20,7 +20,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite};
+use sqlx::{ConnectOptions, Connection as _, QueryBuilder, Row, Sqlite};
 
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
@@ -271,6 +271,7 @@ impl SqliteStore {
         if !create && !path.exists() {
             return Err(Error::Missing { path: shown });
         }
+        check_ours(path, &shown, busy_timeout).await?;
         if create && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::Other {
                 path: shown.clone(),
@@ -382,6 +383,37 @@ fn json_rows<T: serde::de::DeserializeOwned>(
 }
 
 /// Turns SQLite's result codes into errors that say what to do.
+/// Refuses, before anything writes to it, a file that holds tables and is not ours (another
+/// application's database must not gain our tables, nor be switched to WAL): this connection
+/// sets no journal mode and creates nothing. A new path, an empty file and a database without
+/// tables are ours to make.
+async fn check_ours(path: &Path, shown: &str, busy: Duration) -> Result<()> {
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .busy_timeout(busy);
+    let mut conn = options
+        .connect()
+        .await
+        .map_err(|e| map_err(shown, busy, e))?;
+    let tables: std::result::Result<(i64, i64), sqlx::Error> = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE name IN ('_sqlx_migrations', 'jobs'))
+         FROM sqlite_schema WHERE type = 'table'",
+    )
+    .fetch_one(&mut conn)
+    .await;
+    let _ = conn.close().await;
+    match tables.map_err(|e| map_err(shown, busy, e))? {
+        (0, _) | (_, 2) => Ok(()),
+        _ => Err(Error::Foreign {
+            path: shown.to_string(),
+        }),
+    }
+}
+
 fn map_err(path: &str, busy: Duration, e: sqlx::Error) -> Error {
     let path = path.to_string();
     if let sqlx::Error::Database(db) = &e {
