@@ -11,21 +11,11 @@ never an ISBN: zero-padding a Goodreads id into a "valid" ISBN-10 would queue a 
 book. A token without a digit (`pbk.`, `ISBN`) is not a candidate at all.
 */
 
+use super::label;
 use crate::isbn::{self, Isbn13, RejectReason};
-
-/// Labels that introduce an ISBN (after normalising: lowercase, alphanumerics only).
-const ISBN_LABELS: [&str; 7] = ["isbn", "isbn10", "isbn13", "ean", "ean13", "gtin", "gtin13"];
 
 fn is_separator(c: char) -> bool {
     c.is_whitespace() || matches!(c, ',' | ';' | '[' | ']' | '(' | ')' | '{' | '}' | '|' | '/')
-}
-
-fn normalise_label(label: &str) -> String {
-    label
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
 }
 
 /// Appends every distinct ISBN `cell` names to `out` (which may already hold ISBNs of other
@@ -44,6 +34,10 @@ pub fn isbns_in_cell(cell: &str, out: &mut Vec<Isbn13>) -> Result<(), RejectReas
         return Err(whole);
     }
     let before = out.len();
+    // Whether a token named an ISBN, new or already found in another cell of the row.
+    let mut named = false;
+    // The bytes of tokens labelled with another scheme, blanked before the free-text fallback.
+    let mut masked: Option<Vec<u8>> = None;
     let mut reason: Option<RejectReason> = None;
     let mut note = |r: RejectReason| reason = Some(reason.map_or(r, |prev| prev.or_better(r)));
     // What the previous token was: a bare label whose value is the next token.
@@ -51,7 +45,7 @@ pub fn isbns_in_cell(cell: &str, out: &mut Vec<Isbn13>) -> Result<(), RejectReas
     for token in cell.split(is_separator).filter(|t| !t.is_empty()) {
         let (value, label) = split_label(token);
         let is_isbn = match (label.as_deref(), pending.take()) {
-            (Some(l), _) => ISBN_LABELS.contains(&l) || l == "urnisbn",
+            (Some(l), _) => label::is_isbn_label(l),
             (None, Some(labelled)) => labelled,
             (None, None) => true,
         };
@@ -66,18 +60,29 @@ pub fn isbns_in_cell(cell: &str, out: &mut Vec<Isbn13>) -> Result<(), RejectReas
         }
         if !is_isbn {
             note(RejectReason::OtherIdentifier);
+            let at = token.as_ptr() as usize - cell.as_ptr() as usize;
+            let m = masked.get_or_insert_with(|| cell.as_bytes().to_vec());
+            m[at..at + token.len()].fill(b' ');
             continue;
         }
         match isbn::parse(value) {
-            Ok(isbn) => push_distinct(out, isbn),
+            Ok(isbn) => {
+                named = true;
+                push_distinct(out, isbn);
+            }
             Err(r) => note(r),
         }
     }
-    if out.len() > before {
+    if named || out.len() > before {
         return Ok(());
     }
-    // `978 0 306 40615 7 (pbk.)`: an ISBN split by spaces, beside words.
-    super::scan::isbns_in_text(cell, out);
+    // `978 0 306 40615 7 (pbk.)`: an ISBN split by spaces, beside words; never in a token of
+    // another scheme.
+    match &masked {
+        // Only ASCII spaces replaced whole tokens, so the text is still UTF-8.
+        Some(m) => super::scan::isbns_in_text(std::str::from_utf8(m).unwrap_or_default(), out),
+        None => super::scan::isbns_in_text(cell, out),
+    }
     if out.len() > before {
         return Ok(());
     }
@@ -103,7 +108,7 @@ fn split_label(token: &str) -> (&str, Option<String>) {
     {
         return (token, None);
     }
-    (value, Some(normalise_label(label)))
+    (value, Some(label::normalise(label)))
 }
 
 fn push_distinct(out: &mut Vec<Isbn13>, isbn: Isbn13) {
@@ -120,6 +125,32 @@ mod tests {
     fn cell(s: &str) -> Result<Vec<String>, RejectReason> {
         let mut out = Vec::new();
         isbns_in_cell(s, &mut out).map(|()| out.iter().map(|i| i.to_string()).collect())
+    }
+
+    /// A real calibre row: its `isbn` column read first, then `identifiers` naming the same
+    /// book and an Amazon ASIN that is a valid ISBN-10 of another edition.
+    #[test]
+    fn a_known_isbn_and_an_asin_give_only_the_isbn() {
+        let calibre = "google:b2xYAAAAMAAJ,amazon:0879975180,goodreads:1234567,isbn:9780887331596";
+        let mut out = vec!["9780887331596".parse().expect("valid")];
+        assert_eq!(isbns_in_cell(calibre, &mut out), Ok(()));
+        assert_eq!(out.len(), 1, "{out:?}");
+        let mut out = Vec::new();
+        assert_eq!(
+            isbns_in_cell("amazon:0879975180 (paperback)", &mut out),
+            Err(RejectReason::OtherIdentifier)
+        );
+        assert_eq!(
+            isbns_in_cell("amazon: 0879975180, goodreads: 123", &mut out),
+            Err(RejectReason::OtherIdentifier)
+        );
+        assert!(out.is_empty(), "{out:?}");
+        let mut text = Vec::new();
+        crate::input::scan::isbns_in_text(
+            "ids amazon:0879975180 and ISBN 9780887331596",
+            &mut text,
+        );
+        assert_eq!(text, ["9780887331596".parse::<Isbn13>().expect("valid")]);
     }
 
     #[test]

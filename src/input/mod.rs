@@ -19,6 +19,7 @@ mod cell;
 mod columns;
 mod delimited;
 mod encoding;
+mod label;
 mod marc;
 mod scan;
 mod spreadsheet;

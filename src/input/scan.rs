@@ -6,7 +6,8 @@ Digit groups joined by a single hyphen or space form a chain (`978-0-306-40615-7
 `0 306 40615 2`); within a chain, runs of whole groups that add up to 10 or 13 characters and
 carry a valid check digit are ISBNs. Nothing else is: a 7-9 digit number in prose is a number,
 not an ISBN-10 that lost its zeros (that repair is for spreadsheet cells), and digit runs that
-do not validate are ignored, never rejected.
+do not validate are ignored, never rejected. Digits labelled with another scheme
+(`amazon:0879975180`, `OCLC: 123`) are that scheme's.
 */
 
 use crate::isbn::{self, Isbn13};
@@ -45,6 +46,13 @@ pub fn isbns_in_text(text: &str, out: &mut Vec<Isbn13>) {
 }
 
 fn find_in_chain(b: &[u8], groups: &[(usize, usize)], out: &mut Vec<Isbn13>) {
+    // `amazon:0879975180`: another scheme's id, whatever its check digit says.
+    if groups
+        .first()
+        .is_some_and(|&(start, _)| super::label::other_scheme_before(b, start))
+    {
+        return;
+    }
     let mut first = 0;
     'outer: while first < groups.len() {
         let mut chars = Vec::with_capacity(13);
