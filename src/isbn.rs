@@ -48,10 +48,13 @@ pub enum RejectReason {
     OtherIdentifier,
     /// (Input level) a MARC record whose leader or directory cannot be read.
     BadRecord,
+    /// (Input level) a CSV row opens a quote that does not close before the end of the file,
+    /// or within a bounded number of lines or bytes; reading resumes at the next line.
+    UnterminatedQuote,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 13] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::Empty,
         RejectReason::WrongLength,
         RejectReason::BadCheckDigit,
@@ -65,6 +68,7 @@ impl RejectReason {
         RejectReason::BinaryFile,
         RejectReason::OtherIdentifier,
         RejectReason::BadRecord,
+        RejectReason::UnterminatedQuote,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +86,7 @@ impl RejectReason {
             RejectReason::BinaryFile => "binary-file",
             RejectReason::OtherIdentifier => "other-identifier",
             RejectReason::BadRecord => "bad-record",
+            RejectReason::UnterminatedQuote => "unterminated-quote",
         }
     }
 

@@ -3,14 +3,15 @@ Delimited text: comma, semicolon (Excel in most European locales), tab (Excel's 
 Text", LibraryThing) and pipe.
 
 The delimiter is sniffed from the first lines, respecting quotes: for each candidate, the
-`csv` crate splits the sample, and the candidate that gives every row the same number of
+record reader (`records.rs`) splits the sample, and the candidate that gives every row the same number of
 fields (at least two), the header row included, wins; among equals, the one giving more
 fields. A first row in which no cell holds a valid ISBN is a header.
 */
 
-use std::io::Read;
+use std::io::BufRead;
 
 use super::columns::{self, Choice};
+use super::records::{Next, Record, Records};
 use super::table::{self, Row, Table};
 use super::{Error, InputOptions, Item, raw_text};
 
@@ -30,27 +31,35 @@ pub fn delimiter_name(d: u8) -> &'static str {
     }
 }
 
-fn reader_builder(delimiter: u8) -> csv::ReaderBuilder {
-    let mut b = csv::ReaderBuilder::new();
-    // Records end at `\n` alone: with its CRLF terminator the csv crate counts a CRLF file's
-    // lines wrong, and line numbers are what people fix rejected rows by.
-    b.delimiter(delimiter)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .flexible(true)
-        .comment(Some(b'#'))
-        .has_headers(false);
-    b
-}
-
 /// The complete lines of a sample (a cut last line would skew the counts).
 fn complete_lines(head: &[u8], eof: bool) -> &[u8] {
     if eof {
         return head;
     }
-    match head.iter().rposition(|&b| b == b'\n') {
+    match head.iter().rposition(|&b| b == b'\n' || b == b'\r') {
         Some(i) => &head[..=i],
         None => head,
     }
+}
+
+/// The records of a sample, blank ones left out, as trimmed lossy text; rejects are skipped.
+fn sample_rows(sample: &[u8], delimiter: u8, n: usize) -> Vec<Vec<String>> {
+    let mut records = Records::new(sample, delimiter);
+    let mut rec = Record::default();
+    let mut rows = Vec::new();
+    while rows.len() < n {
+        match records.next(&mut rec) {
+            Ok(Next::Record) if rec.is_blank() => {}
+            Ok(Next::Record) => rows.push(
+                rec.iter()
+                    .map(|f| String::from_utf8_lossy(f).trim().to_string())
+                    .collect(),
+            ),
+            Ok(Next::Rejected(_)) => {}
+            Ok(Next::End) | Err(_) => break,
+        }
+    }
+    rows
 }
 
 /// The delimiter of a table, or `None` for a list with one value per line.
@@ -58,13 +67,9 @@ pub fn sniff(head: &[u8], eof: bool) -> Option<u8> {
     let sample = complete_lines(head, eof);
     let mut best: Option<((bool, usize, usize), u8)> = None;
     for d in CANDIDATES {
-        let counts: Vec<usize> = reader_builder(d)
-            .from_reader(sample)
-            .byte_records()
-            .map_while(Result::ok)
-            .filter(|r| !(r.len() == 1 && r[0].trim_ascii().is_empty()))
-            .take(SNIFF_ROWS)
-            .map(|r| r.len())
+        let counts: Vec<usize> = sample_rows(sample, d, SNIFF_ROWS)
+            .iter()
+            .map(Vec::len)
             .collect();
         let Some(&first) = counts.first() else {
             continue;
@@ -73,10 +78,9 @@ pub fn sniff(head: &[u8], eof: bool) -> Option<u8> {
         for &c in &counts {
             *tally.entry(c).or_insert(0usize) += 1;
         }
-        let (&modal, &n) = tally
-            .iter()
-            .max_by_key(|&(&c, &n)| (n, c))
-            .expect("counts is not empty");
+        let Some((&modal, &n)) = tally.iter().max_by_key(|&(&c, &n)| (n, c)) else {
+            continue;
+        };
         // Consistent: nine rows in ten have the modal count (in a short sample, all but one).
         if modal < 2 || counts.len() - n > (counts.len() / 10).max(1) {
             continue;
@@ -89,39 +93,20 @@ pub fn sniff(head: &[u8], eof: bool) -> Option<u8> {
     best.map(|(_, d)| d)
 }
 
-struct CsvRow<'a> {
-    record: &'a csv::ByteRecord,
-    delimiter: u8,
-}
+struct CsvRow<'a>(&'a Record);
 
 impl Row for CsvRow<'_> {
     fn width(&self) -> usize {
-        self.record.len()
+        self.0.len()
     }
     fn cell(&self, i: usize) -> Option<Result<&str, ()>> {
-        // A CRLF line leaves its `\r` on the last field; it is cut here, without a copy.
-        self.record.get(i).map(|b| {
-            let b = if i + 1 == self.record.len() {
-                b.strip_suffix(b"\r").unwrap_or(b)
-            } else {
-                b
-            };
-            std::str::from_utf8(b).map_err(|_| ())
-        })
+        self.0
+            .get(i)
+            .map(|b| std::str::from_utf8(b).map_err(|_| ()))
     }
     fn raw(&self) -> String {
-        let mut record = self.record.clone();
-        strip_cr(&mut record);
-        record_text(&record, self.delimiter)
+        raw_text(self.0.raw())
     }
-}
-
-fn lossy(mut record: csv::ByteRecord) -> Vec<String> {
-    strip_cr(&mut record);
-    record
-        .iter()
-        .map(|f| String::from_utf8_lossy(f).trim().to_string())
-        .collect()
 }
 
 /// Reads a delimited table from `stream` (UTF-8, starting with `head`). Returns whether the
@@ -129,19 +114,12 @@ fn lossy(mut record: csv::ByteRecord) -> Vec<String> {
 pub fn read(
     head: &[u8],
     eof: bool,
-    stream: impl Read,
+    stream: impl BufRead,
     delimiter: u8,
     opts: &InputOptions,
     emit: &mut dyn FnMut(Item),
 ) -> Result<(bool, Choice), Error> {
-    let mut sample: Vec<Vec<String>> = reader_builder(delimiter)
-        .from_reader(complete_lines(head, eof))
-        .byte_records()
-        .map_while(Result::ok)
-        .filter(|r| !(r.len() == 1 && r[0].trim_ascii().is_empty()))
-        .take(SAMPLE_ROWS + 1)
-        .map(lossy)
-        .collect();
+    let mut sample = sample_rows(complete_lines(head, eof), delimiter, SAMPLE_ROWS + 1);
     let has_header = sample
         .first()
         .is_some_and(|first| !table::holds_isbn(first));
@@ -151,65 +129,20 @@ pub fn read(
         None
     };
     let choice = columns::choose(header.as_deref(), &sample, opts.column.as_deref())?;
-    let mut table = Table::new(choice.columns.clone(), header.as_ref().map(Vec::len));
+    let width = header.as_ref().map(Vec::len);
+    let mut table = Table::new(choice.columns.clone(), width);
 
-    let mut rdr = reader_builder(delimiter).from_reader(stream);
-    let mut record = csv::ByteRecord::new();
+    let mut records = Records::new(stream, delimiter);
+    records.set_width(width);
+    let mut record = Record::default();
     let mut header_seen = !has_header;
     loop {
-        match rdr.read_byte_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => return Ok((has_header, choice)),
-            Err(e) => return Err(csv_error(e)),
+        match records.next(&mut record)? {
+            Next::End => return Ok((has_header, choice)),
+            Next::Rejected(reject) => emit(Item::Rejected(reject)),
+            Next::Record if !header_seen => header_seen = !record.is_blank(),
+            Next::Record => table.row(record.line, &CsvRow(&record), emit),
         }
-        if !header_seen {
-            header_seen = !(record.len() == 1 && record[0].trim_ascii().is_empty());
-            continue;
-        }
-        let line = record.position().map_or(0, |p| p.line());
-        table.row(
-            line,
-            &CsvRow {
-                record: &record,
-                delimiter,
-            },
-            emit,
-        );
-    }
-}
-
-/// Removes the `\r` a CRLF line leaves on its last field.
-fn strip_cr(record: &mut csv::ByteRecord) {
-    let n = record.len();
-    if let Some(last) = record.get(n.wrapping_sub(1))
-        && let Some(kept) = last.strip_suffix(b"\r")
-    {
-        let kept = kept.to_vec();
-        record.truncate(n - 1);
-        record.push_field(&kept);
-    }
-}
-
-/// A record written back as one CSV line, so a rejected row can be fixed and re-loaded.
-pub fn record_text(record: &csv::ByteRecord, delimiter: u8) -> String {
-    let mut out = csv::WriterBuilder::new()
-        .delimiter(delimiter)
-        .terminator(csv::Terminator::Any(b'\n'))
-        .from_writer(Vec::new());
-    if out.write_byte_record(record).is_err() {
-        return raw_text(record.as_slice());
-    }
-    let mut bytes = out.into_inner().unwrap_or_default();
-    if bytes.last() == Some(&b'\n') {
-        bytes.pop();
-    }
-    raw_text(&bytes)
-}
-
-fn csv_error(e: csv::Error) -> Error {
-    match e.into_kind() {
-        csv::ErrorKind::Io(io) => Error::Io(io),
-        other => Error::Csv(format!("{other:?}")),
     }
 }
 

@@ -20,7 +20,9 @@ mod columns;
 mod delimited;
 mod encoding;
 mod label;
+mod lines;
 mod marc;
+mod records;
 mod scan;
 mod spreadsheet;
 mod table;
@@ -271,7 +273,7 @@ pub fn read_items<R: Read>(
         let (header, choice) = delimited::read(
             &head,
             eof,
-            Cursor::new(&head).chain(decoded),
+            BufReader::with_capacity(HEAD, Cursor::new(&head).chain(decoded)),
             delimiter,
             opts,
             emit,
@@ -482,6 +484,81 @@ mod tests {
         assert_eq!(
             summary(&items),
             ["2:9780306406157", "4:bad-characters:y;bad"]
+        );
+    }
+
+    fn isbn(n: u64) -> String {
+        crate::isbn::with_check_digit(&format!("978{n:09}"))
+            .expect("valid")
+            .to_string()
+    }
+
+    /// Classic Mac OS line endings, and a mix of all three, in lists and tables.
+    #[test]
+    fn every_line_ending_gives_every_line_with_its_number() {
+        for ending in ["\r", "\n", "\r\n"] {
+            let list: String = (0..10_000).map(|i| isbn(i) + ending).collect();
+            let (r, items) = read(list.as_bytes(), &InputOptions::default());
+            assert_eq!(shape(r), Shape::List, "{ending:?}");
+            assert_eq!(items.len(), 10_000, "{ending:?}");
+            assert!(
+                matches!(&items[9_999], Item::Valid { line: 10_000, .. }),
+                "{:?}",
+                items[9_999]
+            );
+            let csv: String = std::iter::once(format!("title,isbn{ending}"))
+                .chain((0..3_000).map(|i| format!("\"T, {i}\",{}{ending}", isbn(i))))
+                .collect();
+            let (r, items) = read(csv.as_bytes(), &InputOptions::default());
+            assert!(matches!(
+                shape(r),
+                Shape::Delimited {
+                    delimiter: b',',
+                    header: true
+                }
+            ));
+            assert_eq!(items.len(), 3_000, "{ending:?}");
+            assert!(matches!(&items[2_999], Item::Valid { line: 3_001, .. }));
+        }
+        let mixed = format!("isbn\r{}\n{}\r\n\r{}", isbn(1), isbn(2), isbn(3));
+        let (_, items) = read(mixed.as_bytes(), &InputOptions::default());
+        assert_eq!(
+            summary(&items),
+            [
+                format!("2:{}", isbn(1)),
+                format!("3:{}", isbn(2)),
+                format!("5:{}", isbn(3))
+            ]
+        );
+    }
+
+    /// A title typed with an opening quote only: that row is rejected, every other one loads,
+    /// and a Goodreads review spanning lines still does.
+    #[test]
+    fn an_unterminated_quote_costs_only_its_row() {
+        let mut csv = String::from("Title,ISBN13,My Review\n\"unterminated,=\"9780306406157\",\n");
+        csv.push_str("Dune,=\"9780441013593\",\"Long.\n\nGood.\"\n");
+        for i in 0..1_000 {
+            csv.push_str(&format!("\"Book, {i}\",=\"{}\",\n", isbn(i)));
+        }
+        let (r, items) = read(csv.as_bytes(), &InputOptions::default());
+        r.expect("reads");
+        let s = summary(&items);
+        assert_eq!(
+            s[0],
+            "2:unterminated-quote:\"unterminated,=\"9780306406157\","
+        );
+        assert_eq!(s[1], "3:9780441013593");
+        assert_eq!(s.len(), 1_002, "{:?}", &s[..5]);
+        assert_eq!(s[1_001], format!("1005:{}", isbn(999)));
+        // Unterminated at the very end: the row is rejected, the rest kept.
+        let (_, items) = read(
+            b"t,isbn\nA,0306406152\n\"B,0441013597\n",
+            &InputOptions::default(),
+        );
+        assert_eq!(
+            summary(&items),
+            ["2:9780306406157", "3:unterminated-quote:\"B,0441013597"]
         );
     }
 

@@ -2,15 +2,17 @@
 Line-oriented text: a plain list (one ISBN, or one cell of several, per line) and free text
 scanned for ISBNs (`--format scan`).
 
-Lines are read with a bound ([`MAX_LINE`]), so one enormous line cannot take the memory.
+Lines end at LF, CRLF or a CR alone and are read with a bound ([`MAX_LINE`]), so one enormous
+line cannot take the memory.
 */
 
-use std::io::{self, BufRead};
+use std::io::BufRead;
 
 use super::cell::isbns_in_cell;
 use super::columns::is_isbn_column_name;
+use super::lines::{Line, Lines};
 use super::scan::isbns_in_text;
-use super::{Error, Item, MAX_LINE, fill, raw_text};
+use super::{Error, Item, MAX_LINE, raw_text};
 use crate::isbn::{Isbn13, RejectReason};
 use crate::store::Reject;
 
@@ -18,57 +20,23 @@ use crate::store::Reject;
 /// up to this size.
 const MAX_SCAN_LINE: usize = 1024 * 1024;
 
-/// Reads one line into `buf` (without its terminator), keeping at most `max` bytes.
-/// Returns the bytes consumed (0 at the end) and whether the line was cut.
-fn read_line_bounded<R: BufRead>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<(usize, bool)> {
-    let (mut total, mut cut) = (0usize, false);
-    loop {
-        let available = fill(r)?;
-        if available.is_empty() {
-            break;
-        }
-        let (used, found) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (available.len(), false),
-        };
-        let take = used.min(max.saturating_sub(buf.len()));
-        buf.extend_from_slice(&available[..take]);
-        cut |= take < used && !(found && take + 1 == used);
-        r.consume(used);
-        total += used;
-        if found {
-            break;
-        }
-    }
-    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-        buf.pop();
-    }
-    Ok((total, cut))
-}
-
 /// What is done with each line's text: `(line number, text, emit)`.
 type EachLine<'a> = dyn FnMut(u64, &str, &mut dyn FnMut(Item)) + 'a;
 
 /// Calls `each(line number, text)` for every line; over-long and non-UTF-8 lines are rejected.
 fn lines<R: BufRead>(
-    mut reader: R,
+    reader: R,
     max: usize,
     emit: &mut dyn FnMut(Item),
     each: &mut EachLine<'_>,
 ) -> Result<(), Error> {
     let mut buf = Vec::with_capacity(256);
-    let mut line = 0u64;
+    let mut lines = Lines::new(reader);
     loop {
         buf.clear();
-        let (n, cut) = read_line_bounded(&mut reader, &mut buf, max)?;
-        if n == 0 {
+        let Some(Line { number: line, cut }) = lines.next_line(&mut buf, max)? else {
             return Ok(());
-        }
-        line += 1;
+        };
         let reason = match std::str::from_utf8(&buf) {
             _ if cut => RejectReason::LineTooLong,
             Ok(text) => {
