@@ -455,3 +455,131 @@ async fn after_a_command_the_database_file_alone_holds_everything() {
     assert_eq!(jobs, 500);
     assert_eq!(wal_len(&s), 0, "nothing is left in the -wal file");
 }
+
+// ---- Spreadsheets under a budget ---------------------------------------------------------
+
+/// Every part of `zip`, with `edit` applied to each part's bytes by name, as a new zip.
+fn rezip(
+    zip: &[u8],
+    edit: impl Fn(&str, Vec<u8>) -> Vec<u8>,
+    extra: &[(&str, Vec<u8>)],
+) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut from = zip::ZipArchive::new(std::io::Cursor::new(zip)).expect("a zip");
+    let mut to = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..from.len() {
+        let mut part = from.by_index(i).expect("part");
+        let name = part.name().expect("name").into_owned();
+        let mut bytes = Vec::new();
+        part.read_to_end(&mut bytes).expect("read");
+        // OpenDocument's `mimetype` comes first and stored, or the file is not recognised.
+        let options = if name == "mimetype" {
+            deflated.compression_method(zip::CompressionMethod::Stored)
+        } else {
+            deflated
+        };
+        to.start_file(name.as_str(), options).expect("start");
+        to.write_all(&edit(&name, bytes)).expect("write");
+    }
+    for (name, bytes) in extra {
+        to.start_file(*name, deflated).expect("start");
+        to.write_all(bytes).expect("write");
+    }
+    to.finish().expect("finish").into_inner()
+}
+
+/// A hostile workbook is that file's error naming the limit, never an abort, and the files
+/// after it on the command line load.
+#[test]
+fn hostile_spreadsheets_are_refused_and_the_next_file_loads() {
+    let s = Scratch::new();
+    let fixture =
+        |name: &str| std::fs::read(format!("tests/fixtures/formats/{name}")).expect("fixture");
+    let good = s.file("good.txt", b"9780306406157\n");
+    let db = s.db_str();
+    let load = |file: &str| {
+        let out = binary()
+            .args(["--db", &db, "load", file, &good])
+            .output()
+            .expect("load runs");
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.code().is_some(), "killed: {stderr}");
+        (out.status.code(), format!("{stdout}{stderr}"))
+    };
+
+    // One cell at XFD1048576 beside A1: streamed, so it loads (the far cell is a blank row).
+    let far = rezip(
+        &fixture("books.xlsx"),
+        |name, bytes| {
+            if name != "xl/worksheets/sheet1.xml" {
+                return bytes;
+            }
+            String::from_utf8(bytes)
+                .expect("xml")
+                .replace(
+                    "</sheetData>",
+                    r#"<row r="1048576"><c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c></row></sheetData>"#,
+                )
+                .replace("<dimension ref=\"A1:D13\"/>", "<dimension ref=\"A1:XFD1048576\"/>")
+                .into_bytes()
+        },
+        &[],
+    );
+    let far = s.file("far.xlsx", &far);
+    let (code, out) = load(&far);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("far.xlsx: 14 lines read: 12 new"), "{out}");
+
+    // A one-field change to a valid .xls: its DIMENSIONS record claims 4 billion rows.
+    let mut xls = fixture("books.xls");
+    let at = xls
+        .windows(4)
+        .position(|w| w == [0x00, 0x02, 0x0e, 0x00])
+        .expect("a DIMENSIONS record");
+    xls[at + 8..at + 12].copy_from_slice(&[0xff; 4]);
+    let xls = s.file("dims.xls", &xls);
+    let (code, out) = load(&xls);
+    assert_eq!(code, Some(ExitCode::NoInput.code().into()), "{out}");
+    assert!(out.contains("(limit 2000000)"), "{out}");
+    assert!(
+        out.contains("spreadsheet over its limits: sheet 2's declared size"),
+        "{out}"
+    );
+    assert!(out.contains("good.txt: 1 lines read"), "{out}");
+
+    // A zip bomb: a part of zeros that inflates a thousandfold.
+    let bomb = rezip(
+        &fixture("books.xlsx"),
+        |_, b| b,
+        &[("xl/media/zeros.bin", vec![0u8; 4 << 20])],
+    );
+    let bomb = s.file("bomb.xlsx", &bomb);
+    let (code, out) = load(&bomb);
+    assert_eq!(code, Some(ExitCode::NoInput.code().into()), "{out}");
+    assert!(out.contains("-fold (limit 100)"), "{out}");
+
+    // An .ods whose one valued row is repeated a million times, 100 cells wide.
+    let ods = rezip(
+        &fixture("books.ods"),
+        |name, bytes| {
+            if name != "content.xml" {
+                return bytes;
+            }
+            String::from_utf8(bytes)
+                .expect("xml")
+                .replacen(
+                    "<table:table-row",
+                    r#"<table:table-row table:number-rows-repeated="1000000"><table:table-cell table:number-columns-repeated="100" office:value-type="float" office:value="1"/></table:table-row><table:table-row"#,
+                    1,
+                )
+                .into_bytes()
+        },
+        &[],
+    );
+    let ods = s.file("repeat.ods", &ods);
+    let (code, out) = load(&ods);
+    assert_eq!(code, Some(ExitCode::NoInput.code().into()), "{out}");
+    assert!(out.contains("over its limits: table 1 spans 1000"), "{out}");
+}

@@ -15,6 +15,7 @@ Readers are push-style (`emit` is called per item) and stream: memory stays flat
 the file is (spreadsheets, which are containers, are read whole).
 */
 
+mod budget;
 mod cell;
 mod columns;
 mod delimited;
@@ -112,6 +113,9 @@ pub enum Error {
     Csv(String),
     #[error("not a spreadsheet that can be read: {0}")]
     Spreadsheet(String),
+    /// Past a documented limit of `budget.rs`.
+    #[error("spreadsheet over its limits: {0}")]
+    OverBudget(String),
     #[error("no sheet named {wanted:?}; the workbook has: {}", .sheets.join(", "))]
     SheetNotFound { wanted: String, sheets: Vec<String> },
     #[error("MARCXML: {0}")]
@@ -179,7 +183,12 @@ impl Detected {
                 sheet,
                 header,
             } => format!(
-                "{kind} spreadsheet, sheet {sheet:?} (read whole), {}",
+                "{kind} spreadsheet, sheet {sheet:?}{}, {}",
+                if matches!(*kind, "xls" | "ods") {
+                    " (read whole)"
+                } else {
+                    ""
+                },
                 if *header {
                     "with a header"
                 } else {
