@@ -280,6 +280,30 @@ async fn marc_records_keep_their_control_number() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_marcxml_file_cut_short_keeps_its_whole_records_and_says_so() {
+    let s = Scratch::new();
+    let whole = std::fs::read_to_string(fixture("books.marcxml")).expect("fixture");
+    // Cut inside the third record.
+    let third = whole
+        .match_indices("<record>")
+        .nth(2)
+        .expect("a third record")
+        .0;
+    let cut = s.file("cut.xml", &whole.as_bytes()[..third + 40]);
+    let out = binary()
+        .args(["--db", &s.db_str(), "load", &cut])
+        .output()
+        .expect("run");
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "partial-load code: {o}{e}");
+    assert!(
+        format!("{o}{e}").contains("after 2 whole records"),
+        "{o}{e}"
+    );
+    assert_eq!(s.scalar("SELECT count(*) FROM jobs").await, 2, "{o}{e}");
+}
+
 #[test]
 fn sheets_are_chosen_by_name_and_a_missing_one_is_named() {
     let s = Scratch::new();

@@ -35,10 +35,11 @@ pub(super) async fn load_files(
     Ok(load_exit_code(&reports))
 }
 
-/// Loading succeeds unless a source could not be read at all, or nothing held a valid ISBN.
+/// Loading succeeds unless a source could not be read (at all, or only up to damage part-way:
+/// what came before it is loaded), or nothing held a valid ISBN.
 pub(super) fn load_exit_code(reports: &[SourceReport]) -> ExitCode {
     let valid: u64 = reports.iter().map(|r| r.valid).sum();
-    let unreadable = reports.iter().any(|r| r.problem.is_some() && r.valid == 0);
+    let unreadable = reports.iter().any(|r| r.problem.is_some());
     if valid == 0 || unreadable {
         ExitCode::NoInput
     } else {
@@ -66,6 +67,11 @@ mod tests {
             load_exit_code(std::slice::from_ref(&empty)),
             ExitCode::NoInput
         );
-        assert_eq!(load_exit_code(&[ok, empty]), ExitCode::NoInput);
+        assert_eq!(load_exit_code(&[ok.clone(), empty]), ExitCode::NoInput);
+        let cut_short = SourceReport {
+            problem: Some("MARCXML: the file ends inside an element".into()),
+            ..ok
+        };
+        assert_eq!(load_exit_code(&[cut_short]), ExitCode::NoInput);
     }
 }

@@ -108,10 +108,80 @@ pub fn read_iso2709<R: BufRead>(mut reader: R, emit: &mut dyn FnMut(Item)) -> Re
             })),
         }
         if buf.last() != Some(&RECORD_END) && n > MAX_RECORD {
-            // An over-long "record": skip to the next terminator.
-            reader.read_until(RECORD_END, &mut Vec::new())?;
+            // An over-long "record" (or junk): skip to the next terminator without holding it.
+            skip_past(&mut reader, RECORD_END)?;
         }
     }
+}
+
+/// Consumes `reader` through the next `end` byte (or to its end), holding nothing.
+fn skip_past<R: BufRead>(reader: &mut R, end: u8) -> std::io::Result<()> {
+    loop {
+        let available = super::fill(reader)?;
+        if available.is_empty() {
+            return Ok(());
+        }
+        match memchr::memchr(end, available) {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = available.len();
+                reader.consume(n);
+            }
+        }
+    }
+}
+
+/// The most bytes of one XML tag or text run (between `<` and `>`): quick-xml holds a whole
+/// event, and a 200 MB text node must not be 200 MB of memory.
+const MAX_XML_RUN: usize = 1024 * 1024;
+/// The most text kept of one field (an ISBN with its qualifier is short).
+const MAX_FIELD: usize = 4096;
+
+/// A reader that fails once a run of bytes without `<` or `>` passes [`MAX_XML_RUN`].
+struct BoundedRuns<R> {
+    inner: R,
+    run: usize,
+}
+
+impl<R: BufRead> std::io::Read for BoundedRuns<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for BoundedRuns<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.run > MAX_XML_RUN {
+            return Err(std::io::Error::other(format!(
+                "a tag or text longer than {} MiB",
+                MAX_XML_RUN >> 20
+            )));
+        }
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, n: usize) {
+        if let Ok(available) = self.inner.fill_buf() {
+            let taken = &available[..n.min(available.len())];
+            self.run = match memchr::memrchr2(b'<', b'>', taken) {
+                Some(i) => taken.len() - i - 1,
+                None => self.run + taken.len(),
+            };
+        }
+        self.inner.consume(n);
+    }
+}
+
+/// "1 whole record", "2 whole records": what was read before a break.
+fn whole(n: u64) -> String {
+    format!("{n} whole record{}", if n == 1 { "" } else { "s" })
 }
 
 fn digits(b: &[u8]) -> Option<usize> {
@@ -153,7 +223,12 @@ fn parse_iso2709(record: &[u8]) -> Option<Record> {
 /// Reads MARCXML (`<record>`s with `<controlfield tag="001">` and `<datafield tag="020">`,
 /// with or without a namespace prefix).
 pub fn read_xml<R: BufRead>(reader: R, emit: &mut dyn FnMut(Item)) -> Result<(), Error> {
-    let mut xml = quick_xml::Reader::from_reader(reader);
+    let mut xml = quick_xml::Reader::from_reader(BoundedRuns {
+        inner: reader,
+        run: 0,
+    });
+    // Elements open: a document that ends with some still open was cut short.
+    let mut depth = 0usize;
     let mut buf = Vec::new();
     let mut found = Vec::new();
     let (mut number, mut record) = (0u64, Record::default());
@@ -161,11 +236,13 @@ pub fn read_xml<R: BufRead>(reader: R, emit: &mut dyn FnMut(Item)) -> Result<(),
     let (mut in_020, mut target): (bool, Option<String>) = (false, None);
     let mut in_control = false;
     loop {
-        let event = xml
-            .read_event_into(&mut buf)
-            .map_err(|e| Error::Xml(format!("{e} (at byte {})", xml.error_position())))?;
+        let event = xml.read_event_into(&mut buf).map_err(|e| {
+            let at = xml.error_position();
+            Error::Xml(format!("{e} (at byte {at}, after {})", whole(number)))
+        })?;
         match event {
             Event::Start(e) => {
+                depth += 1;
                 // `tag` and `code` values are plain ASCII: no entities to resolve.
                 let attr = |name: &str| {
                     e.try_get_attribute(name)
@@ -187,17 +264,17 @@ pub fn read_xml<R: BufRead>(reader: R, emit: &mut dyn FnMut(Item)) -> Result<(),
                 }
             }
             Event::Text(t) => {
-                if let Some(s) = target.as_mut() {
+                if let Some(s) = target.as_mut().filter(|s| s.len() < MAX_FIELD) {
                     s.push_str(&t.xml10_content());
                 }
             }
             Event::CData(t) => {
-                if let Some(s) = target.as_mut() {
+                if let Some(s) = target.as_mut().filter(|s| s.len() < MAX_FIELD) {
                     s.push_str(&t.xml10_content());
                 }
             }
             Event::GeneralRef(r) => {
-                if let Some(s) = target.as_mut() {
+                if let Some(s) = target.as_mut().filter(|s| s.len() < MAX_FIELD) {
                     let c = match &*r {
                         "amp" => Some('&'),
                         "lt" => Some('<'),
@@ -209,25 +286,34 @@ pub fn read_xml<R: BufRead>(reader: R, emit: &mut dyn FnMut(Item)) -> Result<(),
                     s.extend(c);
                 }
             }
-            Event::End(e) => match e.local_name().as_ref() {
-                "controlfield" => {
-                    if in_control {
-                        record.control = target.take().map(|s| s.trim().to_string());
+            Event::End(e) => {
+                depth = depth.saturating_sub(1);
+                match e.local_name().as_ref() {
+                    "controlfield" => {
+                        if in_control {
+                            record.control = target.take().map(|s| s.trim().to_string());
+                        }
+                        in_control = false;
                     }
-                    in_control = false;
-                }
-                "subfield" => {
-                    if let Some(value) = target.take().filter(|_| in_020) {
-                        record.isbn_fields.push(value.trim().to_string());
+                    "subfield" => {
+                        if let Some(value) = target.take().filter(|_| in_020) {
+                            record.isbn_fields.push(value.trim().to_string());
+                        }
                     }
+                    "datafield" => in_020 = false,
+                    "record" => {
+                        number += 1;
+                        std::mem::take(&mut record).emit(number, &mut found, emit);
+                    }
+                    _ => {}
                 }
-                "datafield" => in_020 = false,
-                "record" => {
-                    number += 1;
-                    std::mem::take(&mut record).emit(number, &mut found, emit);
-                }
-                _ => {}
-            },
+            }
+            Event::Eof if depth > 0 => {
+                return Err(Error::Xml(format!(
+                    "the file ends inside an element, after {} (cut short?)",
+                    whole(number)
+                )));
+            }
             Event::Eof => return Ok(()),
             _ => {}
         }
@@ -328,7 +414,14 @@ mod tests {
         let broken = &plain[..second + 12];
         let mut n = 0;
         let r = read_xml(broken.as_bytes(), &mut |_| n += 1);
-        assert!(r.is_ok() || matches!(r, Err(Error::Xml(_))));
+        assert!(
+            matches!(&r, Err(Error::Xml(m)) if m.contains("after 1 whole record)")),
+            "{r:?}"
+        );
         assert_eq!(n, 1, "the record before the break is kept");
+        // Cut between two records: still inside <collection>, still cut short.
+        let between = &plain[..second];
+        let r = read_xml(between.as_bytes(), &mut |_| ());
+        assert!(matches!(r, Err(Error::Xml(_))), "{r:?}");
     }
 }
