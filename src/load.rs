@@ -9,7 +9,9 @@ Memory holds at most a few batches, whatever the input's size.
 
 use crate::terminal::safe;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -149,6 +151,30 @@ struct Batch {
     lines: u64,
 }
 
+/// A reader that fails once `stop` is set.
+struct Stoppable<R> {
+    inner: R,
+    stop: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("stopped: the database failed"));
+        }
+        self.inner.read(buf)
+    }
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 impl Batch {
     fn len(&self) -> usize {
         self.save.jobs.len() + self.save.rejects.len()
@@ -183,8 +209,15 @@ async fn load_with<S: Store>(
 ) -> Result<SourceReport, store::Error> {
     let (tx, mut rx) = mpsc::channel::<Batch>(2);
     let opts = opts.clone();
+    // Set once the store has failed (the channel is closed): reading stops at the next read
+    // instead of draining an endless pipe.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
     let reader = tokio::task::spawn_blocking(move || -> Result<Detected, input::Error> {
-        let reader = open()?;
+        let reader = Stoppable {
+            inner: open()?,
+            stop: stopped.clone(),
+        };
         let mut batch = Batch::default();
         let mut last_line = 0u64;
         let detected = input::read_items(reader, &opts, &mut |item| {
@@ -213,9 +246,9 @@ async fn load_with<S: Store>(
                 batch.lines += 1;
                 last_line = line;
             }
-            if batch.len() >= BATCH {
-                // A closed channel means the store failed; the error is reported from there.
-                let _ = tx.blocking_send(std::mem::take(&mut batch));
+            if batch.len() >= BATCH && tx.blocking_send(std::mem::take(&mut batch)).is_err() {
+                // The store failed; its error is reported from there.
+                stopped.store(true, Ordering::Relaxed);
             }
         });
         if batch.len() > 0 {
@@ -228,6 +261,8 @@ async fn load_with<S: Store>(
         source: source.clone(),
         ..SourceReport::default()
     };
+    // However this ends (a store error returns early), the reader stops.
+    let _stop_reading = StopOnDrop(stop);
     while let Some(Batch { mut save, lines }) = rx.recv().await {
         report.lines += lines;
         report.valid += save.jobs.len() as u64;

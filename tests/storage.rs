@@ -79,6 +79,58 @@ async fn a_database_locked_past_the_busy_timeout_is_exit_7_for_load_and_crawl() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_from_an_endless_pipe_stops_reading_once_the_store_failed() {
+    use std::io::Write;
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&isbns(1)).await, ExitCode::Success);
+    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db_str()))
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+
+    let mut child = binary()
+        .arg("--db")
+        .arg(s.db())
+        .args(["--busy-timeout", "200ms", "load", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // The producer writes until the pipe closes, or gives up after CAP bytes: a load that
+    // read on after the store failed would drain all of them before exiting.
+    const CAP: u64 = 400_000_000;
+    let producer = std::thread::spawn(move || {
+        let chunk = isbns(10_000).join("\n") + "\n";
+        let mut written = 0u64;
+        while written < CAP {
+            if stdin.write_all(chunk.as_bytes()).is_err() {
+                return (written, true);
+            }
+            written += chunk.len() as u64;
+        }
+        (written, false)
+    });
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    let (written, closed) = producer.join().expect("producer");
+    let (o, e) = text(&out);
+    assert_eq!(out.status.code(), Some(STORAGE), "{o}{e}");
+    assert!(e.contains("is locked by another process"), "{e}");
+    assert!(
+        closed && written < CAP,
+        "load read {written} bytes after its store failed"
+    );
+    drop(holder);
+}
+
 #[test]
 fn a_file_that_is_not_sqlite_or_from_a_newer_version_is_exit_7() {
     let s = Scratch::new();
