@@ -151,19 +151,25 @@ pub fn check_xls(bytes: &[u8]) -> Result<(), Error> {
             }
             // DIMENSIONS: the reader reserves rows × columns from it.
             0x0200 => {
-                let (rows, cols) = if data.len() >= 14 {
-                    (
-                        u32_at(4).zip(u32_at(0)).map(|(b, a)| b.saturating_sub(a)),
-                        u16_at(10).zip(u16_at(8)).map(|(b, a)| b.saturating_sub(a)),
-                    )
-                } else {
-                    (
-                        u16_at(2).zip(u16_at(0)).map(|(b, a)| b.saturating_sub(a)),
-                        u16_at(6).zip(u16_at(4)).map(|(b, a)| b.saturating_sub(a)),
-                    )
+                let (rf, rl, cf, cl) = match len {
+                    10 => (u16_at(0), u16_at(2), u16_at(4), u16_at(6)),
+                    14 | 16 => (u32_at(0), u32_at(4), u16_at(8), u16_at(10)),
+                    _ => continue, // the reader refuses it
                 };
-                let cells = (rows.unwrap_or(0) + 1).saturating_mul(cols.unwrap_or(0) + 1);
-                check_cells(&format!("sheet {sheet}'s declared size"), cells)?;
+                let (Some(rf), Some(rl), Some(cf), Some(cl)) = (rf, rl, cf, cl) else {
+                    continue;
+                };
+                // As the reader reads it (a first column past 255, or after the last, is 0).
+                let cf = if cf > 0xff || cl < cf { 0 } else { cf };
+                if rl >= 1 && cl >= 1 {
+                    if rl - 1 < rf {
+                        return Err(broken(format!(
+                            "sheet {sheet}'s DIMENSIONS record ends before it starts"
+                        )));
+                    }
+                    let cells = (rl - rf).saturating_mul(cl - cf);
+                    check_cells(&format!("sheet {sheet}'s declared size"), cells)?;
+                }
             }
             // Cells: NUMBER, LABEL, RSTRING, BOOLERR, RK, LABELSST, FORMULA.
             0x0203 | 0x0204 | 0x00D6 | 0x0205 | 0x027E | 0x00FD | 0x0006 => {

@@ -69,6 +69,23 @@ pub fn read(
     opts: &InputOptions,
     emit: &mut dyn FnMut(Item),
 ) -> Result<Sheet, Error> {
+    // The reader is a dependency fed hostile bytes: a panic in it (the fuzz tests found one,
+    // now checked for first) is this file's error, not the end of the load.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        read_checked(bytes, opts, emit)
+    }))
+    .unwrap_or_else(|_| {
+        Err(Error::Spreadsheet(
+            "the spreadsheet reader failed on this file".into(),
+        ))
+    })
+}
+
+fn read_checked(
+    bytes: Vec<u8>,
+    opts: &InputOptions,
+    emit: &mut dyn FnMut(Item),
+) -> Result<Sheet, Error> {
     let checked = if bytes.starts_with(OLE) {
         budget::check_xls(&bytes)
     } else {
