@@ -356,7 +356,7 @@ pub struct Rate(pub Option<f64>);
 
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
     let s = s.trim();
-    if s.eq_ignore_ascii_case("unlimited") || s == "0" {
+    if s.eq_ignore_ascii_case("unlimited") {
         return Ok(Rate(None));
     }
     let (n, unit) = s.split_once('/').unwrap_or((s, "s"));
@@ -370,6 +370,12 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
         "h" | "hour" => 3600.0,
         other => return Err(format!("{s:?}: unknown unit {other:?} (use s, min or h)")),
     };
+    if n == 0.0 {
+        // Zero could mean "none" or "no limit"; neither is guessed.
+        return Err(format!(
+            "{s:?}: a rate of 0 asks nothing; write a positive rate, or unlimited for no limit"
+        ));
+    }
     if !(n.is_finite() && n > 0.0) {
         return Err(format!("{s:?}: the rate must be positive"));
     }
@@ -418,6 +424,10 @@ mod tests {
         assert_eq!(parse_rate("5"), Ok(Rate(Some(5.0))));
         assert_eq!(parse_rate("unlimited"), Ok(Rate(None)));
         assert!(parse_rate("-1/s").is_err());
+        for zero in ["0", "0/s", "0.0/min"] {
+            let e = parse_rate(zero).expect_err("zero is refused");
+            assert!(e.contains("unlimited for no limit"), "{e}");
+        }
         assert!(parse_rate("1/fortnight").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));

@@ -13,7 +13,7 @@ pub enum ExitCode {
     Error = 1,
     /// Bad usage or configuration: an unknown option, a bad value, no API key.
     Usage = 2,
-    /// An input could not be read at all, or none of it held a valid ISBN.
+    /// An input could not be read (at all, or only part-way), or none of it held a valid ISBN.
     NoInput = 3,
     /// The crawl finished, but some jobs ended `failed` (see `last_error`).
     JobsFailed = 4,

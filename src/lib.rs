@@ -14,6 +14,7 @@ for the map.
 pub mod cli;
 mod commands;
 pub mod crawl;
+pub mod dotenv;
 pub mod exit;
 pub mod export;
 pub mod fake_api;

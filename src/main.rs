@@ -6,7 +6,10 @@ fn main() -> std::process::ExitCode {
     // SAFETY: no other thread exists yet, so none can be calling SQLite.
     unsafe { isbn_crawler::store::sqlite::without_memory_statistics() };
     // .env may hold GOOGLE_BOOKS_API_KEY (and other settings); the environment wins over it.
-    let _ = dotenvy::dotenv();
+    if let Err(e) = isbn_crawler::dotenv::load() {
+        eprintln!("isbn-crawler: {}", isbn_crawler::terminal::safe(&e));
+        return ExitCode::Usage.into();
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -491,6 +491,54 @@ async fn no_key_is_a_clear_usage_error_before_any_request() {
     assert_eq!(api.total_requests(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_env_file_is_an_error_naming_its_line_and_not_its_text() {
+    let (s, _) = loaded(3).await;
+    let api = start_fake(FakeConfig::default()).await;
+    let dir = s.db().parent().expect("dir").to_path_buf();
+    std::fs::write(
+        dir.join(".env"),
+        format!(
+            "GOOGLE_BOOKS_API_KEY={KEY}\n# contact\nISBN_CRAWLER_CONTACT=\"me@example.org {KEY}\n"
+        ),
+    )
+    .expect("write .env");
+    let crawl = [
+        "--db",
+        &s.db_str(),
+        "crawl",
+        "--providers",
+        "google",
+        "--api-url",
+        &api.url(),
+    ];
+    let out = binary_async()
+        .current_dir(&dir)
+        .args(crawl)
+        .output()
+        .await
+        .expect("run");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains(".env: line 3 cannot be read"), "{stderr}");
+    assert!(
+        !stderr.contains(KEY),
+        "the line's text is not shown: {stderr}"
+    );
+    assert_eq!(api.total_requests(), 0);
+
+    // Mended, the same file gives the key.
+    std::fs::write(dir.join(".env"), format!("GOOGLE_BOOKS_API_KEY={KEY}\n")).expect("write");
+    let out = binary_async()
+        .current_dir(&dir)
+        .args(crawl)
+        .arg("--quiet")
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
+}
+
 /// The key must never appear: not in output, logs, errors, or the database's bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_key_never_leaks_on_any_path() {
