@@ -2,6 +2,11 @@
 Progress output: a bar on a terminal, a plain line every few seconds elsewhere, nothing with
 `--quiet`. The bar is an `Option`, so quiet and non-terminal runs need no special cases in the
 crawl: it reports its counters here and this module decides what to show.
+
+The unit of the bar is the lookup (one book asked of one provider): its length is the lookups
+open when the crawl starts, grown by each one `--fill missing` chains to the next provider, and
+its position the lookups that reached a final state. Jobs would be the same unit only with one
+provider.
 */
 
 use std::io::IsTerminal;
@@ -18,19 +23,18 @@ const PLAIN_EVERY: Duration = Duration::from_secs(5);
 pub struct Reporter {
     bar: Option<ProgressBar>,
     plain: bool,
-    total: u64,
+    total: std::sync::atomic::AtomicU64,
     budget: Mutex<(u64, Option<u64>)>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Reporter {
-    /// `total`: jobs open when the crawl starts.
-    pub fn new(quiet: bool, total: u64) -> Reporter {
+    pub fn new(quiet: bool) -> Reporter {
         let terminal = std::io::stderr().is_terminal();
         let bar = (!quiet && terminal).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
+                ProgressStyle::with_template("{bar:30} {pos}/{len} lookups {msg} ETA {eta}")
                     .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar
@@ -38,7 +42,7 @@ impl Reporter {
         Reporter {
             bar,
             plain: !quiet && !terminal,
-            total,
+            total: Default::default(),
             budget: Mutex::new((0, None)),
             task: Mutex::new(None),
         }
@@ -46,7 +50,13 @@ impl Reporter {
 
     /// A reporter that shows nothing.
     pub fn quiet() -> Reporter {
-        Reporter::new(true, 0)
+        Reporter::new(true)
+    }
+
+    /// The lookups open as the crawl starts (of the providers it asks).
+    pub fn set_total(&self, lookups: u64) {
+        self.total
+            .store(lookups, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn attach_budget(&self, used_before: u64, limit: Option<u64>) {
@@ -60,7 +70,7 @@ impl Reporter {
         }
         let bar = self.bar.clone();
         let plain = self.plain;
-        let total = self.total;
+        let total = self.total.load(std::sync::atomic::Ordering::Relaxed);
         let budget = *self.budget.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
         let task = tokio::spawn(async move {
@@ -72,16 +82,14 @@ impl Reporter {
             loop {
                 tokio::time::sleep(every).await;
                 let line = status_line(&counters, budget, started.elapsed());
-                let c = counters.snapshot();
+                let (position, total) = position(&counters, total);
                 match &bar {
                     Some(bar) => {
-                        bar.set_position(c.done + c.not_found + c.failed);
+                        bar.set_length(total);
+                        bar.set_position(position);
                         bar.set_message(line);
                     }
-                    None => eprintln!(
-                        "progress: {}/{total} {line}",
-                        c.done + c.not_found + c.failed
-                    ),
+                    None => eprintln!("progress: {position}/{total} lookups {line}"),
                 }
             }
         });
@@ -113,6 +121,15 @@ impl Drop for Reporter {
     }
 }
 
+/// Lookups ended, and lookups in all: those open at the start and those chained since (never
+/// fewer than have ended: another machine's leases expire into this crawl's hands).
+fn position(counters: &Counters, open_at_start: u64) -> (u64, u64) {
+    let c = counters.snapshot();
+    let ended = c.done + c.not_found + c.failed;
+    let chained = counters.chained.load(std::sync::atomic::Ordering::Relaxed);
+    (ended, (open_at_start + chained).max(ended))
+}
+
 fn status_line(counters: &Counters, budget: (u64, Option<u64>), elapsed: Duration) -> String {
     let c = counters.snapshot();
     let rate = c.requests as f64 / elapsed.as_secs_f64().max(0.001);
@@ -142,5 +159,28 @@ pub fn human_duration(d: Duration) -> String {
         format!("{s}s")
     } else {
         format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn position_and_total_count_the_same_lookups() {
+        let c = Counters::default();
+        // 10 open at the start (5 books asked of 2 providers), 6 ended, 1 chained on.
+        c.done.store(4, Ordering::Relaxed);
+        c.not_found.store(2, Ordering::Relaxed);
+        c.chained.store(1, Ordering::Relaxed);
+        c.retried.store(9, Ordering::Relaxed);
+        assert_eq!(position(&c, 10), (6, 11));
+        c.done.store(20, Ordering::Relaxed);
+        assert_eq!(
+            position(&c, 10),
+            (22, 22),
+            "the position never passes the total"
+        );
     }
 }

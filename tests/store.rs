@@ -386,6 +386,28 @@ conformance! {
         assert_eq!(store.status(0, "d").await.expect("s").lookups["openlibrary"]["done"], 1);
     }
 
+    jobs_loaded_after_a_crawl_are_pending_for_each_provider_that_asked_every_job(store, _l) {
+        loaded(&store, 3, &[G, OL]).await;
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let g = store.claim(run, G, 3, 10, 1000).await.expect("claim");
+        let mut done: Vec<Completion> =
+            g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
+        store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete");
+        // Two more jobs, no crawl since: no lookup exists for them yet.
+        store.save_load_batch("t", &batch(3..5)).await.expect("load");
+        let s = store.status(0, "d").await.expect("status");
+        assert_eq!(s.lookups["google"]["pending"], 2, "{:?}", s.lookups);
+        assert_eq!(s.lookups["google"]["done"], 3);
+        assert_eq!(s.lookups["openlibrary"]["pending"], 5, "{:?}", s.lookups);
+        // Google's ETA counts them: 2 open, at the 1 book a request measured.
+        let eta = s.eta.clone().expect("an ETA");
+        assert_eq!((eta.google_open, eta.books_per_request), (2, 1.0));
+        // The next crawl makes them; the counts stay what they were.
+        store.ensure_lookups(&[G, OL], false, 0).await.expect("lookups");
+        let again = store.status(0, "d").await.expect("status");
+        assert_eq!(again.lookups, s.lookups);
+    }
+
     fill_missing_chains_the_next_provider(store, _l) {
         loaded(&store, 2, &[G]).await;
         store.ensure_lookups(&[G, OL], true, 0).await.expect("lookups");

@@ -140,7 +140,7 @@ pub(super) async fn crawl_with<S: Store>(
     let signals = env
         .handle_signals
         .then(|| spawn_signal_handler(control.clone()));
-    let reporter = Reporter::new(quiet, store.open_jobs().await?);
+    let reporter = Reporter::new(quiet);
     // `--report FILE`: rewritten every 30 s while the crawl runs, and once more at its end.
     let live = report.as_ref().map(|file| {
         let (store, file) = (store.clone(), file.clone());

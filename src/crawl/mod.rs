@@ -22,8 +22,9 @@ Why this shape:
   and no lookup leased by another run (it could come back if that run dies).
 
 Several crawlers on one database (SQLite on one machine, PostgreSQL on many): the heartbeat
-also takes back the leases of runs that are gone (`is_alive`: same `host_id` and process gone)
-or ran out, and wakes the lanes; Google's budget is reserved from the store a block at a time
+also takes back the leases of runs that are gone (`is_alive`: same `host_id` and process gone;
+one whose process exists but cannot be read is alive until its lease expires) or ran out, and
+wakes the lanes; Google's budget is reserved from the store a block at a time
 ([`quota::Budget`]), so `--daily-budget` and a quota stop hold for all crawlers of one key.
 
 Providers: one *lane* per provider (its own dispatcher, workers, writer, rate limiter and, for
@@ -143,6 +144,8 @@ pub struct Counters {
     pub given_back: AtomicU64,
     /// Google's ISBNs per request now (0 until it asked), for the progress line.
     pub batch: AtomicU64,
+    /// Misses that `--fill missing` handed to the next provider (a lookup each).
+    pub chained: AtomicU64,
 }
 
 /// A copy of [`Counters`] at one moment.
@@ -169,6 +172,13 @@ impl Counters {
                 JobResult::GiveBack => &self.given_back,
             };
             counter.fetch_add(1, Ordering::Relaxed);
+            let missed = matches!(
+                c.result,
+                JobResult::NotFound { .. } | JobResult::Failed { .. }
+            );
+            if missed && c.then.is_some() {
+                self.chained.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -336,6 +346,14 @@ pub async fn crawl<S: Store>(
     let probe = store.last_stop_reason().await?.as_deref() == Some("quota")
         || quota_today.exhausted_at.is_some();
     progress.attach_budget(used, budget);
+    let open = store.status(now_ms(), &today).await?;
+    progress.set_total(
+        order
+            .iter()
+            .filter_map(|p| open.lookups.get(p.as_str()))
+            .map(|per| per.get("pending").unwrap_or(&0) + per.get("in_progress").unwrap_or(&0))
+            .sum(),
+    );
     let total = Arc::new(Counters::default());
     progress.attach(total.clone());
     let wake = Arc::new(Notify::new());
@@ -1191,7 +1209,8 @@ fn pid_start(pid: u32) -> Option<String> {
 }
 
 /// Whether the run `other` may still be working. Only a run on this host whose process is
-/// gone (or is another process now) is known dead; elsewhere its lease expiry decides.
+/// gone (or is another process now) is known dead; elsewhere, or where its process cannot be
+/// read, its lease expiry decides.
 fn is_alive(other: &RunInfo, me: &RunInfo) -> bool {
     let same_host = match (&other.host_id, &me.host_id) {
         (Some(a), Some(b)) => a == b,
@@ -1201,9 +1220,41 @@ fn is_alive(other: &RunInfo, me: &RunInfo) -> bool {
     if !same_host || !std::path::Path::new("/proc/self/stat").exists() {
         return true;
     }
-    match pid_start(other.pid) {
-        None => false,
-        Some(start) => other.pid_start.as_ref().is_none_or(|s| *s == start),
+    still_its_process(look_at(other.pid), other.pid_start.as_deref())
+}
+
+/// What this host can tell of a process.
+#[derive(Debug)]
+enum Seen {
+    Gone,
+    /// It exists, with its start time when `/proc/PID/stat` can be read (`hidepid=2` hides
+    /// other users' processes there, though `kill` still finds them).
+    Running(Option<String>),
+}
+
+fn look_at(pid: u32) -> Seen {
+    let Ok(signed) = libc::pid_t::try_from(pid) else {
+        return Seen::Gone; // no process has such a pid
+    };
+    if signed == 0 {
+        return Seen::Gone; // nor this one (0 would ask about our own process group)
+    }
+    // SAFETY: signal 0 is never delivered; kill only checks that the process exists (EPERM:
+    // it does, under another user).
+    let sent = unsafe { libc::kill(signed, 0) };
+    if sent != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return Seen::Gone;
+    }
+    Seen::Running(pid_start(pid))
+}
+
+/// Whether what is seen is still the run's process: gone is dead, an unreadable start time is
+/// taken as alive (its lease will say otherwise), another start time is a reused pid.
+fn still_its_process(seen: Seen, recorded_start: Option<&str>) -> bool {
+    match seen {
+        Seen::Gone => false,
+        Seen::Running(None) => true,
+        Seen::Running(Some(start)) => recorded_start.is_none_or(|s| s == start),
     }
 }
 
@@ -1299,5 +1350,29 @@ mod tests {
         // A run of an older version recorded only its host name.
         assert!(!is_alive(&run(&me.host, None, gone), &me));
         assert!(is_alive(&run("elsewhere", None, gone), &me));
+        // A reused pid: the process there started at another time.
+        let reused = RunInfo {
+            pid_start: Some("1".into()),
+            ..run(&me.host, here, me.pid)
+        };
+        assert!(!is_alive(&reused, &me));
+    }
+
+    #[test]
+    fn a_process_whose_start_cannot_be_read_is_alive_until_its_lease_expires() {
+        // hidepid=2: kill finds the process, /proc/PID/stat does not.
+        assert!(still_its_process(Seen::Running(None), Some("123")));
+        assert!(still_its_process(
+            Seen::Running(Some("123".into())),
+            Some("123")
+        ));
+        assert!(!still_its_process(
+            Seen::Running(Some("124".into())),
+            Some("123")
+        ));
+        assert!(!still_its_process(Seen::Gone, Some("123")));
+        // pid 1 exists on every Linux, whoever owns it (EPERM counts as existing).
+        assert!(matches!(look_at(1), Seen::Running(_)));
+        assert!(matches!(look_at(u32::MAX - 1), Seen::Gone));
     }
 }

@@ -937,6 +937,10 @@ async fn status_on(
             status.lookups.insert(p.as_str(), per);
         }
     }
+    let unasked: Vec<(String, i64)> = sqlx::query_as(sql::UNASKED_SQL)
+        .fetch_all(&mut *conn)
+        .await?;
+    sql::add_unasked(&mut status, &unasked);
     let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT sum(google_done)::bigint, sum(google_requests)::bigint FROM (
              SELECT google_done, google_requests FROM runs WHERE google_requests > 0

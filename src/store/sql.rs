@@ -765,6 +765,31 @@ pub(super) fn reject_groups(
     groups
 }
 
+/// Per provider, the jobs loaded since it last made a lookup for every job: the next crawl that
+/// asks it makes theirs, so `status` counts them as its pending lookups. Only jobs past the
+/// provider's mark are read (a range of the primary key), not the whole table.
+pub(super) const UNASKED_SQL: &str = "SELECT m.provider, (SELECT count(*) FROM jobs j
+         WHERE j.id > m.job_id AND NOT EXISTS (
+             SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = m.provider))
+     FROM lookup_marks m";
+
+/// Adds [`UNASKED_SQL`]'s counts to each provider's pending lookups.
+pub(super) fn add_unasked(status: &mut Status, unasked: &[(String, i64)]) {
+    for (provider, n) in unasked {
+        let Some(p) = ProviderId::ALL.iter().find(|p| p.as_str() == provider) else {
+            continue;
+        };
+        if *n <= 0 {
+            continue;
+        }
+        let per = status
+            .lookups
+            .entry(p.as_str())
+            .or_insert_with(|| JobState::ALL.iter().map(|st| (st.as_str(), 0)).collect());
+        *per.entry(JobState::Pending.as_str()).or_insert(0) += *n as u64;
+    }
+}
+
 /// Quota days left for Google's part, from the books Google found and the requests it took
 /// over the latest runs, and the latest `--daily-budget`.
 pub(super) fn eta(

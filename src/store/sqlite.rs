@@ -953,6 +953,10 @@ async fn status_on(
         }
     }
     status.lookups.retain(|_, per| per.values().any(|&n| n > 0));
+    let unasked: Vec<(String, i64)> = sqlx::query_as(sql::UNASKED_SQL)
+        .fetch_all(&mut *conn)
+        .await?;
+    sql::add_unasked(&mut status, &unasked);
     status.eta = eta_on(&mut *conn, &status).await?;
     Ok(status)
 }
