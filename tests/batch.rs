@@ -214,6 +214,47 @@ async fn auto_batches_shrink_to_one_when_google_ignores_or() {
     );
 }
 
+/// The quota-saving recipe: Google is asked only what Open Library lacked, books many of which
+/// Google lacks too. A low share of found books there is no broken OR: the size stays at the top
+/// and Google's requests stay near the floor (each book unknown to Google asked alone once, the
+/// rest 40 a request).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_saving_recipe_keeps_google_near_its_floor() {
+    let (s, list) = loaded(2000).await;
+    let mut config = relevance_search(&[], false);
+    // Open Library lacks two books in five; Google lacks half of those.
+    config.openlibrary.unknown = list
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 < 2)
+        .map(|(_, isbn)| isbn.clone())
+        .collect();
+    config.unknown = list.iter().step_by(5).cloned().collect();
+    let api = start_fake(config).await;
+    let args = [
+        "--providers",
+        "openlibrary,google",
+        "--fill",
+        "missing",
+        "--batch",
+        "auto",
+        "--concurrency",
+        "2",
+    ];
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    assert_eq!(s.states().await.get("not_found"), Some(&400));
+    assert_eq!(s.states().await.get("done"), Some(&1600));
+    let misses: usize = 800;
+    let unknown = 400;
+    let floor = unknown + (misses - unknown).div_ceil(40);
+    let requests = api.google_requests() as usize;
+    assert!(
+        requests * 4 <= floor * 5,
+        "{requests} Google requests for {misses} misses, floor {floor}: {:?}",
+        api.isbns_per_request()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_says_how_many_quota_days_are_left() {
     let (s, _) = loaded(50).await;

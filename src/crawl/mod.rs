@@ -919,18 +919,17 @@ async fn process_group<S: Store>(
         match answer {
             Answer::Items(items) => {
                 ctx.limiter.on_success();
-                let found = items
+                let found: Vec<bool> = items
                     .iter()
-                    .filter(|i| matches!(i, Some(Outcome::Found(_))))
-                    .count();
+                    .map(|i| matches!(i, Some(Outcome::Found(_))))
+                    .collect();
                 // Batches of misses are mostly unknown books, and so are the retries of a
-                // failed one (they come back as new claims): neither says how complete OR
-                // answers are.
+                // failed one (they come back as new claims): neither is judged.
                 let sent_back = ctx
                     .misses
                     .answered_any_sent_back(group.iter().map(|(j, _)| j.id));
                 if !sent_back && group.iter().all(|(_, rounds)| *rounds == 0) {
-                    ctx.size.record(group.len(), found);
+                    ctx.size.record(&found);
                 }
                 if ctx.id == ProviderId::Google {
                     ctx.total
