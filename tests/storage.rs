@@ -29,14 +29,8 @@ fn run(db: &Path, args: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), all)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_database_locked_past_the_busy_timeout_is_exit_7_for_load_and_crawl() {
-    let s = Scratch::new();
-    let list = isbns(5);
-    assert_eq!(s.load_lines(&list[..3]).await, ExitCode::Success);
-    let more = s.file("more.txt", list[3..].join("\n").as_bytes());
-
-    // Another process holds a write transaction.
+/// A connection holding a write transaction on the scratch database, as another process would.
+async fn write_lock(s: &Scratch) -> sqlx::SqliteConnection {
     let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db_str()))
         .await
         .expect("connect");
@@ -48,6 +42,18 @@ async fn a_database_locked_past_the_busy_timeout_is_exit_7_for_load_and_crawl() 
         .execute(&mut holder)
         .await
         .expect("write");
+    holder
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_past_the_busy_timeout_is_exit_7_for_load_and_crawl() {
+    let s = Scratch::new();
+    let list = isbns(5);
+    assert_eq!(s.load_lines(&list[..3]).await, ExitCode::Success);
+    let more = s.file("more.txt", list[3..].join("\n").as_bytes());
+
+    // Another process holds a write transaction.
+    let mut holder = write_lock(&s).await;
 
     let (code, out) = run(&s.db(), &["load", &more]);
     assert_eq!(code, Some(STORAGE), "{out}");
@@ -84,13 +90,7 @@ async fn load_from_an_endless_pipe_stops_reading_once_the_store_failed() {
     use std::io::Write;
     let s = Scratch::new();
     assert_eq!(s.load_lines(&isbns(1)).await, ExitCode::Success);
-    let mut holder = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.db_str()))
-        .await
-        .expect("connect");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut holder)
-        .await
-        .expect("begin");
+    let holder = write_lock(&s).await;
 
     let mut child = binary()
         .arg("--db")

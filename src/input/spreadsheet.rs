@@ -122,24 +122,14 @@ fn read_checked(
     // whole, within the budget checked above.
     let (header, choice) = match &mut book {
         Sheets::Xlsx(x) => {
-            let mut cells = x
-                .worksheet_cells_reader(&name)
-                .map_err(|e| sheet_error(&e))?;
-            table_rows(
-                Streamed::new(|| cells.next_cell().map_err(|e| sheet_error(&e))),
-                opts,
-                emit,
-            )?
+            let mut cells = x.worksheet_cells_reader(&name);
+            let cells = cells.as_mut().map_err(|e| sheet_error(e))?;
+            stream(|| cells.next_cell(), &sheet_error, opts, emit)?
         }
         Sheets::Xlsb(x) => {
-            let mut cells = x
-                .worksheet_cells_reader(&name)
-                .map_err(|e| sheet_error(&e))?;
-            table_rows(
-                Streamed::new(|| cells.next_cell().map_err(|e| sheet_error(&e))),
-                opts,
-                emit,
-            )?
+            let mut cells = x.worksheet_cells_reader(&name);
+            let cells = cells.as_mut().map_err(|e| sheet_error(e))?;
+            stream(|| cells.next_cell(), &sheet_error, opts, emit)?
         }
         book => {
             let range = book.worksheet_range(&name).map_err(|e| sheet_error(&e))?;
@@ -170,6 +160,20 @@ fn blank(cells: &[String]) -> bool {
 
 /// A sheet's non-blank rows to items: the first ones sampled for the header and the ISBN
 /// columns, then every row in turn.
+/// The rows of a sheet whose cells `next` gives one at a time.
+fn stream<'a, E: std::fmt::Display>(
+    mut next: impl FnMut() -> Result<Option<calamine::Cell<calamine::DataRef<'a>>>, E>,
+    sheet_error: &dyn Fn(&dyn std::fmt::Display) -> Error,
+    opts: &InputOptions,
+    emit: &mut dyn FnMut(Item),
+) -> Result<(bool, Choice), Error> {
+    table_rows(
+        Streamed::new(|| next().map_err(|e| sheet_error(&e))),
+        opts,
+        emit,
+    )
+}
+
 fn table_rows(
     mut rows: impl Iterator<Item = Result<(u64, Vec<String>), Error>>,
     opts: &InputOptions,
