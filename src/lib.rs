@@ -12,8 +12,10 @@ for the map.
 */
 
 pub mod cli;
+pub mod clock;
 mod commands;
 pub mod crawl;
+pub mod domain;
 pub mod dotenv;
 pub mod exit;
 pub mod export;
@@ -35,10 +37,7 @@ pub use exit::ExitCode;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Now, in Unix milliseconds (the unit of every timestamp in the database).
-pub fn now_ms() -> i64 {
-    crawl::now_ms()
-}
+pub use clock::now_ms;
 
 /// `s` cut to `max` characters, with an ellipsis when it was longer (tables, reports).
 pub fn shorten(s: &str, max: usize) -> String {

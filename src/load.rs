@@ -295,7 +295,9 @@ async fn load_with<S: Store>(
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
     };
-    store.record_load(&report.record(), crate::now_ms()).await?;
+    store
+        .record_load(&report.record(), crate::clock::now_ms())
+        .await?;
     Ok(report)
 }
 

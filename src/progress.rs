@@ -15,7 +15,24 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::crawl::Counters;
+/// What the progress line shows, read from the crawl at each redraw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub requests: u64,
+    pub done: u64,
+    pub not_found: u64,
+    pub failed: u64,
+    pub retried: u64,
+    /// Misses `--fill missing` handed to the next provider (a lookup each).
+    pub chained: u64,
+    /// ISBNs per request of the lane that batches (0 when none does, or before it asked).
+    pub batch: u64,
+}
+
+/// The crawl as the progress display sees it: this module needs no more of it.
+pub trait Source: Send + Sync + 'static {
+    fn tally(&self) -> Tally;
+}
 
 /// How often a non-terminal gets a progress line.
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
@@ -63,8 +80,8 @@ impl Reporter {
         *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = (used_before, limit);
     }
 
-    /// Starts showing `counters`.
-    pub fn attach(&self, counters: Arc<Counters>) {
+    /// Starts showing what `source` counts.
+    pub fn attach(&self, source: Arc<dyn Source>) {
         if self.bar.is_none() && !self.plain {
             return;
         }
@@ -81,8 +98,9 @@ impl Reporter {
             };
             loop {
                 tokio::time::sleep(every).await;
-                let line = status_line(&counters, budget, started.elapsed());
-                let (position, total) = position(&counters, total);
+                let tally = source.tally();
+                let line = status_line(&tally, budget, started.elapsed());
+                let (position, total) = position(&tally, total);
                 match &bar {
                     Some(bar) => {
                         bar.set_length(total);
@@ -123,22 +141,19 @@ impl Drop for Reporter {
 
 /// Lookups ended, and lookups in all: those open at the start and those chained since (never
 /// fewer than have ended: another machine's leases expire into this crawl's hands).
-fn position(counters: &Counters, open_at_start: u64) -> (u64, u64) {
-    let c = counters.snapshot();
+fn position(c: &Tally, open_at_start: u64) -> (u64, u64) {
     let ended = c.done + c.not_found + c.failed;
-    let chained = counters.chained.load(std::sync::atomic::Ordering::Relaxed);
-    (ended, (open_at_start + chained).max(ended))
+    (ended, (open_at_start + c.chained).max(ended))
 }
 
-fn status_line(counters: &Counters, budget: (u64, Option<u64>), elapsed: Duration) -> String {
-    let c = counters.snapshot();
+fn status_line(c: &Tally, budget: (u64, Option<u64>), elapsed: Duration) -> String {
     let rate = c.requests as f64 / elapsed.as_secs_f64().max(0.001);
     let today = budget.0 + c.requests;
     let budget = match budget.1 {
         Some(limit) => format!("{today}/{limit} today"),
         None => format!("{today} today"),
     };
-    let batch = match counters.batch.load(std::sync::atomic::Ordering::Relaxed) {
+    let batch = match c.batch {
         0 => String::new(),
         n => format!(" · {n} ISBNs per Google request"),
     };
@@ -165,18 +180,19 @@ pub fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
 
     #[test]
     fn position_and_total_count_the_same_lookups() {
-        let c = Counters::default();
         // 10 open at the start (5 books asked of 2 providers), 6 ended, 1 chained on.
-        c.done.store(4, Ordering::Relaxed);
-        c.not_found.store(2, Ordering::Relaxed);
-        c.chained.store(1, Ordering::Relaxed);
-        c.retried.store(9, Ordering::Relaxed);
+        let mut c = Tally {
+            done: 4,
+            not_found: 2,
+            chained: 1,
+            retried: 9,
+            ..Tally::default()
+        };
         assert_eq!(position(&c, 10), (6, 11));
-        c.done.store(20, Ordering::Relaxed);
+        c.done = 20;
         assert_eq!(
             position(&c, 10),
             (22, 22),

@@ -159,6 +159,21 @@ pub struct Counts {
     pub given_back: u64,
 }
 
+impl crate::progress::Source for Counters {
+    fn tally(&self) -> crate::progress::Tally {
+        let c = self.snapshot();
+        crate::progress::Tally {
+            requests: c.requests,
+            done: c.done,
+            not_found: c.not_found,
+            failed: c.failed,
+            retried: c.retried,
+            chained: self.chained.load(Ordering::Relaxed),
+            batch: self.batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl Counters {
     fn add(&self, batch: &[Completion]) {
         for c in batch {
@@ -315,9 +330,7 @@ struct Ctx<S> {
 /// A request's worth of lookups, each with the OR batches of misses it has been through.
 type Group = Vec<(ClaimedJob, u8)>;
 
-pub fn now_ms() -> i64 {
-    quota::now().timestamp_millis()
-}
+pub use crate::clock::now_ms;
 
 /// Runs a crawl to its end: everything done, or a stop. See the module docs.
 pub async fn crawl<S: Store>(

@@ -52,9 +52,7 @@ fn start_of(date: NaiveDate) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-pub fn now() -> DateTime<Utc> {
-    Utc::now()
-}
+pub use crate::clock::now;
 
 /// A key's fingerprint: whose budget and quota stop a crawler shares. Crawlers with one key
 /// share them; with different keys (projects) each has its own. 16 hex digits of FNV-1a: stable

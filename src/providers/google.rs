@@ -23,8 +23,8 @@ use super::{
     Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_objects, matches,
     published_year, read_body, send, strip_urls,
 };
+use crate::domain::Book;
 use crate::isbn::Isbn13;
-use crate::store::Book;
 
 /// The partial response asked for: each item's id and its whole `volumeInfo` (what `books`
 /// stores, and all `raw_json` keeps), not the sale, access and search parts nor the envelope.

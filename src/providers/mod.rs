@@ -18,54 +18,9 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use crate::domain::Book;
+pub use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
-use crate::store::Book;
-
-/// A source, by the name the database and the command line use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum ProviderId {
-    #[serde(rename = "google")]
-    Google,
-    #[serde(rename = "openlibrary")]
-    OpenLibrary,
-}
-
-impl ProviderId {
-    /// Every provider, in the default order of precedence.
-    pub const ALL: [ProviderId; 2] = [ProviderId::Google, ProviderId::OpenLibrary];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderId::Google => "google",
-            ProviderId::OpenLibrary => "openlibrary",
-        }
-    }
-
-    /// The name people read (`Google Books`, `Open Library`).
-    pub fn title(self) -> &'static str {
-        match self {
-            ProviderId::Google => "Google Books",
-            ProviderId::OpenLibrary => "Open Library",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ProviderId> {
-        ProviderId::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    /// `order` followed by every other provider: the precedence of merged fields.
-    pub fn precedence(order: &[ProviderId]) -> Vec<ProviderId> {
-        let mut all = order.to_vec();
-        all.extend(ProviderId::ALL.iter().filter(|p| !order.contains(p)));
-        all
-    }
-}
-
-impl std::fmt::Display for ProviderId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What an answer means for the job that asked, and for the crawl.
 #[derive(Debug, Clone, PartialEq)]

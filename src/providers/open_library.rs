@@ -27,8 +27,8 @@ use super::{
     Answer, Outcome, Provider, ProviderId, Rejection, lenient, lenient_objects, matches,
     published_year, read_body, send,
 };
+use crate::domain::Book;
 use crate::isbn::Isbn13;
-use crate::store::Book;
 
 pub const DEFAULT_URL: &str = "https://openlibrary.org";
 /// Keys per request: more makes a URL past what the proxy accepts (issue #11406 suggests 25).

@@ -10,7 +10,7 @@ use super::{
     ProviderRecord, QuotaDay, Record, RejectGroup, RejectedLine, RequeueFilter, Reservation,
     Result, RunEnd, RunInfo, SqliteStore, Status, Store,
 };
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 
 #[derive(Clone, Debug)]
 pub enum AnyStore {

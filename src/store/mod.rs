@@ -58,8 +58,9 @@ use std::future::Future;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 
+pub use crate::domain::Book;
+use crate::domain::ProviderId;
 use crate::isbn::{Isbn13, RejectReason};
-use crate::providers::ProviderId;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -349,29 +350,6 @@ pub struct ClaimedJob {
     pub isbn: Isbn13,
     /// Attempts including the one this claim starts.
     pub attempts: u32,
-}
-
-/// The metadata of a verified book, ready to store.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Book {
-    pub isbn13: String,
-    pub isbn10: Option<String>,
-    pub volume_id: Option<String>,
-    pub title: Option<String>,
-    pub subtitle: Option<String>,
-    /// JSON arrays, as stored.
-    pub authors: Option<String>,
-    pub publisher: Option<String>,
-    pub published_date: Option<String>,
-    pub published_year: Option<i64>,
-    pub description: Option<String>,
-    pub page_count: Option<i64>,
-    pub categories: Option<String>,
-    pub language: Option<String>,
-    pub average_rating: Option<f64>,
-    pub ratings_count: Option<i64>,
-    pub thumbnail: Option<String>,
-    pub raw_json: String,
 }
 
 /// How one claimed job ended in this run.

@@ -37,7 +37,7 @@ use super::{
     ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
     RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -338,7 +338,7 @@ impl Store for PgStore {
     }
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         // Two machines loading lists that share ISBNs wait on each other's new rows; rows go
         // in key order, and a deadlock the server breaks anyway is tried again.
         in_tx!(self, tx => {

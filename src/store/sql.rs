@@ -12,8 +12,8 @@ use super::{
     Book, ClaimedJob, Completion, Eta, JobResult, JobState, RejectGroup, RejectedLine, RunInfo,
     Status,
 };
+use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
-use crate::providers::ProviderId;
 
 /// The SQL dialect a statement is generated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

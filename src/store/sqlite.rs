@@ -27,7 +27,7 @@ use super::{
     ClaimedJob, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
     RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
-use crate::providers::ProviderId;
+use crate::domain::ProviderId;
 
 /// How long a statement waits for another connection's write lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -478,7 +478,7 @@ impl Store for SqliteStore {
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
         let (jobs, rejects) = (&batch.jobs, &batch.rejects);
-        let now = crate::now_ms();
+        let now = crate::clock::now_ms();
         let mut tx = self.begin_immediate().await?;
         sqlx::query(LOAD_CACHE_SIZE)
             .execute(&mut *tx)
