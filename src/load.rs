@@ -272,7 +272,9 @@ async fn load_with<S: Store>(
         save.jobs
             .sort_unstable_by(|a, b| a.isbn.cmp(&b.isbn).then(a.line.cmp(&b.line)));
         save.jobs.dedup_by(|later, first| later.isbn == first.isbn);
-        report.queued += store.save_load_batch(&source, &save).await?;
+        report.queued += store
+            .save_load_batch(&source, &save, crate::clock::now_ms())
+            .await?;
     }
     let detected = reader.await.unwrap_or_else(|e| {
         Err(input::Error::Io(std::io::Error::other(format!(

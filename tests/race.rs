@@ -22,8 +22,8 @@ use isbn_crawler::store::*;
 struct SlowStore(SqliteStore);
 
 impl Store for SlowStore {
-    async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
-        self.0.save_load_batch(source, batch).await
+    async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now: i64) -> Result<u64> {
+        self.0.save_load_batch(source, batch, now).await
     }
     async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
         self.0.status(now_ms, quota_day).await

@@ -92,7 +92,7 @@ fn batch(range: std::ops::Range<usize>) -> LoadBatch {
 
 async fn loaded(store: &AnyStore, n: usize, providers: &[ProviderId]) {
     store
-        .save_load_batch("t", &batch(0..n))
+        .save_load_batch("t", &batch(0..n), 0)
         .await
         .expect("load");
     store
@@ -324,8 +324,8 @@ conformance! {
             reason: RejectReason::BadCheckDigit,
         });
         b.references.push((1, "ocm0001".into()));
-        assert_eq!(store.save_load_batch("a.csv", &b).await.expect("load"), 50);
-        assert_eq!(store.save_load_batch("a.csv", &b).await.expect("load"), 0);
+        assert_eq!(store.save_load_batch("a.csv", &b, 0).await.expect("load"), 50);
+        assert_eq!(store.save_load_batch("a.csv", &b, 0).await.expect("load"), 0);
         let status = store.status(0, "d").await.expect("status");
         assert_eq!(status.total, 50);
         assert_eq!(status.rejected_lines.get("bad-check-digit"), Some(&1));
@@ -349,7 +349,7 @@ conformance! {
             tokio::spawn(async move {
                 let mut b = batch(k * 1_000..k * 1_000 + 3_000);
                 b.jobs.sort_by(|x, y| x.isbn.as_str().cmp(y.isbn.as_str()));
-                store.save_load_batch(&format!("list{k}"), &b).await.expect("load")
+                store.save_load_batch(&format!("list{k}"), &b, 0).await.expect("load")
             })
         });
         let mut new = 0;
@@ -394,7 +394,7 @@ conformance! {
             g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
         store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete");
         // Two more jobs, no crawl since: no lookup exists for them yet.
-        store.save_load_batch("t", &batch(3..5)).await.expect("load");
+        store.save_load_batch("t", &batch(3..5), 0).await.expect("load");
         let s = store.status(0, "d").await.expect("status");
         assert_eq!(s.lookups["google"]["pending"], 2, "{:?}", s.lookups);
         assert_eq!(s.lookups["google"]["done"], 3);

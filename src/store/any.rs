@@ -67,8 +67,8 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
-    async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
-        each!(self, s => s.save_load_batch(source, batch).await)
+    async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now_ms: i64) -> Result<u64> {
+        each!(self, s => s.save_load_batch(source, batch, now_ms).await)
     }
     async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
         each!(self, s => s.status(now_ms, quota_day).await)

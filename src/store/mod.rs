@@ -525,6 +525,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         source: &str,
         batch: &LoadBatch,
+        now_ms: i64,
     ) -> impl Future<Output = Result<u64>> + Send;
 
     fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;

@@ -337,8 +337,7 @@ impl Store for PgStore {
         Ok(sql::claimed(rows))
     }
 
-    async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
-        let now = crate::clock::now_ms();
+    async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now: i64) -> Result<u64> {
         // Two machines loading lists that share ISBNs wait on each other's new rows; rows go
         // in key order, and a deadlock the server breaks anyway is tried again.
         in_tx!(self, tx => {

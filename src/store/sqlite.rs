@@ -476,9 +476,8 @@ impl Store for SqliteStore {
         Ok(sql::claimed(rows))
     }
 
-    async fn save_load_batch(&self, source: &str, batch: &LoadBatch) -> Result<u64> {
+    async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now: i64) -> Result<u64> {
         let (jobs, rejects) = (&batch.jobs, &batch.rejects);
-        let now = crate::clock::now_ms();
         let mut tx = self.begin_immediate().await?;
         sqlx::query(LOAD_CACHE_SIZE)
             .execute(&mut *tx)
