@@ -38,18 +38,31 @@ pub(super) fn a_second_ahead(rate: Option<f64>, floor: usize) -> usize {
         .clamp(floor, AHEAD_MOST)
 }
 
+/// The channels and counts a dispatcher works with.
+pub(super) struct Slots<'a> {
+    pub(super) job_tx: &'a mpsc::Sender<Group>,
+    /// Lookups claimed ahead of the workers; what a stop leaves here goes back.
+    pub(super) ahead: &'a mut VecDeque<ClaimedJob>,
+    /// Lookups claimed and not yet committed.
+    pub(super) in_flight: &'a AtomicUsize,
+    /// Notified after each commit.
+    pub(super) committed: &'a Notify,
+}
+
+/// What the dispatcher does after looking for more work.
+enum Next {
+    Again,
+    Done,
+}
+
 /// Claims due jobs into free worker slots until nothing is left or a stop. Single-ISBN
 /// requests are claimed [`a_second_ahead`] at a time and wait in `ahead` for slots.
 pub(super) async fn dispatch<S: Store>(
     ctx: &Ctx<S>,
     stop: &Stop,
-    job_tx: &mpsc::Sender<Group>,
-    ahead: &mut VecDeque<ClaimedJob>,
-    in_flight: &AtomicUsize,
-    committed: &Notify,
+    mut slots: Slots<'_>,
     mut probe: bool,
 ) -> Result<(), store::Error> {
-    let lease_ms = ctx.opts.lease.as_millis() as i64;
     let groups = ctx.lane.concurrency.max(1);
     let mut held_since = None;
     loop {
@@ -65,37 +78,16 @@ pub(super) async fn dispatch<S: Store>(
         let permits = tokio::select! {
             biased;
             _ = stop.soft.cancelled() => return Ok(()),
-            p = job_tx.reserve_many(want_groups) => match p {
+            p = slots.job_tx.reserve_many(want_groups) => match p {
                 Ok(p) => p,
                 Err(_) => return Ok(()),
             },
         };
-        if ahead.len() < want {
-            // Claims of batches are not made ahead: groups claimed at a size `--batch auto`
-            // has since left would still go out at the old size.
-            let ask = if per_request == 1 && !probe {
-                want.max(a_second_ahead(ctx.lane.rate, MIN_CLAIM))
-            } else {
-                want
-            };
-            let now = now_ms();
-            let claimed = ctx
-                .store
-                .claim(
-                    ctx.run_id,
-                    ctx.id,
-                    (ask - ahead.len()) as u32,
-                    now,
-                    now + lease_ms,
-                )
-                .await?;
-            in_flight.fetch_add(claimed.len(), Ordering::SeqCst);
-            ahead.extend(claimed);
-        }
-        let wait = if probe || ahead.len() >= per_request {
+        claim_ahead(ctx, &mut slots, want, per_request == 1 && !probe).await?;
+        let wait = if probe || slots.ahead.len() >= per_request {
             None
         } else {
-            gathering(ctx, ahead, &mut held_since).await?
+            gathering(ctx, slots.ahead, &mut held_since).await?
         };
         if let Some(wait) = wait {
             // A partial batch while more come due within GATHER (retries of one failed batch,
@@ -108,12 +100,12 @@ pub(super) async fn dispatch<S: Store>(
             continue;
         }
         held_since = None;
-        let jobs: Vec<ClaimedJob> = ahead.drain(..want.min(ahead.len())).collect();
+        let jobs: Vec<ClaimedJob> = slots.ahead.drain(..want.min(slots.ahead.len())).collect();
         if jobs.is_empty() {
             // Nothing new: misses waiting for a batch go out once nothing else is in flight
             // that could add to them, however few they are.
             let waiting = ctx.misses.waiting();
-            let only_misses = waiting > 0 && in_flight.load(Ordering::SeqCst) == waiting;
+            let only_misses = waiting > 0 && slots.in_flight.load(Ordering::SeqCst) == waiting;
             if only_misses && let Some(group) = ctx.misses.take(per_request.max(2), true) {
                 if let Some(permit) = permits.into_iter().next() {
                     permit.send(group);
@@ -121,58 +113,118 @@ pub(super) async fn dispatch<S: Store>(
                 continue;
             }
             drop(permits);
-            // Read `in_flight` before asking for the next due job: a commit landing between
-            // the two could otherwise turn in-flight jobs into pending ones unseen, and the
-            // crawl would end with work left. With nothing in flight, nothing can commit.
-            let idle = in_flight.load(Ordering::SeqCst) == 0;
-            // Lanes feeding this one (`--fill missing`) may still make lookups for it.
-            let fed = ctx.upstream.iter().any(|r| r.load(Ordering::SeqCst));
-            let next_due = ctx.store.next_due_at(ctx.id, ctx.run_id).await?;
-            if idle && next_due.is_none() && !fed {
-                return Ok(());
+            match idle(ctx, stop, &slots).await? {
+                Next::Again => continue,
+                Next::Done => return Ok(()),
             }
-            let now = now_ms();
-            if next_due.is_some() {
-                // Work is left but none claimable: it may be held by a run that is gone (its
-                // process ended on this host, or its lease ran out elsewhere). An idle lane
-                // looks every time it wakes (at least once a second), not only at heartbeats.
-                recover(&ctx.store, ctx.run_id, &ctx.process).await?;
-            }
-            // Wait for a commit (which may bring a retry), the next due time, or a stop; at most
-            // a second, since another run's commits (on this machine or another) wake nobody here.
-            let wait_ms = next_due.map_or(1000, |t| (t - now).clamp(10, 1000));
-            tokio::select! {
-                _ = committed.notified() => {}
-                _ = ctx.wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
-                _ = stop.soft.cancelled() => return Ok(()),
-            }
-            continue;
         }
         // At most `want` jobs: at most one group per permit; unused permits free their slots.
         for (permit, group) in permits.zip(jobs.chunks(per_request)) {
             permit.send(group.iter().map(|j| (j.clone(), 0)).collect());
         }
         if probe {
-            // After a quota stop, one request alone tells whether the quota is back.
-            while in_flight.load(Ordering::SeqCst) > 0 {
-                tokio::select! {
-                    _ = committed.notified() => {}
-                    _ = stop.soft.cancelled() => return Ok(()),
-                }
-            }
-            ctx.probing.store(false, Ordering::SeqCst);
-            if stop.is_stopping() {
+            if !probed(ctx, stop, &slots).await? {
                 return Ok(());
-            }
-            // It was answered: other crawlers with the key may send again too.
-            if let Some(key) = &ctx.lane.quota_key {
-                let day = quota::quota_day(quota::now());
-                ctx.store.clear_quota_stop(key, &day).await?;
             }
             probe = false;
         }
     }
+}
+
+/// Tops `ahead` up to `want` lookups (single-ISBN requests: [`a_second_ahead`] of them).
+/// Claims of batches are not made ahead: groups claimed at a size `--batch auto` has since left
+/// would still go out at the old size.
+async fn claim_ahead<S: Store>(
+    ctx: &Ctx<S>,
+    slots: &mut Slots<'_>,
+    want: usize,
+    singles: bool,
+) -> Result<(), store::Error> {
+    let ahead = &mut *slots.ahead;
+    if ahead.len() >= want {
+        return Ok(());
+    }
+    let ask = if singles {
+        want.max(a_second_ahead(ctx.lane.rate, MIN_CLAIM))
+    } else {
+        want
+    };
+    let now = now_ms();
+    let lease_ms = ctx.opts.lease.as_millis() as i64;
+    let claimed = ctx
+        .store
+        .claim(
+            ctx.run_id,
+            ctx.id,
+            (ask - ahead.len()) as u32,
+            now,
+            now + lease_ms,
+        )
+        .await?;
+    slots.in_flight.fetch_add(claimed.len(), Ordering::SeqCst);
+    ahead.extend(claimed);
+    Ok(())
+}
+
+/// Nothing to hand out: ends the lane when nothing is in flight, due or to come from the lanes
+/// feeding it; otherwise takes back what dead runs hold and waits for a commit, the next due
+/// time or a stop.
+async fn idle<S: Store>(
+    ctx: &Ctx<S>,
+    stop: &Stop,
+    slots: &Slots<'_>,
+) -> Result<Next, store::Error> {
+    // Read `in_flight` before asking for the next due job: a commit landing between the two
+    // could otherwise turn in-flight jobs into pending ones unseen, and the crawl would end
+    // with work left. With nothing in flight, nothing can commit.
+    let idle = slots.in_flight.load(Ordering::SeqCst) == 0;
+    // Lanes feeding this one (`--fill missing`) may still make lookups for it.
+    let fed = ctx.upstream.iter().any(|r| r.load(Ordering::SeqCst));
+    let next_due = ctx.store.next_due_at(ctx.id, ctx.run_id).await?;
+    if idle && next_due.is_none() && !fed {
+        return Ok(Next::Done);
+    }
+    let now = now_ms();
+    if next_due.is_some() {
+        // Work is left but none claimable: it may be held by a run that is gone (its process
+        // ended on this host, or its lease ran out elsewhere). An idle lane looks every time it
+        // wakes (at least once a second), not only at heartbeats.
+        recover(&ctx.store, ctx.run_id, &ctx.process).await?;
+    }
+    // Wait for a commit (which may bring a retry), the next due time, or a stop; at most a
+    // second, since another run's commits (on this machine or another) wake nobody here.
+    let wait_ms = next_due.map_or(1000, |t| (t - now).clamp(10, 1000));
+    tokio::select! {
+        _ = slots.committed.notified() => {}
+        _ = ctx.wake.notified() => {}
+        _ = tokio::time::sleep(Duration::from_millis(wait_ms as u64)) => {}
+        _ = stop.soft.cancelled() => return Ok(Next::Done),
+    }
+    Ok(Next::Again)
+}
+
+/// After a quota stop, one request alone tells whether the quota is back: waits for its
+/// answer, and once answered lets other crawlers with the key send again. `false` if stopping.
+async fn probed<S: Store>(
+    ctx: &Ctx<S>,
+    stop: &Stop,
+    slots: &Slots<'_>,
+) -> Result<bool, store::Error> {
+    while slots.in_flight.load(Ordering::SeqCst) > 0 {
+        tokio::select! {
+            _ = slots.committed.notified() => {}
+            _ = stop.soft.cancelled() => return Ok(false),
+        }
+    }
+    ctx.probing.store(false, Ordering::SeqCst);
+    if stop.is_stopping() {
+        return Ok(false);
+    }
+    if let Some(key) = &ctx.lane.quota_key {
+        let day = quota::quota_day(quota::now());
+        ctx.store.clear_quota_stop(key, &day).await?;
+    }
+    Ok(true)
 }
 
 /// How long to hold the partial batch in `ahead` (fewer than a request's worth, not empty)

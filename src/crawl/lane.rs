@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicUsize;
 use tokio::sync::{Notify, mpsc};
 
 use super::batch::{BatchSize, MissPool};
-use super::dispatch::dispatch;
+use super::dispatch::{Slots, dispatch};
 use super::limiter::Limiter;
 use super::quota::{self, Budget};
 use super::stop::{Control, Stop, StopReason};
@@ -147,11 +147,13 @@ pub(super) async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: boo
 
     // Jobs claimed ahead of the workers; what a stop leaves here goes back.
     let mut ahead = VecDeque::new();
-    if let Err(e) = dispatch(
-        ctx, stop, &job_tx, &mut ahead, &in_flight, &committed, probe,
-    )
-    .await
-    {
+    let slots = Slots {
+        job_tx: &job_tx,
+        ahead: &mut ahead,
+        in_flight: &in_flight,
+        committed: &committed,
+    };
+    if let Err(e) = dispatch(ctx, stop, slots, probe).await {
         stop.fail(e);
     }
     drop(job_tx);

@@ -152,7 +152,7 @@ pub async fn crawl<S: Store>(
     let started = tokio::time::Instant::now();
     let budget = lanes
         .iter()
-        .find(|l| l.provider.id() == ProviderId::Google)
+        .find(|l| l.quota_key.is_some())
         .and_then(|l| l.daily_budget);
     let info = this_process(&opts.command, budget);
     let run_id = store.begin_run(&info, now_ms()).await?;
@@ -161,105 +161,27 @@ pub async fn crawl<S: Store>(
     store
         .ensure_lookups(&order, opts.fill_missing, now_ms())
         .await?;
-    let today = quota::quota_day(quota::now());
-    let quota_today = store.quota_day(&today).await?;
-    let used = quota_today.requests;
-    // After a quota stop (even one whose wait was interrupted), one request alone first.
-    let probe = store.last_stop_reason().await?.as_deref() == Some("quota")
-        || quota_today.exhausted_at.is_some();
-    progress.attach_budget(used, budget);
-    let open = store.status(now_ms(), &today).await?;
-    progress.set_total(
-        order
-            .iter()
-            .filter_map(|p| open.lookups.get(p.as_str()))
-            .map(|per| per.get("pending").unwrap_or(&0) + per.get("in_progress").unwrap_or(&0))
-            .sum(),
-    );
+    let probe = show_progress(&store, &order, budget, progress).await?;
     let total = Arc::new(Counters::default());
     progress.attach(total.clone());
-    let wake = Arc::new(Notify::new());
-    let running: Vec<_> = lanes
-        .iter()
-        .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(true)))
-        .collect();
-    let ctxs: Vec<Arc<Ctx<S>>> = lanes
-        .into_iter()
-        .enumerate()
-        .map(|(i, lane)| {
-            let id = lane.provider.id();
-            let max = lane.provider.max_batch();
-            Arc::new(Ctx {
-                size: match lane.batch {
-                    Some(n) => BatchSize::fixed(n.clamp(1, max)),
-                    None => BatchSize::adaptive(max),
-                },
-                misses: MissPool::default(),
-                limiter: Limiter::new(lane.rate),
-                budget: match (&lane.quota_key, lane.daily_budget) {
-                    (Some(key), Some(_)) => Budget::shared(key, lane.daily_budget, BUDGET_BLOCK),
-                    (Some(key), None) => {
-                        let block = a_second_ahead(lane.rate, UNLIMITED_BLOCK as usize);
-                        Budget::shared(key, None, block as u64)
-                    }
-                    (None, _) => Budget::unlimited(),
-                },
-                probing: std::sync::atomic::AtomicBool::new(false),
-                counters: Arc::new(Counters::default()),
-                total: total.clone(),
-                then: order.get(i + 1).copied().filter(|_| opts.fill_missing),
-                precedence: ProviderId::precedence(&order),
-                upstream: if opts.fill_missing {
-                    running[..i].to_vec()
-                } else {
-                    Vec::new()
-                },
-                running: running[i].clone(),
-                wake: wake.clone(),
-                id,
-                lane,
-                store: store.clone(),
-                opts: opts.clone(),
-                run_id,
-                process: info.clone(),
-            })
-        })
-        .collect();
-
-    let heartbeat = ctxs.first().map(|c| tokio::spawn(heartbeat(c.clone())));
-    let ended = futures_util::future::join_all(ctxs.iter().map(|ctx| {
-        let probe = probe && ctx.id == ProviderId::Google;
-        let control = control.clone();
-        async move {
-            let r = lane(ctx, &control, progress, probe).await;
-            ctx.running.store(false, Ordering::SeqCst);
-            ctx.wake.notify_waiters();
-            r
-        }
-    }))
-    .await;
-    if let Some(h) = heartbeat {
-        h.abort();
-    }
-
-    let mut error = None;
-    let mut summaries = Vec::new();
-    for (ctx, (stop, e)) in ctxs.iter().zip(ended) {
-        if error.is_none() {
-            error = e;
-        }
-        summaries.push(LaneSummary {
-            provider: ctx.id,
-            stop,
-            counts: ctx.counters.snapshot(),
-            batch: ctx.size.current(),
-        });
-    }
+    let run = Run {
+        store: store.clone(),
+        opts,
+        run_id,
+        info,
+        order,
+        total: total.clone(),
+    };
+    let ctxs = contexts(&run, lanes);
+    let ended = run_lanes(&ctxs, probe, &control, progress).await;
+    let (summaries, error) = summaries(&ctxs, ended);
     let stop = combined(&summaries);
-    let google = ctxs.iter().find(|c| c.id == ProviderId::Google);
     let end = RunEnd {
         stop_reason: stop.code().to_string(),
-        batch_size: google.map(|c| c.size.current() as u64),
+        batch_size: ctxs
+            .iter()
+            .find(|c| c.lane.provider.max_batch() > 1 && c.lane.quota_key.is_some())
+            .map(|c| c.size.current() as u64),
     };
     let ended = store.end_run(run_id, &end, now_ms()).await;
     if let Some(e) = error {
@@ -285,4 +207,142 @@ pub async fn crawl<S: Store>(
         quota_resets_at,
         elapsed: started.elapsed(),
     })
+}
+
+/// What every lane of one run is built from.
+struct Run<S> {
+    store: S,
+    opts: CrawlOptions,
+    run_id: i64,
+    info: store::RunInfo,
+    /// The providers, in precedence order.
+    order: Vec<ProviderId>,
+    /// The run's counts (each lane keeps its own too).
+    total: Arc<Counters>,
+}
+
+/// Gives the progress display the day's budget and the lookups open; returns whether the first
+/// request must be the probe after a quota stop (even one whose wait was interrupted).
+async fn show_progress<S: Store>(
+    store: &S,
+    order: &[ProviderId],
+    budget: Option<u64>,
+    progress: &Reporter,
+) -> Result<bool, store::Error> {
+    let today = quota::quota_day(quota::now());
+    let quota_today = store.quota_day(&today).await?;
+    let probe = store.last_stop_reason().await?.as_deref() == Some("quota")
+        || quota_today.exhausted_at.is_some();
+    progress.attach_budget(quota_today.requests, budget);
+    let open = store.status(now_ms(), &today).await?;
+    progress.set_total(
+        order
+            .iter()
+            .filter_map(|p| open.lookups.get(p.as_str()))
+            .map(|per| per.get("pending").unwrap_or(&0) + per.get("in_progress").unwrap_or(&0))
+            .sum(),
+    );
+    Ok(probe)
+}
+
+/// One lane's context per lane, in precedence order.
+fn contexts<S: Store>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
+    let wake = Arc::new(Notify::new());
+    let running: Vec<_> = lanes
+        .iter()
+        .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(true)))
+        .collect();
+    let fill_missing = run.opts.fill_missing;
+    lanes
+        .into_iter()
+        .enumerate()
+        .map(|(i, lane)| {
+            let max = lane.provider.max_batch();
+            Arc::new(Ctx {
+                size: match lane.batch {
+                    Some(n) => BatchSize::fixed(n.clamp(1, max)),
+                    None => BatchSize::adaptive(max),
+                },
+                misses: MissPool::default(),
+                limiter: Limiter::new(lane.rate),
+                budget: budget_of(&lane),
+                probing: std::sync::atomic::AtomicBool::new(false),
+                counters: Arc::new(Counters::default()),
+                total: run.total.clone(),
+                then: run.order.get(i + 1).copied().filter(|_| fill_missing),
+                precedence: ProviderId::precedence(&run.order),
+                upstream: if fill_missing {
+                    running[..i].to_vec()
+                } else {
+                    Vec::new()
+                },
+                running: running[i].clone(),
+                wake: wake.clone(),
+                id: lane.provider.id(),
+                lane,
+                store: run.store.clone(),
+                opts: run.opts.clone(),
+                run_id: run.run_id,
+                process: run.info.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The daily budget of a lane that spends a key's quota; none for the others.
+fn budget_of(lane: &Lane) -> Budget {
+    match (&lane.quota_key, lane.daily_budget) {
+        (Some(key), Some(_)) => Budget::shared(key, lane.daily_budget, BUDGET_BLOCK),
+        (Some(key), None) => {
+            let block = a_second_ahead(lane.rate, UNLIMITED_BLOCK as usize);
+            Budget::shared(key, None, block as u64)
+        }
+        (None, _) => Budget::unlimited(),
+    }
+}
+
+/// Every lane to its end, side by side, with one heartbeat for the run.
+async fn run_lanes<S: Store>(
+    ctxs: &[Arc<Ctx<S>>],
+    probe: bool,
+    control: &Control,
+    progress: &Reporter,
+) -> Vec<(StopReason, Option<store::Error>)> {
+    let heartbeat = ctxs.first().map(|c| tokio::spawn(heartbeat(c.clone())));
+    let ended = futures_util::future::join_all(ctxs.iter().map(|ctx| {
+        // The probe after a quota stop is for the lane that spends the quota.
+        let probe = probe && ctx.lane.quota_key.is_some();
+        async move {
+            let r = lane(ctx, control, progress, probe).await;
+            ctx.running.store(false, Ordering::SeqCst);
+            ctx.wake.notify_waiters();
+            r
+        }
+    }))
+    .await;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    ended
+}
+
+/// How each lane ended, and the first store error of any.
+fn summaries<S>(
+    ctxs: &[Arc<Ctx<S>>],
+    ended: Vec<(StopReason, Option<store::Error>)>,
+) -> (Vec<LaneSummary>, Option<store::Error>) {
+    let mut error = None;
+    let mut summaries = Vec::new();
+    for (ctx, (stop, e)) in ctxs.iter().zip(ended) {
+        if error.is_none() {
+            error = e;
+        }
+        summaries.push(LaneSummary {
+            provider: ctx.id,
+            stop,
+            counts: ctx.counters.snapshot(),
+            batch: ctx.size.current(),
+        });
+    }
+    (summaries, error)
 }

@@ -14,7 +14,6 @@ use super::quota::{self, Take};
 use super::stop::{Stop, StopReason};
 use super::{batch, retry};
 use crate::clock::now_ms;
-use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
 use crate::providers::{Answer, Outcome};
 use crate::store::{ClaimedJob, Completion, Store};
@@ -158,60 +157,8 @@ pub(super) async fn process_group<S: Store>(
         };
         match answer {
             Answer::Items(items) => {
-                ctx.limiter.on_success();
-                let found: Vec<bool> = items
-                    .iter()
-                    .map(|i| matches!(i, Some(Outcome::Found(_))))
-                    .collect();
-                // Batches of misses are mostly unknown books, and so are the retries of a
-                // failed one (they come back as new claims): neither is judged.
-                let sent_back = ctx
-                    .misses
-                    .answered_any_sent_back(group.iter().map(|(j, _)| j.id));
-                if !sent_back && group.iter().all(|(_, rounds)| *rounds == 0) {
-                    ctx.size.record(&found);
-                }
-                if ctx.id == ProviderId::Google {
-                    ctx.total
-                        .batch
-                        .store(ctx.size.current() as u64, Ordering::Relaxed);
-                }
-                let mut unsure = Vec::new();
-                for ((job, rounds), item) in group.into_iter().zip(items) {
-                    match item {
-                        Some(outcome) => {
-                            if !out.send(complete(ctx, &job, outcome)).await {
-                                return false;
-                            }
-                        }
-                        None => unsure.push((job, rounds)),
-                    }
-                }
-                if unsure.len() == 1 && isbns.len() == 1 {
-                    // A provider unsure of a request of one: take it as not found.
-                    let (job, _) = unsure.remove(0);
-                    if !out
-                        .send(complete(ctx, &job, Outcome::NotFound { items: 0 }))
-                        .await
-                    {
-                        return false;
-                    }
-                }
-                if ctx.lane.provider.rebatch_misses() {
-                    for (job, rounds) in unsure {
-                        if rounds < batch::MAX_REBATCH {
-                            ctx.misses.push(job, rounds + 1);
-                        } else {
-                            queue.push_back(vec![(job, rounds)]);
-                        }
-                    }
-                    // A full batch of misses goes out with this worker; a partial one waits,
-                    // and the dispatcher (woken here) sends it when nothing else is in flight.
-                    queue.extend(ctx.misses.take(ctx.size.current().max(2), false));
-                    ctx.wake.notify_waiters();
-                } else {
-                    let size = ctx.lane.provider.regroup(unsure.len()).max(1);
-                    queue.extend(unsure.chunks(size).map(<[(ClaimedJob, u8)]>::to_vec));
+                if !answered(ctx, group, items, &mut out, &mut queue).await {
+                    return false;
                 }
             }
             // A refusal no retry of the batch can fix: ask each alone.
@@ -233,6 +180,75 @@ pub(super) async fn process_group<S: Store>(
                 }
             }
         }
+    }
+    true
+}
+
+/// An answer item by item: a verdict sent for each item that is one, the rest asked again
+/// (Google's OR misses pooled for a batch of misses, then alone; other providers' regrouped
+/// smaller). `false` when the writer is gone.
+async fn answered<S: Store>(
+    ctx: &Ctx<S>,
+    group: Group,
+    items: Vec<Option<Outcome>>,
+    out: &mut Outbox<'_>,
+    queue: &mut VecDeque<Group>,
+) -> bool {
+    ctx.limiter.on_success();
+    let found: Vec<bool> = items
+        .iter()
+        .map(|i| matches!(i, Some(Outcome::Found(_))))
+        .collect();
+    // Batches of misses are mostly unknown books, and so are the retries of a failed one (they
+    // come back as new claims): neither is judged.
+    let sent_back = ctx
+        .misses
+        .answered_any_sent_back(group.iter().map(|(j, _)| j.id));
+    if !sent_back && group.iter().all(|(_, rounds)| *rounds == 0) {
+        ctx.size.record(&found);
+    }
+    if ctx.lane.quota_key.is_some() {
+        ctx.total
+            .batch
+            .store(ctx.size.current() as u64, Ordering::Relaxed);
+    }
+    let asked = group.len();
+    let mut unsure = Vec::new();
+    for ((job, rounds), item) in group.into_iter().zip(items) {
+        match item {
+            Some(outcome) => {
+                if !out.send(complete(ctx, &job, outcome)).await {
+                    return false;
+                }
+            }
+            None => unsure.push((job, rounds)),
+        }
+    }
+    if unsure.len() == 1 && asked == 1 {
+        // A provider unsure of a request of one: take it as not found.
+        let (job, _) = unsure.remove(0);
+        if !out
+            .send(complete(ctx, &job, Outcome::NotFound { items: 0 }))
+            .await
+        {
+            return false;
+        }
+    }
+    if ctx.lane.provider.rebatch_misses() {
+        for (job, rounds) in unsure {
+            if rounds < batch::MAX_REBATCH {
+                ctx.misses.push(job, rounds + 1);
+            } else {
+                queue.push_back(vec![(job, rounds)]);
+            }
+        }
+        // A full batch of misses goes out with this worker; a partial one waits, and the
+        // dispatcher (woken here) sends it when nothing else is in flight.
+        queue.extend(ctx.misses.take(ctx.size.current().max(2), false));
+        ctx.wake.notify_waiters();
+    } else {
+        let size = ctx.lane.provider.regroup(unsure.len()).max(1);
+        queue.extend(unsure.chunks(size).map(<[(ClaimedJob, u8)]>::to_vec));
     }
     true
 }
