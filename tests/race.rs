@@ -78,7 +78,7 @@ impl Store for SlowStore {
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedJob>> {
+    ) -> Result<Vec<ClaimedLookup>> {
         self.0
             .claim(run_id, provider, n, now_ms, lease_until_ms)
             .await

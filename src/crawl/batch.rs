@@ -27,7 +27,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::store::ClaimedJob;
+use crate::store::ClaimedLookup;
 
 /// Where a group starts when the size is adaptive.
 pub const START: usize = 10;
@@ -138,14 +138,14 @@ impl BatchSize {
 /// through.
 #[derive(Debug, Default)]
 pub struct MissPool {
-    jobs: Mutex<Vec<(ClaimedJob, u8)>>,
+    jobs: Mutex<Vec<(ClaimedLookup, u8)>>,
     /// Lookups (ids) a failed batch of misses sent back to the store to be retried: claimed
     /// again they come back as new jobs, but are still misses, mostly unknown books.
     sent_back: Mutex<HashSet<i64>>,
 }
 
 impl MissPool {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ClaimedJob, u8)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(ClaimedLookup, u8)>> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -173,12 +173,12 @@ impl MissPool {
         any
     }
 
-    pub fn push(&self, job: ClaimedJob, rounds: u8) {
+    pub fn push(&self, job: ClaimedLookup, rounds: u8) {
         self.lock().push((job, rounds));
     }
 
     /// A group of `n` when that many wait; with `any`, whatever waits (up to `n`).
-    pub fn take(&self, n: usize, any: bool) -> Option<Vec<(ClaimedJob, u8)>> {
+    pub fn take(&self, n: usize, any: bool) -> Option<Vec<(ClaimedLookup, u8)>> {
         let mut jobs = self.lock();
         if jobs.is_empty() || (!any && jobs.len() < n) {
             return None;
@@ -192,7 +192,7 @@ impl MissPool {
         self.lock().len()
     }
 
-    pub fn drain(&self) -> Vec<(ClaimedJob, u8)> {
+    pub fn drain(&self) -> Vec<(ClaimedLookup, u8)> {
         std::mem::take(&mut *self.lock())
     }
 }

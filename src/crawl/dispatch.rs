@@ -14,7 +14,7 @@ use super::liveness::recover;
 use super::quota;
 use super::stop::Stop;
 use crate::clock::now_ms;
-use crate::store::{self, ClaimedJob, Store};
+use crate::store::{self, ClaimedLookup, Store};
 
 /// How long a partial batch waits for lookups about to come due, at most.
 pub(super) const GATHER: Duration = Duration::from_secs(2);
@@ -42,7 +42,7 @@ pub(super) fn a_second_ahead(rate: Option<f64>, floor: usize) -> usize {
 pub(super) struct Slots<'a> {
     pub(super) job_tx: &'a mpsc::Sender<Group>,
     /// Lookups claimed ahead of the workers; what a stop leaves here goes back.
-    pub(super) ahead: &'a mut VecDeque<ClaimedJob>,
+    pub(super) ahead: &'a mut VecDeque<ClaimedLookup>,
     /// Lookups claimed and not yet committed.
     pub(super) in_flight: &'a AtomicUsize,
     /// Notified after each commit.
@@ -100,7 +100,7 @@ pub(super) async fn dispatch<S: Store>(
             continue;
         }
         held_since = None;
-        let jobs: Vec<ClaimedJob> = slots.ahead.drain(..want.min(slots.ahead.len())).collect();
+        let jobs: Vec<ClaimedLookup> = slots.ahead.drain(..want.min(slots.ahead.len())).collect();
         if jobs.is_empty() {
             // Nothing new: misses waiting for a batch go out once nothing else is in flight
             // that could add to them, however few they are.
@@ -233,7 +233,7 @@ async fn probed<S: Store>(
 /// asks for.
 pub(super) async fn gathering<S: Store>(
     ctx: &Ctx<S>,
-    ahead: &VecDeque<ClaimedJob>,
+    ahead: &VecDeque<ClaimedLookup>,
     held_since: &mut Option<tokio::time::Instant>,
 ) -> Result<Option<Duration>, store::Error> {
     if ahead.is_empty() {

@@ -19,7 +19,7 @@ use super::writer::writer;
 use super::{Counters, CrawlOptions, Lane};
 use crate::domain::ProviderId;
 use crate::progress::Reporter;
-use crate::store::{self, ClaimedJob, Completion, JobResult, RunInfo, Store};
+use crate::store::{self, ClaimedLookup, Completion, JobResult, RunInfo, Store};
 
 /// What every task of one lane shares.
 pub(super) struct Ctx<S> {
@@ -53,7 +53,7 @@ pub(super) struct Ctx<S> {
 }
 
 /// A request's worth of lookups, each with the OR batches of misses it has been through.
-pub(super) type Group = Vec<(ClaimedJob, u8)>;
+pub(super) type Group = Vec<(ClaimedLookup, u8)>;
 
 /// One lane to its end: sessions, and between them the waits for Google's quota.
 pub(super) async fn lane<S: Store>(
@@ -182,7 +182,7 @@ pub(super) async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: boo
     }
 }
 
-pub(super) fn give_back<S>(ctx: &Ctx<S>, job: &ClaimedJob, requests: u32) -> Completion {
+pub(super) fn give_back<S>(ctx: &Ctx<S>, job: &ClaimedLookup, requests: u32) -> Completion {
     Completion {
         lookup_id: job.id,
         provider: ctx.id,

@@ -16,7 +16,7 @@ use super::{batch, retry};
 use crate::clock::now_ms;
 use crate::isbn::Isbn13;
 use crate::providers::{Answer, Outcome};
-use crate::store::{ClaimedJob, Completion, Store};
+use crate::store::{ClaimedLookup, Completion, Store};
 
 pub(super) async fn worker<S: Store>(
     ctx: Arc<Ctx<S>>,
@@ -82,7 +82,7 @@ pub(super) fn react<S: Store>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
     }
 }
 
-pub(super) fn complete<S>(ctx: &Ctx<S>, job: &ClaimedJob, outcome: Outcome) -> Completion {
+pub(super) fn complete<S>(ctx: &Ctx<S>, job: &ClaimedLookup, outcome: Outcome) -> Completion {
     let policy = &ctx.opts.retry;
     Completion {
         lookup_id: job.id,
@@ -109,7 +109,7 @@ impl Outbox<'_> {
     pub(super) async fn give_back_all<S>(
         &mut self,
         ctx: &Ctx<S>,
-        jobs: impl IntoIterator<Item = ClaimedJob>,
+        jobs: impl IntoIterator<Item = ClaimedLookup>,
     ) -> bool {
         for j in jobs {
             if !self.send(give_back(ctx, &j, 0)).await {
@@ -248,7 +248,7 @@ async fn answered<S: Store>(
         ctx.wake.notify_waiters();
     } else {
         let size = ctx.lane.provider.regroup(unsure.len()).max(1);
-        queue.extend(unsure.chunks(size).map(<[(ClaimedJob, u8)]>::to_vec));
+        queue.extend(unsure.chunks(size).map(<[(ClaimedLookup, u8)]>::to_vec));
     }
     true
 }

@@ -6,7 +6,7 @@ hold an [`AnyStore`] and never ask which it is.
 use futures_util::stream::BoxStream;
 
 use super::{
-    ClaimedJob, Completion, JobState, LoadBatch, LoadRecord, Location, Overview, PgStore,
+    ClaimedLookup, Completion, JobState, LoadBatch, LoadRecord, Location, Overview, PgStore,
     ProviderRecord, QuotaDay, Record, RejectGroup, RejectedLine, RequeueFilter, Reservation,
     Result, RunEnd, RunInfo, SqliteStore, Status, Store,
 };
@@ -123,7 +123,7 @@ impl Store for AnyStore {
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedJob>> {
+    ) -> Result<Vec<ClaimedLookup>> {
         each!(self, s => s.claim(run_id, provider, n, now_ms, lease_until_ms).await)
     }
     async fn complete(

@@ -344,7 +344,7 @@ pub struct ProviderRecord {
 
 /// A lookup (one job, one provider) a run has leased.
 #[derive(Debug, Clone)]
-pub struct ClaimedJob {
+pub struct ClaimedLookup {
     /// The lookup's id.
     pub id: i64,
     pub isbn: Isbn13,
@@ -607,7 +607,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
-    ) -> impl Future<Output = Result<Vec<ClaimedJob>>> + Send;
+    ) -> impl Future<Output = Result<Vec<ClaimedLookup>>> + Send;
 
     /// Applies completions guarded by the lease: stores each found record, re-merges the books
     /// they touch (fields by `precedence`), makes the lookups `then` names, updates the jobs'

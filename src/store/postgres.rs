@@ -34,7 +34,7 @@ use super::sql::{
     self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods, text,
 };
 use super::{
-    ClaimedJob, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
+    ClaimedLookup, Completion, Error, JobResult, JobState, LoadBatch, Location, Overview, Record,
     RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::domain::ProviderId;
@@ -324,7 +324,7 @@ impl Store for PgStore {
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedJob>> {
+    ) -> Result<Vec<ClaimedLookup>> {
         let rows = sqlx::query_as(CLAIM_SQL)
             .bind(run_id)
             .bind(lease_until_ms)

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use super::{
-    Book, ClaimedJob, Completion, Eta, JobResult, JobState, RejectGroup, RejectedLine, RunInfo,
+    Book, ClaimedLookup, Completion, Eta, JobResult, JobState, RejectGroup, RejectedLine, RunInfo,
     Status,
 };
 use crate::domain::ProviderId;
@@ -448,15 +448,15 @@ pub(super) use overview_fn;
 /// Claimed rows `(lookup id, isbn13, attempts)` as jobs, in id order. The job table only ever
 /// holds ISBNs that passed `isbn::parse`; a row edited by hand into something else is skipped
 /// rather than trusted.
-pub(super) fn claimed(rows: Vec<(i64, String, i64)>) -> Vec<ClaimedJob> {
-    let mut jobs: Vec<ClaimedJob> = rows
+pub(super) fn claimed(rows: Vec<(i64, String, i64)>) -> Vec<ClaimedLookup> {
+    let mut jobs: Vec<ClaimedLookup> = rows
         .into_iter()
         .filter_map(|(id, isbn13, attempts)| {
             let Ok(isbn) = isbn13.parse::<Isbn13>() else {
                 tracing::warn!(isbn13, "job row holds an invalid ISBN; skipped");
                 return None;
             };
-            Some(ClaimedJob {
+            Some(ClaimedLookup {
                 id,
                 isbn,
                 attempts: attempts as u32,

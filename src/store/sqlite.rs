@@ -24,7 +24,7 @@ use sqlx::{ConnectOptions, Connection as _, QueryBuilder, Row, Sqlite};
 
 use super::sql::{self, Dialect, RECORD_SELECT, Tally, job_change, merge_sql, shared_methods};
 use super::{
-    ClaimedJob, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
+    ClaimedLookup, Completion, Error, Eta, JobResult, JobState, LoadBatch, Overview, Record,
     RequeueFilter, Reservation, Result, RunInfo, Status, Store,
 };
 use crate::domain::ProviderId;
@@ -452,7 +452,7 @@ impl Store for SqliteStore {
         n: u32,
         now_ms: i64,
         lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedJob>> {
+    ) -> Result<Vec<ClaimedLookup>> {
         let mut tx = self.begin_immediate().await?;
         let due: String = sqlx::query_scalar(CLAIM_DUE_SQL)
             .bind(provider.as_str())
