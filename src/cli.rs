@@ -309,6 +309,41 @@ pub fn parse_batch(s: &str) -> Result<Batch, String> {
     }
 }
 
+/// One provider's lane as the command line sets it. Each provider's flags are declared above
+/// (clap needs them at compile time); this is the one place that says whose they are.
+#[derive(Debug, Clone)]
+pub struct LaneArgs {
+    pub url: String,
+    /// Requests per second; `None` is unlimited.
+    pub rate: Option<f64>,
+    pub concurrency: usize,
+    /// ISBNs per request; `None` adapts.
+    pub batch: Option<usize>,
+    pub daily_budget: Option<u64>,
+}
+
+impl CrawlArgs {
+    pub fn lane_args(&self, id: crate::domain::ProviderId) -> LaneArgs {
+        use crate::domain::ProviderId;
+        match id {
+            ProviderId::Google => LaneArgs {
+                url: self.api_url.clone(),
+                rate: self.rate.0,
+                concurrency: self.concurrency as usize,
+                batch: self.batch.0.map(|n| n as usize),
+                daily_budget: self.daily_budget,
+            },
+            ProviderId::OpenLibrary => LaneArgs {
+                url: self.openlibrary_url.clone(),
+                rate: self.openlibrary_rate.0,
+                concurrency: self.openlibrary_concurrency as usize,
+                batch: Some(self.openlibrary_batch as usize),
+                daily_budget: None,
+            },
+        }
+    }
+}
+
 /// Whether later providers are asked for every ISBN or only for the ones not yet found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fill {
@@ -318,12 +353,12 @@ pub enum Fill {
 
 /// A comma-separated list of providers, in order of precedence.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Providers(pub Vec<crate::providers::ProviderId>);
+pub struct Providers(pub Vec<crate::domain::ProviderId>);
 
 pub fn parse_providers(s: &str) -> Result<Providers, String> {
     let mut list = Vec::new();
     for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let id = crate::providers::ProviderId::parse(p)
+        let id = crate::domain::ProviderId::parse(p)
             .ok_or_else(|| format!("unknown provider {p:?}; known: google, openlibrary"))?;
         if !list.contains(&id) {
             list.push(id);

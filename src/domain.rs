@@ -23,14 +23,6 @@ impl ProviderId {
         }
     }
 
-    /// The name people read (`Google Books`, `Open Library`).
-    pub fn title(self) -> &'static str {
-        match self {
-            ProviderId::Google => "Google Books",
-            ProviderId::OpenLibrary => "Open Library",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<ProviderId> {
         ProviderId::ALL.into_iter().find(|p| p.as_str() == s)
     }

@@ -168,6 +168,7 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
     })
     .expect("client");
     let lanes = vec![Lane {
+        spec: &isbn_crawler::providers::google::SPEC,
         provider: std::sync::Arc::new(client),
         rate: None,
         concurrency: 4,

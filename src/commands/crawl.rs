@@ -2,87 +2,74 @@
 
 use super::*;
 
-pub(super) fn require_key(env: &Environment) -> anyhow::Result<SecretString> {
+/// The key `spec` needs, or a usage error that says how to give it or leave the provider out.
+pub(super) fn require_key(env: &Environment, spec: &Spec) -> anyhow::Result<SecretString> {
+    let variable = spec.key_variable.unwrap_or("the API key");
     env.api_key.clone().ok_or_else(|| {
-        UsageError(
-            "GOOGLE_BOOKS_API_KEY is not set: Google refuses keyless requests. Put it in the \
-             environment or in .env (see .env.example), or leave Google out with \
-             `--providers openlibrary` (Open Library needs no key); `isbn-crawler demo` needs \
-             neither"
-                .into(),
-        )
+        let keyless: Vec<&Spec> = registry::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.key_variable.is_none())
+            .collect();
+        let ids: Vec<&str> = keyless.iter().map(|s| s.id.as_str()).collect();
+        let titles: Vec<&str> = keyless.iter().map(|s| s.title).collect();
+        UsageError(format!(
+            "{variable} is not set: {} refuses keyless requests. Put it in the environment or \
+             in .env (see .env.example), or leave {} out with `--providers {}` ({} needs no \
+             key); `isbn-crawler demo` needs neither",
+            spec.owner,
+            spec.owner,
+            ids.join(","),
+            titles.join(", ")
+        ))
         .into()
     })
 }
 
-/// One lane per provider named, in their order, with each provider's client and limits.
+/// One lane per provider named, in their order, each built from its spec: its client, its
+/// key where it needs one, its rate by its own rules.
 pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<Vec<Lane>> {
     let mut lanes = Vec::new();
     for id in &args.providers.0 {
-        lanes.push(match id {
-            ProviderId::Google => {
-                let key = require_key(env)?;
-                let quota_key = quota::key_id(key.expose_secret());
-                Lane {
-                    provider: Arc::new(client_for(args, Some(key))?),
-                    rate: args.rate.0,
-                    concurrency: args.concurrency as usize,
-                    batch: args.batch.0.map(|n| n as usize),
-                    daily_budget: args.daily_budget,
-                    quota_key: Some(quota_key),
-                }
-            }
-            ProviderId::OpenLibrary => {
-                let client = open_library::Client::new(open_library::ClientConfig {
-                    base_url: args.openlibrary_url.clone(),
-                    contact: env.contact.clone(),
-                    timeout: args.timeout,
-                    connect_timeout: args.connect_timeout,
-                })
-                .map_err(|e| UsageError(e.to_string()))?;
-                Lane {
-                    provider: Arc::new(client),
-                    rate: openlibrary_rate(args, env)?,
-                    concurrency: args.openlibrary_concurrency as usize,
-                    batch: Some(args.openlibrary_batch as usize),
-                    daily_budget: None,
-                    quota_key: None,
-                }
-            }
+        let spec = registry::spec(*id);
+        let own = args.lane_args(*id);
+        let key = match spec.key_variable {
+            Some(_) => Some(require_key(env, spec)?),
+            None => None,
+        };
+        let quota_key = key
+            .as_ref()
+            .filter(|_| spec.daily_quota)
+            .map(|k| quota::key_id(k.expose_secret()));
+        let rate = (spec.allowed_rate)(&RateAsked {
+            asked: own.rate,
+            contact: env.contact.is_some(),
+            url: &own.url,
+        })
+        .map_err(UsageError)?;
+        let provider = (spec.build)(&Settings {
+            url: own.url,
+            key,
+            contact: env.contact.clone(),
+            country: args.country.clone(),
+            timeout: args.timeout,
+            connect_timeout: args.connect_timeout,
+        })
+        .map_err(|e| match e {
+            BuildError::Usage(m) => anyhow::Error::new(UsageError(m)),
+            e => anyhow::Error::new(e),
+        })?;
+        lanes.push(Lane {
+            spec,
+            provider,
+            rate,
+            concurrency: own.concurrency,
+            batch: own.batch,
+            daily_budget: own.daily_budget.filter(|_| spec.daily_quota),
+            quota_key,
         });
     }
     Ok(lanes)
-}
-
-/// `--openlibrary-rate`, within what Open Library allows: 3/s for a client that names a contact,
-/// 1/s for one that does not. A server on this machine (a test, a mirror) is not Open Library.
-pub(super) fn openlibrary_rate(args: &CrawlArgs, env: &Environment) -> anyhow::Result<Option<f64>> {
-    let local = reqwest::Url::parse(&args.openlibrary_url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_string))
-        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]");
-    let asked = args.openlibrary_rate.0;
-    if local {
-        return Ok(asked);
-    }
-    if asked.is_none_or(|r| r > open_library::MAX_RATE) {
-        return Err(UsageError(
-            "--openlibrary-rate: Open Library allows at most 3 requests a second (1/s without \
-             ISBN_CRAWLER_CONTACT); for bulk use see its dumps, https://openlibrary.org/developers/dumps"
-                .into(),
-        )
-        .into());
-    }
-    if env.contact.is_none() {
-        let capped = asked.map(|r| r.min(open_library::ANONYMOUS_RATE));
-        if capped != asked {
-            tracing::warn!(
-                "--openlibrary-rate capped at 1/s: set ISBN_CRAWLER_CONTACT to identify this client"
-            );
-        }
-        return Ok(capped);
-    }
-    Ok(asked)
 }
 
 pub(super) fn crawl_options(args: &CrawlArgs, command: &str) -> CrawlOptions {
@@ -98,20 +85,6 @@ pub(super) fn crawl_options(args: &CrawlArgs, command: &str) -> CrawlOptions {
         lease: args.lease,
         command: command.to_string(),
     }
-}
-
-pub(super) fn client_for(args: &CrawlArgs, key: Option<SecretString>) -> anyhow::Result<Client> {
-    Client::new(ClientConfig {
-        api_url: args.api_url.clone(),
-        key,
-        country: args.country.clone(),
-        timeout: args.timeout,
-        connect_timeout: args.connect_timeout,
-    })
-    .map_err(|e| match e {
-        google::Error::BadUrl(_) => UsageError(e.to_string()).into(),
-        e => anyhow::Error::new(e),
-    })
 }
 
 pub(super) async fn crawl_and_report<S: Store>(
@@ -195,7 +168,7 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCo
             let c = &l.counts;
             say!(
                 "  {:<12} {} requests: {} found, {} not found, {} failed, {} retried, {} given back; {} ISBNs per request at the end ({})",
-                l.provider.title(),
+                registry::spec(l.provider).title,
                 c.requests,
                 c.done,
                 c.not_found,
@@ -220,22 +193,28 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCo
         }
         StopReason::Finished => ExitCode::Success,
         StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent => {
+            // The lane whose quota is spent, and the others that finished meanwhile.
+            let spent = s
+                .lanes
+                .iter()
+                .find(|l| l.stop == s.stop)
+                .map_or("the provider", |l| registry::spec(l.provider).owner);
             let others: Vec<&str> = s
                 .lanes
                 .iter()
-                .filter(|l| l.provider != ProviderId::Google && l.stop == StopReason::Finished)
-                .map(|l| l.provider.title())
+                .filter(|l| l.stop == StopReason::Finished)
+                .map(|l| registry::spec(l.provider).title)
                 .collect();
             if !others.is_empty() {
                 say!(
-                    "{} finished its lookups; Google's part resumes after the quota resets.",
+                    "{} finished its lookups; {spent}'s part resumes after the quota resets.",
                     others.join(", ")
                 )?;
             }
             let what = if s.stop == StopReason::BudgetSpent {
-                "the --daily-budget"
+                "the --daily-budget".to_string()
             } else {
-                "Google's daily quota"
+                format!("{spent}'s daily quota")
             };
             let when = s.quota_resets_at.map_or_else(String::new, |t| {
                 format!(
@@ -249,12 +228,12 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCo
             )?;
             ExitCode::QuotaExhausted
         }
-        StopReason::ApiRejected { kind, message } => {
-            let who = if *kind == crate::providers::Rejection::Blocked {
-                "Open Library"
-            } else {
-                "Google"
-            };
+        StopReason::ApiRejected {
+            provider,
+            kind,
+            message,
+        } => {
+            let who = registry::spec(*provider).owner;
             say!(
                 "stopped: {who} refused the request ({}); {}",
                 crate::terminal::safe(message),

@@ -45,7 +45,6 @@ use self::status::status;
 use std::fmt::Write as _;
 use std::io::Cursor;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -64,8 +63,7 @@ use crate::fake_api::{FakeApi, FakeConfig, Fault};
 use crate::input::InputOptions;
 use crate::load::SourceReport;
 use crate::progress::{Reporter, human_duration};
-use crate::providers::google::{self, Client, ClientConfig};
-use crate::providers::{ProviderId, open_library};
+use crate::providers::{BuildError, RateAsked, Settings, Spec, registry};
 use crate::store::{
     AnyStore, JobState, Location, Record, RequeueFilter, SqliteStore, Status, Store,
 };

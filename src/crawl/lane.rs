@@ -106,7 +106,7 @@ pub(super) async fn lane<S: Store>(
         };
         progress.message(&format!(
             "{}: quota spent; waiting {} before trying again (Ctrl-C to stop)",
-            ctx.id.title(),
+            ctx.lane.spec.title,
             crate::progress::human_duration(wait)
         ));
         tokio::select! {

@@ -91,6 +91,8 @@ pub struct CrawlOptions {
 /// One provider's part of a run, in precedence order.
 #[derive(Clone)]
 pub struct Lane {
+    /// What the provider can do: the crawl decides by this, never by the provider's name.
+    pub spec: &'static crate::providers::Spec,
     pub provider: Arc<dyn Provider>,
     /// Requests per second; `None` is unlimited.
     pub rate: Option<f64>,
@@ -152,7 +154,7 @@ pub async fn crawl<S: Store>(
     let started = tokio::time::Instant::now();
     let budget = lanes
         .iter()
-        .find(|l| l.quota_key.is_some())
+        .find(|l| l.spec.daily_quota)
         .and_then(|l| l.daily_budget);
     let info = this_process(&opts.command, budget);
     let run_id = store.begin_run(&info, now_ms()).await?;
@@ -180,7 +182,7 @@ pub async fn crawl<S: Store>(
         stop_reason: stop.code().to_string(),
         batch_size: ctxs
             .iter()
-            .find(|c| c.lane.provider.max_batch() > 1 && c.lane.quota_key.is_some())
+            .find(|c| c.lane.spec.daily_quota)
             .map(|c| c.size.current() as u64),
     };
     let ended = store.end_run(run_id, &end, now_ms()).await;
@@ -311,7 +313,7 @@ async fn run_lanes<S: Store>(
     let heartbeat = ctxs.first().map(|c| tokio::spawn(heartbeat(c.clone())));
     let ended = futures_util::future::join_all(ctxs.iter().map(|ctx| {
         // The probe after a quota stop is for the lane that spends the quota.
-        let probe = probe && ctx.lane.quota_key.is_some();
+        let probe = probe && ctx.lane.spec.daily_quota;
         async move {
             let r = lane(ctx, control, progress, probe).await;
             ctx.running.store(false, Ordering::SeqCst);

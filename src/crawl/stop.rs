@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 use super::LaneSummary;
+use crate::domain::ProviderId;
 use crate::providers::Rejection;
 use crate::store;
 
@@ -20,8 +21,12 @@ pub enum StopReason {
     QuotaExhausted { message: String },
     /// `--daily-budget` is spent.
     BudgetSpent,
-    /// Google refused the key or project.
-    ApiRejected { kind: Rejection, message: String },
+    /// The provider refused the key, the project or the client.
+    ApiRejected {
+        provider: ProviderId,
+        kind: Rejection,
+        message: String,
+    },
     /// Ctrl-C or SIGTERM.
     Interrupted,
     /// The store failed (the error itself is returned by [`crawl`](super::crawl)).

@@ -73,6 +73,7 @@ pub(super) fn react<S: Store>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
             message: message.clone(),
         }),
         Outcome::ApiRejected { kind, message } => stop.request(StopReason::ApiRejected {
+            provider: ctx.id,
             kind: *kind,
             message: message.clone(),
         }),
@@ -207,7 +208,7 @@ async fn answered<S: Store>(
     if !sent_back && group.iter().all(|(_, rounds)| *rounds == 0) {
         ctx.size.record(&found);
     }
-    if ctx.lane.quota_key.is_some() {
+    if ctx.lane.spec.daily_quota {
         ctx.total
             .batch
             .store(ctx.size.current() as u64, Ordering::Relaxed);

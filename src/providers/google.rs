@@ -146,6 +146,33 @@ impl Client {
 /// The most ISBNs one request may ask for (Google's `maxResults` limit).
 pub const MAX_BATCH: usize = 40;
 
+/// Google Books: a key, a daily quota per key, OR batches of up to 40.
+pub const SPEC: super::Spec = super::Spec {
+    id: ProviderId::Google,
+    title: "Google Books",
+    owner: "Google",
+    max_batch: MAX_BATCH,
+    daily_quota: true,
+    key_variable: Some("GOOGLE_BOOKS_API_KEY"),
+    allowed_rate: super::any_rate,
+    build,
+};
+
+fn build(s: &super::Settings) -> Result<std::sync::Arc<dyn Provider>, super::BuildError> {
+    let client = Client::new(ClientConfig {
+        api_url: s.url.clone(),
+        key: s.key.clone(),
+        country: s.country.clone(),
+        timeout: s.timeout,
+        connect_timeout: s.connect_timeout,
+    });
+    match client {
+        Ok(c) => Ok(std::sync::Arc::new(c)),
+        Err(e @ Error::BadUrl(_)) => Err(super::BuildError::Usage(e.to_string())),
+        Err(e) => Err(super::BuildError::Client(e.to_string())),
+    }
+}
+
 impl Provider for Client {
     fn id(&self) -> ProviderId {
         ProviderId::Google

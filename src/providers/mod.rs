@@ -13,6 +13,7 @@ carry X (or X's ISBN-10).
 
 pub mod google;
 pub mod open_library;
+pub mod registry;
 
 use std::time::Duration;
 
@@ -21,6 +22,76 @@ use futures_util::future::BoxFuture;
 use crate::domain::Book;
 pub use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
+
+/// A source as the crawl and the command line see it: what it can do, never its name. Each
+/// provider module exports one (`SPEC`); [`registry`] lists them.
+#[derive(Debug)]
+pub struct Spec {
+    pub id: ProviderId,
+    /// The name people read (`Google Books`).
+    pub title: &'static str,
+    /// Whose quota, refusal or rules a message names (`Google`).
+    pub owner: &'static str,
+    /// The most ISBNs one request may carry.
+    pub max_batch: usize,
+    /// Requests spend a daily quota bound to an API key: the lane reserves budget, probes
+    /// alone after a quota stop, and its figures make `status`'s ETA.
+    pub daily_quota: bool,
+    /// The environment variable a key comes from, for a provider that needs one.
+    pub key_variable: Option<&'static str>,
+    /// The rate a lane may use, by the provider's own rules, or why not.
+    pub allowed_rate: fn(&RateAsked) -> Result<Option<f64>, String>,
+    /// The client, from provider-neutral settings.
+    pub build: fn(&Settings) -> Result<std::sync::Arc<dyn Provider>, BuildError>,
+}
+
+/// What a lane asks of a provider's rate rules.
+#[derive(Debug, Clone)]
+pub struct RateAsked<'a> {
+    /// Requests per second asked; `None` is unlimited.
+    pub asked: Option<f64>,
+    /// Whether the user named a contact (`ISBN_CRAWLER_CONTACT`).
+    pub contact: bool,
+    /// The base URL the lane will ask (a server on this machine is not the real service).
+    pub url: &'a str,
+}
+
+/// Takes the rate as asked: a provider without rules of its own.
+pub fn any_rate(r: &RateAsked) -> Result<Option<f64>, String> {
+    Ok(r.asked)
+}
+
+/// Whether `url` names this machine (a test, a mirror): not the real service, not held to
+/// its rules.
+pub fn is_local(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]")
+}
+
+/// What building any provider's client takes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub url: String,
+    pub key: Option<secrecy::SecretString>,
+    /// An e-mail or URL to name in the User-Agent.
+    pub contact: Option<String>,
+    /// The country a provider that localises its answers is asked for.
+    pub country: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+}
+
+/// A client that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The settings are wrong (exit 2): a URL that is not http(s).
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Client(String),
+}
 
 /// What an answer means for the job that asked, and for the crawl.
 #[derive(Debug, Clone, PartialEq)]

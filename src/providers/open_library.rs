@@ -40,6 +40,55 @@ pub const ANONYMOUS_RATE: f64 = 1.0;
 /// Open Library sends no `Retry-After` with a 429; its docs suggest backing off from ~10 s.
 pub const RATE_LIMITED_DELAY: Duration = Duration::from_secs(10);
 
+/// Open Library: no key, no quota, batches of keys, at most 3 requests a second.
+pub const SPEC: super::Spec = super::Spec {
+    id: ProviderId::OpenLibrary,
+    title: "Open Library",
+    owner: "Open Library",
+    max_batch: MAX_BATCH,
+    daily_quota: false,
+    key_variable: None,
+    allowed_rate,
+    build,
+};
+
+fn build(s: &super::Settings) -> Result<std::sync::Arc<dyn Provider>, super::BuildError> {
+    Client::new(ClientConfig {
+        base_url: s.url.clone(),
+        contact: s.contact.clone(),
+        timeout: s.timeout,
+        connect_timeout: s.connect_timeout,
+    })
+    .map(|c| std::sync::Arc::new(c) as std::sync::Arc<dyn Provider>)
+    .map_err(|e| super::BuildError::Usage(e.to_string()))
+}
+
+/// Within what Open Library allows: 3/s for a client that names a contact, 1/s for one that
+/// does not. A server on this machine (a test, a mirror) is not Open Library.
+fn allowed_rate(r: &super::RateAsked) -> Result<Option<f64>, String> {
+    if super::is_local(r.url) {
+        return Ok(r.asked);
+    }
+    if r.asked.is_none_or(|rate| rate > MAX_RATE) {
+        return Err(
+            "--openlibrary-rate: Open Library allows at most 3 requests a second (1/s \
+             without ISBN_CRAWLER_CONTACT); for bulk use see its dumps, \
+             https://openlibrary.org/developers/dumps"
+                .into(),
+        );
+    }
+    if !r.contact {
+        let capped = r.asked.map(|rate| rate.min(ANONYMOUS_RATE));
+        if capped != r.asked {
+            tracing::warn!(
+                "--openlibrary-rate capped at 1/s: set ISBN_CRAWLER_CONTACT to identify this client"
+            );
+        }
+        return Ok(capped);
+    }
+    Ok(r.asked)
+}
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub base_url: String,
