@@ -97,3 +97,29 @@ fn no_module_imports_one_that_imports_it_back() {
         }
     }
 }
+
+/// A provider is known by its spec: outside the id list (`domain.rs`), the registry, its own
+/// module, the command line's flags (clap declares each provider's at compile time), the fake
+/// and the benchmark, no code names one.
+#[test]
+fn no_provider_is_named_outside_its_module_and_the_registry() {
+    let allowed = [
+        "domain",
+        "providers::registry",
+        "providers::google",
+        "providers::open_library",
+        "cli",
+    ];
+    let mut named = Vec::new();
+    for (name, code) in modules() {
+        if allowed.contains(&name.as_str()) || name.starts_with("fake_api") {
+            continue;
+        }
+        for variant in ["ProviderId::Google", "ProviderId::OpenLibrary"] {
+            if code.contains(variant) {
+                named.push(format!("{name} names {variant}"));
+            }
+        }
+    }
+    assert!(named.is_empty(), "{named:?}");
+}

@@ -194,7 +194,9 @@ async fn auto_batches_grow_on_a_relevance_search_and_stay_correct() {
         api.isbns_per_request()
     );
     assert!(
-        s.scalar("SELECT batch_size FROM runs").await >= 20,
+        s.scalar("SELECT batch_size FROM run_providers WHERE provider = 'google'")
+            .await
+            >= 20,
         "the size in use is kept with the run"
     );
 }
@@ -344,7 +346,8 @@ async fn a_failed_batch_of_misses_does_not_shrink_the_size_when_its_retries_come
         "the batch of misses and its retries went out whole: {sizes:?}"
     );
     assert_eq!(
-        s.scalar("SELECT batch_size FROM runs").await,
+        s.scalar("SELECT batch_size FROM run_providers WHERE provider = 'google'")
+            .await,
         40,
         "answers to retried misses say nothing of OR: {sizes:?}"
     );

@@ -176,6 +176,25 @@ async fn fill_missing_spends_google_requests_only_on_open_library_misses() {
         missing
     );
     assert_eq!(lookups(&s, "google").await["done"], 20);
+    // Each provider's part of the run is a row of its own; they add up to the run's.
+    assert_eq!(
+        s.grouped("SELECT provider, requests FROM run_providers")
+            .await["google"],
+        20
+    );
+    assert_eq!(
+        s.grouped("SELECT provider, done FROM run_providers").await["openlibrary"],
+        80
+    );
+    assert_eq!(
+        s.grouped("SELECT provider, not_found FROM run_providers")
+            .await["openlibrary"],
+        20
+    );
+    assert_eq!(
+        s.scalar("SELECT sum(requests) FROM run_providers").await,
+        s.scalar("SELECT requests FROM runs").await
+    );
 
     // The same list with --fill all asks Google for all 100.
     let (s2, _) = loaded(100).await;

@@ -65,6 +65,18 @@ async fn a_database_of_the_previous_release_migrates_in_place_keeping_everything
     );
     assert_eq!(s.scalar("SELECT sum(requests) FROM quota_days").await, 14);
     assert_eq!(s.scalar("SELECT count(*) FROM runs").await, 3);
+    // Its runs' figures (Google's alone then) are rows of run_providers now, and the provider
+    // list is no longer a CHECK of lookups.
+    assert_eq!(
+        s.scalar("SELECT coalesce(sum(requests), 0) FROM run_providers WHERE provider = 'google'")
+            .await,
+        s.scalar("SELECT sum(requests) FROM runs").await
+    );
+    assert_eq!(
+        s.scalar("SELECT instr(sql, 'CHECK (provider') FROM sqlite_schema WHERE name = 'lookups'")
+            .await,
+        0
+    );
     assert_eq!(
         s.grouped("SELECT state, count(*) FROM lookups GROUP BY state")
             .await,

@@ -180,10 +180,10 @@ pub async fn crawl<S: Store>(
     let stop = combined(&summaries);
     let end = RunEnd {
         stop_reason: stop.code().to_string(),
-        batch_size: ctxs
+        batch_sizes: ctxs
             .iter()
-            .find(|c| c.lane.spec.daily_quota)
-            .map(|c| c.size.current() as u64),
+            .map(|c| (c.id, c.size.current() as u64))
+            .collect(),
     };
     let ended = store.end_run(run_id, &end, now_ms()).await;
     if let Some(e) = error {

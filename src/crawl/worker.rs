@@ -53,7 +53,10 @@ pub(super) async fn permit_and_budget<S: Store>(ctx: &Ctx<S>, stop: &Stop) -> bo
         }
         Ok(Take::QuotaStopped) => {
             stop.request(StopReason::QuotaExhausted {
-                message: "another crawler on this database met Google's daily quota".into(),
+                message: format!(
+                    "another crawler on this database met {}'s daily quota",
+                    ctx.lane.spec.owner
+                ),
             });
             false
         }

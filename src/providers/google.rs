@@ -153,6 +153,7 @@ pub const SPEC: super::Spec = super::Spec {
     owner: "Google",
     max_batch: MAX_BATCH,
     daily_quota: true,
+    record_column: Some("volume_id"),
     key_variable: Some("GOOGLE_BOOKS_API_KEY"),
     allowed_rate: super::any_rate,
     build,

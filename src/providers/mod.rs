@@ -37,6 +37,8 @@ pub struct Spec {
     /// Requests spend a daily quota bound to an API key: the lane reserves budget, probes
     /// alone after a quota stop, and its figures make `status`'s ETA.
     pub daily_quota: bool,
+    /// The `books` column that keeps this provider's record id (`volume_id`), if any.
+    pub record_column: Option<&'static str>,
     /// The environment variable a key comes from, for a provider that needs one.
     pub key_variable: Option<&'static str>,
     /// The rate a lane may use, by the provider's own rules, or why not.

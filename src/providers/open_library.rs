@@ -47,6 +47,7 @@ pub const SPEC: super::Spec = super::Spec {
     owner: "Open Library",
     max_batch: MAX_BATCH,
     daily_quota: false,
+    record_column: Some("openlibrary_key"),
     key_variable: None,
     allowed_rate,
     build,

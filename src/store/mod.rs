@@ -404,8 +404,8 @@ pub struct RunInfo {
 #[derive(Debug, Clone)]
 pub struct RunEnd {
     pub stop_reason: String,
-    /// Google's `--batch` size in use at the end.
-    pub batch_size: Option<u64>,
+    /// Each lane's ISBNs per request at the end.
+    pub batch_sizes: Vec<(ProviderId, u64)>,
 }
 
 /// What is known of a quota day.

@@ -690,22 +690,20 @@ async fn complete_in(
         .await?;
     }
     derive_locked(tx, &jobs, now_ms).await?;
-    if t.google > 0 {
+    if t.quota_requests > 0 {
         sqlx::query(
             "INSERT INTO quota_days (day, requests) VALUES ($1, $2)
              ON CONFLICT (day) DO UPDATE SET requests = quota_days.requests + $2",
         )
         .bind(quota_day)
-        .bind(t.google)
+        .bind(t.quota_requests)
         .execute(&mut **tx)
         .await?;
     }
     sqlx::query(
         "UPDATE runs SET requests = requests + $1, done = done + $2, not_found = not_found + $3,
                 failed = failed + $4, retried = retried + $5, given_back = given_back + $6,
-                heartbeat_at = $7, google_requests = google_requests + $9,
-                openlibrary_requests = openlibrary_requests + $10,
-                google_done = google_done + $11
+                heartbeat_at = $7
          WHERE id = $8",
     )
     .bind(t.requests)
@@ -716,11 +714,25 @@ async fn complete_in(
     .bind(t.given_back)
     .bind(now_ms)
     .bind(run_id)
-    .bind(t.google)
-    .bind(t.openlibrary)
-    .bind(t.google_done)
     .execute(&mut **tx)
     .await?;
+    for (provider, [requests, done, not_found, failed]) in &t.per_provider {
+        sqlx::query(
+            "INSERT INTO run_providers AS r (run_id, provider, requests, done, not_found, failed)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (run_id, provider) DO UPDATE SET
+                 requests = r.requests + $3, done = r.done + $4,
+                 not_found = r.not_found + $5, failed = r.failed + $6",
+        )
+        .bind(run_id)
+        .bind(provider.as_str())
+        .bind(requests)
+        .bind(done)
+        .bind(not_found)
+        .bind(failed)
+        .execute(&mut **tx)
+        .await?;
+    }
     Ok(applied.len() as u64)
 }
 
@@ -941,10 +953,11 @@ async fn status_on(
         .await?;
     sql::add_unasked(&mut status, &unasked);
     let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT sum(google_done)::bigint, sum(google_requests)::bigint FROM (
-             SELECT google_done, google_requests FROM runs WHERE google_requests > 0
-             ORDER BY id DESC LIMIT 10) r",
+        "SELECT sum(done)::bigint, sum(requests)::bigint FROM (
+             SELECT done, requests FROM run_providers WHERE provider = $1 AND requests > 0
+             ORDER BY run_id DESC LIMIT 10) r",
     )
+    .bind(sql::quota_provider())
     .fetch_one(&mut *conn)
     .await?;
     let budget: Option<i64> = sqlx::query_scalar(

@@ -262,16 +262,25 @@ macro_rules! shared_methods {
             end: &$crate::store::RunEnd,
             now_ms: i64,
         ) -> $crate::store::Result<()> {
-            sqlx::query(
-                "UPDATE runs SET ended_at = $1, stop_reason = $2, batch_size = $3 WHERE id = $4",
-            )
-            .bind(now_ms)
-            .bind(&end.stop_reason)
-            .bind(end.batch_size.map(|b| b as i64))
-            .bind(run_id)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
+            sqlx::query("UPDATE runs SET ended_at = $1, stop_reason = $2 WHERE id = $3")
+                .bind(now_ms)
+                .bind(&end.stop_reason)
+                .bind(run_id)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            for (provider, size) in &end.batch_sizes {
+                sqlx::query(
+                    "INSERT INTO run_providers (run_id, provider, batch_size) VALUES ($1, $2, $3)
+                     ON CONFLICT (run_id, provider) DO UPDATE SET batch_size = excluded.batch_size",
+                )
+                .bind(run_id)
+                .bind(provider.as_str())
+                .bind(*size as i64)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            }
             Ok(())
         }
     };
@@ -563,18 +572,15 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
             .collect();
         format!("CASE {} END", arms.join(" "))
     };
-    let mut columns = vec![
-        "isbn13".to_string(),
-        "isbn10".into(),
-        "volume_id".into(),
-        "openlibrary_key".into(),
-    ];
-    let mut values = vec![
-        "j.isbn13".to_string(),
-        "j.isbn10".into(),
-        format!("{}.record_id", alias(ProviderId::Google)),
-        format!("{}.record_id", alias(ProviderId::OpenLibrary)),
-    ];
+    let mut columns = vec!["isbn13".to_string(), "isbn10".into()];
+    let mut values = vec!["j.isbn13".to_string(), "j.isbn10".into()];
+    // Each provider's record id in the column its spec names.
+    for spec in crate::providers::registry::ALL {
+        if let Some(column) = spec.record_column {
+            columns.push(column.into());
+            values.push(format!("{}.record_id", alias(spec.id)));
+        }
+    }
     let mut provenance = Vec::new();
     for field in MERGED {
         columns.push(field.into());
@@ -676,9 +682,10 @@ pub(super) fn job_change(result: &JobResult) -> (&'static str, Option<i64>, Opti
 #[derive(Default)]
 pub(super) struct Tally<'a> {
     pub requests: i64,
-    pub google: i64,
-    pub google_done: i64,
-    pub openlibrary: i64,
+    /// Requests that spent a daily quota (the providers whose spec says so).
+    pub quota_requests: i64,
+    /// Per provider: requests, done, not found, failed (rows of `run_providers`).
+    pub per_provider: Vec<(ProviderId, [i64; 4])>,
     pub done: i64,
     pub not_found: i64,
     pub failed: i64,
@@ -690,15 +697,47 @@ pub(super) struct Tally<'a> {
 }
 
 impl<'a> Tally<'a> {
+    fn count(&mut self, provider: ProviderId, column: usize, n: i64) {
+        match self.per_provider.iter_mut().find(|(p, _)| *p == provider) {
+            Some((_, figures)) => figures[column] += n,
+            None => {
+                let mut figures = [0; 4];
+                figures[column] = n;
+                self.per_provider.push((provider, figures));
+            }
+        }
+    }
+
+    /// [`Tally::per_provider`] as a JSON array of `[provider, requests, done, not_found,
+    /// failed]`, one statement's worth for SQLite's `json_each`.
+    pub fn per_provider_json(&self) -> String {
+        let rows: Vec<serde_json::Value> = self
+            .per_provider
+            .iter()
+            .map(|(p, f)| serde_json::json!([p.as_str(), f[0], f[1], f[2], f[3]]))
+            .collect();
+        serde_json::Value::Array(rows).to_string()
+    }
+
     /// Counts every completion's requests (sent whether or not the lease held), and the
     /// outcomes of those `applied` (lookup id → job id).
     pub fn of(completions: &'a [Completion], applied: &HashMap<i64, i64>) -> Tally<'a> {
         let mut t = Tally::default();
         for c in completions {
             t.requests += i64::from(c.requests);
-            match c.provider {
-                ProviderId::Google => t.google += i64::from(c.requests),
-                ProviderId::OpenLibrary => t.openlibrary += i64::from(c.requests),
+            if crate::providers::registry::spec(c.provider).daily_quota {
+                t.quota_requests += i64::from(c.requests);
+            }
+            let column = match &c.result {
+                _ if !applied.contains_key(&c.lookup_id) => None,
+                JobResult::Done(_) => Some(1),
+                JobResult::NotFound { .. } => Some(2),
+                JobResult::Failed { .. } => Some(3),
+                _ => None,
+            };
+            t.count(c.provider, 0, i64::from(c.requests));
+            if let Some(column) = column {
+                t.count(c.provider, column, 1);
             }
             let Some(&job_id) = applied.get(&c.lookup_id) else {
                 tracing::warn!(
@@ -710,9 +749,6 @@ impl<'a> Tally<'a> {
             match &c.result {
                 JobResult::Done(book) => {
                     t.done += 1;
-                    if c.provider == ProviderId::Google {
-                        t.google_done += 1;
-                    }
                     t.books.push((c.provider, book.as_ref()));
                 }
                 JobResult::NotFound { .. } => t.not_found += 1,
@@ -790,6 +826,14 @@ pub(super) fn add_unasked(status: &mut Status, unasked: &[(String, i64)]) {
     }
 }
 
+/// The provider whose requests spend a daily quota (the ETA is its part), by its spec.
+pub(super) fn quota_provider() -> &'static str {
+    crate::providers::registry::ALL
+        .iter()
+        .find(|s| s.daily_quota)
+        .map_or("", |s| s.id.as_str())
+}
+
 /// Quota days left for Google's part, from the books Google found and the requests it took
 /// over the latest runs, and the latest `--daily-budget`.
 pub(super) fn eta(
@@ -798,7 +842,7 @@ pub(super) fn eta(
     requests: Option<i64>,
     budget: Option<i64>,
 ) -> Option<Eta> {
-    let open = match status.lookups.get("google") {
+    let open = match status.lookups.get(quota_provider()) {
         Some(g) => {
             g.get("pending").copied().unwrap_or(0) + g.get("in_progress").copied().unwrap_or(0)
         }

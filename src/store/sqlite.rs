@@ -199,9 +199,14 @@ fn commit_rest_sql(precedence: &[ProviderId]) -> String {
             ON CONFLICT (day) DO UPDATE SET requests = requests + excluded.requests;
         UPDATE runs SET requests = requests + ?, done = done + ?, not_found = not_found + ?,
             failed = failed + ?, retried = retried + ?, given_back = given_back + ?,
-            heartbeat_at = ?, google_requests = google_requests + ?,
-            openlibrary_requests = openlibrary_requests + ?, google_done = google_done + ?
-        WHERE id = ?",
+            heartbeat_at = ?
+        WHERE id = ?;
+        INSERT INTO run_providers (run_id, provider, requests, done, not_found, failed)
+            SELECT ?, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4
+            FROM json_each(?) WHERE true
+            ON CONFLICT (run_id, provider) DO UPDATE SET
+                requests = requests + excluded.requests, done = done + excluded.done,
+                not_found = not_found + excluded.not_found, failed = failed + excluded.failed",
         merge = merge_sql(precedence, Dialect::Sqlite),
     )
 }
@@ -773,8 +778,8 @@ impl Store for SqliteStore {
                 args.add(now_ms),
                 args.add(json(serde_json::to_string(&jobs))),
                 args.add(quota_day),
-                args.add(counts.google),
-                args.add(counts.google),
+                args.add(counts.quota_requests),
+                args.add(counts.quota_requests),
                 args.add(counts.requests),
                 args.add(counts.done),
                 args.add(counts.not_found),
@@ -782,10 +787,9 @@ impl Store for SqliteStore {
                 args.add(counts.retried),
                 args.add(counts.given_back),
                 args.add(now_ms),
-                args.add(counts.google),
-                args.add(counts.openlibrary),
-                args.add(counts.google_done),
                 args.add(run_id),
+                args.add(run_id),
+                args.add(json(Ok(counts.per_provider_json()))),
             ])
             .map_err(|e| self.err(e))?;
         }
@@ -966,10 +970,11 @@ async fn eta_on(
     status: &Status,
 ) -> std::result::Result<Option<Eta>, sqlx::Error> {
     let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT sum(google_done), sum(google_requests) FROM (
-             SELECT google_done, google_requests FROM runs WHERE google_requests > 0
-             ORDER BY id DESC LIMIT 10)",
+        "SELECT sum(done), sum(requests) FROM (
+             SELECT done, requests FROM run_providers WHERE provider = ? AND requests > 0
+             ORDER BY run_id DESC LIMIT 10)",
     )
+    .bind(sql::quota_provider())
     .fetch_one(&mut *conn)
     .await?;
     let budget: Option<i64> = sqlx::query_scalar(
