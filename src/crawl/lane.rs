@@ -24,7 +24,7 @@ use crate::store::{self, ClaimedLookup, Completion, JobResult, RunInfo, Store};
 /// What every task of one lane shares.
 pub(super) struct Ctx<S> {
     pub(super) store: S,
-    /// The lane's provider's id (its `lane.provider.id()`, kept at hand).
+    /// The lane's provider's id (its `lane.spec.id`, kept at hand).
     pub(super) id: ProviderId,
     pub(super) lane: Lane,
     pub(super) opts: CrawlOptions,

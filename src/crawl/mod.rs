@@ -159,7 +159,7 @@ pub async fn crawl<S: Store>(
     let info = this_process(&opts.command, budget);
     let run_id = store.begin_run(&info, now_ms()).await?;
     let recovered = recover(&store, run_id, &info).await?;
-    let order: Vec<ProviderId> = lanes.iter().map(|l| l.provider.id()).collect();
+    let order: Vec<ProviderId> = lanes.iter().map(|l| l.spec.id).collect();
     store
         .ensure_lookups(&order, opts.fill_missing, now_ms())
         .await?;
@@ -259,7 +259,7 @@ fn contexts<S: Store>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
         .into_iter()
         .enumerate()
         .map(|(i, lane)| {
-            let max = lane.provider.max_batch();
+            let max = lane.spec.max_batch;
             Arc::new(Ctx {
                 size: match lane.batch {
                     Some(n) => BatchSize::fixed(n.clamp(1, max)),
@@ -280,7 +280,7 @@ fn contexts<S: Store>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
                 },
                 running: running[i].clone(),
                 wake: wake.clone(),
-                id: lane.provider.id(),
+                id: lane.spec.id,
                 lane,
                 store: run.store.clone(),
                 opts: run.opts.clone(),

@@ -175,14 +175,6 @@ fn build(s: &super::Settings) -> Result<std::sync::Arc<dyn Provider>, super::Bui
 }
 
 impl Provider for Client {
-    fn id(&self) -> ProviderId {
-        ProviderId::Google
-    }
-
-    fn max_batch(&self) -> usize {
-        MAX_BATCH
-    }
-
     /// Google's OR search drops books it finds alone: an ISBN a batch missed is asked alone.
     fn regroup(&self, _unsure: usize) -> usize {
         1

@@ -341,11 +341,6 @@ impl Answer {
 
 /// A source of book metadata.
 pub trait Provider: Send + Sync {
-    fn id(&self) -> ProviderId;
-
-    /// The most ISBNs one request may carry.
-    fn max_batch(&self) -> usize;
-
     /// The size of the smaller requests that ISBNs an answer was unsure of are asked again in.
     fn regroup(&self, unsure: usize) -> usize;
 
@@ -355,7 +350,7 @@ pub trait Provider: Send + Sync {
         false
     }
 
-    /// Asks for `isbns` (1 to [`Provider::max_batch`]) in one request. Never fails: a network
+    /// Asks for `isbns` (1 to its [`Spec::max_batch`]) in one request. Never fails: a network
     /// error is an outcome.
     fn lookup<'a>(&'a self, isbns: &'a [Isbn13]) -> BoxFuture<'a, Answer>;
 }

@@ -155,14 +155,6 @@ impl Client {
 }
 
 impl Provider for Client {
-    fn id(&self) -> ProviderId {
-        ProviderId::OpenLibrary
-    }
-
-    fn max_batch(&self) -> usize {
-        MAX_BATCH
-    }
-
     /// A wholly empty answer is split in halves: a server error in one entry empties the whole
     /// batch, and halving finds the good keys in a few requests.
     fn regroup(&self, unsure: usize) -> usize {
