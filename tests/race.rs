@@ -106,6 +106,9 @@ impl Store for SlowStore {
     async fn open_jobs(&self) -> Result<u64> {
         self.0.open_jobs().await
     }
+    async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
+        self.0.open_lookups(provider).await
+    }
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
         self.0.quota_day(day).await
     }

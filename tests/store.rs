@@ -406,6 +406,12 @@ conformance! {
         store.ensure_lookups(&[G, OL], false, 0).await.expect("lookups");
         let again = store.status(0, "d").await.expect("status");
         assert_eq!(again.lookups, s.lookups);
+        // The progress line's total: pending and leased, per provider.
+        assert_eq!(store.open_lookups(G).await.expect("open"), 2);
+        assert_eq!(store.open_lookups(OL).await.expect("open"), 5);
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        store.claim(run, OL, 2, 10, 1000).await.expect("claim");
+        assert_eq!(store.open_lookups(OL).await.expect("open"), 5, "leased still open");
     }
 
     fill_missing_chains_the_next_provider(store, _l) {

@@ -236,14 +236,11 @@ async fn show_progress<S: Store>(
     let probe = store.last_stop_reason().await?.as_deref() == Some("quota")
         || quota_today.exhausted_at.is_some();
     progress.attach_budget(quota_today.requests, budget);
-    let open = store.status(now_ms(), &today).await?;
-    progress.set_total(
-        order
-            .iter()
-            .filter_map(|p| open.lookups.get(p.as_str()))
-            .map(|per| per.get("pending").unwrap_or(&0) + per.get("in_progress").unwrap_or(&0))
-            .sum(),
-    );
+    let mut open = 0;
+    for p in order {
+        open += store.open_lookups(*p).await?;
+    }
+    progress.set_total(open);
     Ok(probe)
 }
 

@@ -145,6 +145,9 @@ impl Store for AnyStore {
     async fn open_jobs(&self) -> Result<u64> {
         each!(self, s => s.open_jobs().await)
     }
+    async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
+        each!(self, s => s.open_lookups(provider).await)
+    }
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
         each!(self, s => s.quota_day(day).await)
     }

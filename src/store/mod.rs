@@ -647,6 +647,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Jobs not yet terminal (pending or in progress).
     fn open_jobs(&self) -> impl Future<Output = Result<u64>> + Send;
 
+    /// `provider`'s lookups pending or in progress (the progress line's total), from the
+    /// partial indexes of each state: no pass over the tables.
+    fn open_lookups(&self, provider: ProviderId) -> impl Future<Output = Result<u64>> + Send;
+
     fn quota_day(&self, day: &str) -> impl Future<Output = Result<QuotaDay>> + Send;
 
     /// Google said the quota of the key `key_id` is spent this `day`: its other crawlers stop.

@@ -578,6 +578,18 @@ impl Store for PgStore {
         Ok(n as u64)
     }
 
+    async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM lookups
+             WHERE provider = $1 AND state IN ('pending', 'in_progress')",
+        )
+        .bind(provider.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
     async fn reserve_budget(
         &self,
         key_id: &str,

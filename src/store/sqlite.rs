@@ -848,6 +848,20 @@ impl Store for SqliteStore {
         Ok(n as u64)
     }
 
+    async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM lookups INDEXED BY lookups_due
+                     WHERE state = 'pending' AND provider = ?1)
+                  + (SELECT count(*) FROM lookups INDEXED BY lookups_leased
+                     WHERE state = 'in_progress' AND provider = ?1)",
+        )
+        .bind(provider.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(n as u64)
+    }
+
     async fn reserve_budget(
         &self,
         key_id: &str,
