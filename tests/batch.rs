@@ -223,15 +223,8 @@ async fn auto_batches_shrink_to_one_when_google_ignores_or() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_quota_saving_recipe_keeps_google_near_its_floor() {
     let (s, list) = loaded(2000).await;
-    let mut config = relevance_search(&[], false);
     // Open Library lacks two books in five; Google lacks half of those.
-    config.openlibrary.unknown = list
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 5 < 2)
-        .map(|(_, isbn)| isbn.clone())
-        .collect();
-    config.unknown = list.iter().step_by(5).cloned().collect();
+    let (config, misses, unknown) = relevance_search(&[], false).lacking_in_both(&list);
     let api = start_fake(config).await;
     let args = [
         "--providers",
@@ -244,10 +237,9 @@ async fn the_quota_saving_recipe_keeps_google_near_its_floor() {
         "2",
     ];
     assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    assert_eq!((misses, unknown), (800, 400));
     assert_eq!(s.states().await.get("not_found"), Some(&400));
     assert_eq!(s.states().await.get("done"), Some(&1600));
-    let misses: usize = 800;
-    let unknown = 400;
     let floor = unknown + (misses - unknown).div_ceil(40);
     let requests = api.google_requests() as usize;
     assert!(

@@ -650,20 +650,12 @@ async fn bench_quota(dir: &Path, n: usize) -> anyhow::Result<()> {
 /// (each book it lacks asked alone once, the rest 40 a request).
 async fn bench_recipe(dir: &Path, list: &[String]) -> anyhow::Result<()> {
     let n = list.len();
-    let mut config = FakeConfig {
+    let (config, misses, unknown) = FakeConfig {
         or_leave_out: 0.10,
         or_extra_rate: 0.20,
         ..FakeConfig::default()
-    };
-    config.openlibrary.unknown = list
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| i % 5 < 2)
-        .map(|(_, isbn)| isbn.clone())
-        .collect();
-    config.unknown = list.iter().step_by(5).cloned().collect();
-    let misses = config.openlibrary.unknown.len();
-    let unknown = config.unknown.len();
+    }
+    .lacking_in_both(list);
     let floor = unknown + (misses - unknown).div_ceil(40);
     let db = load_fresh(dir, "quota-recipe", n)?;
     let fake = FakeApi::start(config).await?;

@@ -147,6 +147,23 @@ impl Drop for FakeApi {
     }
 }
 
+impl FakeConfig {
+    /// The `--fill missing` recipe's population over `list`: Open Library lacks two books in
+    /// five, and Google half of those (every fifth). Returns the config with how many books
+    /// Open Library lacks and how many of those Google lacks too.
+    pub fn lacking_in_both(mut self, list: &[String]) -> (FakeConfig, usize, usize) {
+        self.openlibrary.unknown = list
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 5 < 2)
+            .map(|(_, isbn)| isbn.clone())
+            .collect();
+        self.unknown = list.iter().step_by(5).cloned().collect();
+        let (misses, unknown) = (self.openlibrary.unknown.len(), self.unknown.len());
+        (self, misses, unknown)
+    }
+}
+
 /// The synthetic title of a book, with the characters exports must survive.
 pub fn title_for(isbn13: &str) -> String {
     format!("Title of {isbn13}, \"quoted\" — été")
