@@ -29,10 +29,9 @@ pub(super) const AHEAD_MOST: usize = 256;
 /// About one second of a lane's requests at its `--rate`, between `floor` and [`AHEAD_MOST`]:
 /// how far claims of single-ISBN requests and budget blocks without `--daily-budget` reach.
 /// Each claim and reservation is a write transaction of several round trips to SQLite's
-/// thread, each waking two sleeping threads; with only 64 requests to share one, at `--rate
-/// unlimited` and concurrency 16, 256 took futex calls from 6,412 to 4,603 for 5,000 ISBNs
-/// and CPU from 94-122 to 88-100 µs an ISBN (interleaved runs). At the default 1/s the floor
-/// holds: other crawlers on the job table are not kept waiting by longer look-aheads.
+/// thread, each waking two sleeping threads, so fast lanes share one among more requests
+/// (docs/performance.md, "How far claims reach"). At the default 1/s the floor holds: other
+/// crawlers on the job table are not kept waiting by longer look-aheads.
 pub(super) fn a_second_ahead(rate: Option<f64>, floor: usize) -> usize {
     rate.map_or(AHEAD_MOST, |r| r.ceil() as usize)
         .clamp(floor, AHEAD_MOST)

@@ -23,11 +23,10 @@ pub(super) const COMMIT_WINDOW: Duration = Duration::from_millis(250);
 /// Results that make a window busy: when this many came within [`COMMIT_WINDOW`] (256 a second
 /// or more), the commit waits up to [`BUSY_WINDOW`] instead.
 pub(super) const BUSY_RESULTS: usize = 64;
-/// The window of a busy writer: at concurrency 16 and 50 ms (320 answers a second) commits of
-/// about 256 results instead of 80 took sqlx's SQLite thread from 29-30 to 21-24 µs an ISBN,
-/// and the crawl from 86-96 to 75-92 µs (interleaved runs; one at 101). A kill then costs no
-/// more answers than [`COMMIT_ENOUGH`], as at full speed before; slow crawls (and `demo`) keep
-/// the short window, so their results are not held longer.
+/// The window of a busy writer: a commit costs about the same for 80 results as for 256, so
+/// busy crawls commit fewer, larger batches (measured in docs/performance.md, "The writer's
+/// window"). A kill then costs no more answers than [`COMMIT_ENOUGH`]; slow crawls (and `demo`)
+/// keep the short window, so their results are not held longer.
 pub(super) const BUSY_WINDOW: Duration = Duration::from_secs(1);
 /// Results that are worth a commit without waiting out the window: at high rates a kill then
 /// costs at most this many answers, and commits stay small enough to keep the lock briefly.

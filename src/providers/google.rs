@@ -2,7 +2,7 @@
 The Google Books client: builds the request, reads the answer, and says what it means.
 
 [`classify`] is the one table that turns an HTTP answer into an [`Outcome`]; it is pure, so every
-row of the table (see the README's "Outcomes") is tested without a network. The crawl loop
+row of the table (see "Outcomes" in docs/guide.md) is tested without a network. The crawl loop
 only acts on outcomes and never looks at status codes.
 
 Verification lives here too: an item counts only if its `industryIdentifiers` hold the ISBN-13
