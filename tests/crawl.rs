@@ -465,20 +465,26 @@ async fn kill_9_mid_crawl_then_a_rerun_finishes_everything() {
     );
 }
 
+/// `crawl` of Google against the fake, with no key in the environment.
+fn keyless_google_crawl(s: &common::Scratch, api: &isbn_crawler::fake_api::FakeApi) -> Vec<String> {
+    let args = [
+        "--db",
+        &s.db_str(),
+        "crawl",
+        "--providers",
+        "google",
+        "--api-url",
+        &api.url(),
+    ];
+    args.iter().map(|a| a.to_string()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_key_is_a_clear_usage_error_before_any_request() {
     let (s, _) = loaded(3).await;
     let api = start_fake(FakeConfig::default()).await;
     let out = binary_async()
-        .args([
-            "--db",
-            &s.db_str(),
-            "crawl",
-            "--providers",
-            "google",
-            "--api-url",
-            &api.url(),
-        ])
+        .args(keyless_google_crawl(&s, &api))
         .output()
         .await
         .expect("run");
@@ -503,18 +509,10 @@ async fn a_malformed_env_file_is_an_error_naming_its_line_and_not_its_text() {
         ),
     )
     .expect("write .env");
-    let crawl = [
-        "--db",
-        &s.db_str(),
-        "crawl",
-        "--providers",
-        "google",
-        "--api-url",
-        &api.url(),
-    ];
+    let crawl = keyless_google_crawl(&s, &api);
     let out = binary_async()
         .current_dir(&dir)
-        .args(crawl)
+        .args(&crawl)
         .output()
         .await
         .expect("run");
@@ -531,7 +529,7 @@ async fn a_malformed_env_file_is_an_error_naming_its_line_and_not_its_text() {
     std::fs::write(dir.join(".env"), format!("GOOGLE_BOOKS_API_KEY={KEY}\n")).expect("write");
     let out = binary_async()
         .current_dir(&dir)
-        .args(crawl)
+        .args(&crawl)
         .arg("--quiet")
         .output()
         .await
