@@ -12,7 +12,7 @@ use std::io::Write;
 use futures_util::TryStreamExt;
 use serde_json::{Map, Value};
 
-use crate::store::{self, JobState, Record, Store};
+use crate::store::{self, JobState, ReadStore, Record};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -265,7 +265,7 @@ pub enum Error {
 }
 
 /// Writes every record of `states` to `out`; returns how many rows were written.
-pub async fn export<S: Store, W: Write>(
+pub async fn export<S: ReadStore, W: Write>(
     store: &S,
     states: &[JobState],
     columns: &[Column],

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::input::{self, Detected, InputOptions, Item, Shape};
 use crate::isbn::RejectReason;
-use crate::store::{self, LoadBatch, NewJob, Reject, Store};
+use crate::store::{self, LoadBatch, LoadStore, NewJob, Reject};
 
 /// Items per transaction.
 pub const BATCH: usize = 125_000;
@@ -182,7 +182,7 @@ impl Batch {
 }
 
 /// Loads one file (or `-`).
-pub async fn load_file<S: Store>(
+pub async fn load_file<S: LoadStore>(
     store: &S,
     file: &str,
     opts: &InputOptions,
@@ -192,7 +192,7 @@ pub async fn load_file<S: Store>(
 }
 
 /// Loads from any reader, under the source name `source`.
-pub async fn load_reader<S: Store>(
+pub async fn load_reader<S: LoadStore>(
     store: &S,
     source: String,
     reader: Box<dyn BufRead + Send>,
@@ -201,7 +201,7 @@ pub async fn load_reader<S: Store>(
     load_with(store, source, move || Ok(reader), opts).await
 }
 
-async fn load_with<S: Store>(
+async fn load_with<S: LoadStore>(
     store: &S,
     source: String,
     open: impl FnOnce() -> std::io::Result<Box<dyn BufRead + Send>> + Send + 'static,

@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::{Scratch, env_with_key, loaded};
-use futures_util::stream::BoxStream;
 use isbn_crawler::crawl::{self, CrawlOptions, Lane, StopReason, retry::RetryPolicy};
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
 use isbn_crawler::progress::Reporter;
@@ -17,48 +16,46 @@ use isbn_crawler::providers::ProviderId;
 use isbn_crawler::providers::google::{Client, ClientConfig};
 use isbn_crawler::store::*;
 
-/// Delegates everything to SQLite, but answers `next_due_at` 100 ms after reading it.
+/// Delegates the crawl's part of the store to SQLite, but answers `next_due_at` 100 ms after reading it.
 #[derive(Clone)]
 struct SlowStore(SqliteStore);
 
-impl Store for SlowStore {
-    async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now: i64) -> Result<u64> {
-        self.0.save_load_batch(source, batch, now).await
+impl QuotaStore for SlowStore {
+    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
+        self.0.quota_day(day).await
     }
-    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
-        self.0.status(now_ms, quota_day).await
+    async fn mark_quota_exhausted(
+        &self,
+        key_id: &str,
+        day: &str,
+        at_ms: i64,
+        resets_at_ms: i64,
+    ) -> Result<()> {
+        self.0
+            .mark_quota_exhausted(key_id, day, at_ms, resets_at_ms)
+            .await
     }
-    async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
-        self.0.record_load(load, now_ms).await
+    async fn reserve_budget(
+        &self,
+        key_id: &str,
+        day: &str,
+        want: u64,
+        limit: Option<u64>,
+        probe: bool,
+    ) -> Result<Reservation> {
+        self.0.reserve_budget(key_id, day, want, limit, probe).await
     }
-    async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
-        self.0.overview(now_ms, quota_day).await
+    async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
+        self.0.release_budget(key_id, day, units).await
     }
-    async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
-        self.0.record(isbn13).await
+    async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {
+        self.0.clear_quota_stop(key_id, day).await
     }
-    fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
-        self.0.records(states)
-    }
-    async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
-        self.0.reject_groups(examples).await
-    }
-    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
-        self.0.rejected_lines()
-    }
-    async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
-        self.0.requeue(filter, now_ms).await
-    }
+}
+
+impl CrawlStore for SlowStore {
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
         self.0.begin_run(info, now_ms).await
-    }
-    async fn recover_leases(
-        &self,
-        me: i64,
-        now_ms: i64,
-        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
-    ) -> Result<u64> {
-        self.0.recover_leases(me, now_ms, is_alive).await
     }
     async fn ensure_lookups(
         &self,
@@ -68,20 +65,16 @@ impl Store for SlowStore {
     ) -> Result<u64> {
         self.0.ensure_lookups(providers, fill_missing, now_ms).await
     }
-    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
-        self.0.provider_records(isbn13).await
-    }
-    async fn claim(
+    async fn recover_leases(
         &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
+        me: i64,
         now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedLookup>> {
-        self.0
-            .claim(run_id, provider, n, now_ms, lease_until_ms)
-            .await
+        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+    ) -> Result<u64> {
+        self.0.recover_leases(me, now_ms, is_alive).await
+    }
+    async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedLookup>> {
+        self.0.claim(claim).await
     }
     async fn complete(
         &self,
@@ -109,38 +102,8 @@ impl Store for SlowStore {
     async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
         self.0.open_lookups(provider).await
     }
-    async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
-        self.0.quota_day(day).await
-    }
-    async fn mark_quota_exhausted(
-        &self,
-        key_id: &str,
-        day: &str,
-        at_ms: i64,
-        resets_at_ms: i64,
-    ) -> Result<()> {
-        self.0
-            .mark_quota_exhausted(key_id, day, at_ms, resets_at_ms)
-            .await
-    }
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         self.0.last_stop_reason().await
-    }
-    async fn reserve_budget(
-        &self,
-        key_id: &str,
-        day: &str,
-        want: u64,
-        limit: Option<u64>,
-        probe: bool,
-    ) -> Result<Reservation> {
-        self.0.reserve_budget(key_id, day, want, limit, probe).await
-    }
-    async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
-        self.0.release_budget(key_id, day, units).await
-    }
-    async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {
-        self.0.clear_quota_stop(key_id, day).await
     }
     async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
         self.0.end_run(run_id, end, now_ms).await

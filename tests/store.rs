@@ -146,13 +146,13 @@ conformance! {
     a_completion_from_a_lost_lease_changes_nothing(store, _l) {
         loaded(&store, 1, &[G]).await;
         let a = store.begin_run(&info(), 0).await.expect("run a");
-        let claimed = store.claim(a, G, 1, 10, 1000).await.expect("claim");
+        let claimed = store.claim(&Claim {run_id: a, provider: G, max: 1, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         assert_eq!(claimed.len(), 1);
         // Run a stops beating; its lease runs out and run b takes the job.
         let b = store.begin_run(&info(), 2000).await.expect("run b");
         let back = store.recover_leases(b, 2000, &|_| true).await.expect("recover");
         assert_eq!(back, 1);
-        let again = store.claim(b, G, 1, 2000, 9000).await.expect("claim");
+        let again = store.claim(&Claim {run_id: b, provider: G, max: 1, now_ms: 2000, lease_until_ms: 9000}).await.expect("claim");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
         let isbn = &claimed[0].isbn;
@@ -188,7 +188,7 @@ conformance! {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim(r, G, 7, 10, 100_000).await.expect("claim");
+                    let got = store.claim(&Claim {run_id: r, provider: G, max: 7, now_ms: 10, lease_until_ms: 100_000}).await.expect("claim");
                     if got.is_empty() {
                         return mine;
                     }
@@ -209,16 +209,16 @@ conformance! {
     claims_go_oldest_first_and_only_when_due(store, _l) {
         loaded(&store, 5, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let first = store.claim(run, G, 2, 10, 1000).await.expect("claim");
+        let first = store.claim(&Claim {run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         let isbns: Vec<String> = first.iter().map(|j| j.isbn.to_string()).collect();
         assert_eq!(isbns, [isbn(0).to_string(), isbn(1).to_string()]);
         // A retry due later is not claimable before its time.
         let retry = JobResult::Retry { at: 5000, error: "503".into(), refund: false };
         store.complete(run, &mut [ended(first[0].id, G, retry)], &[G], "d", 20).await.expect("complete");
-        let rest = store.claim(run, G, 10, 30, 1000).await.expect("claim");
+        let rest = store.claim(&Claim {run_id: run, provider: G, max: 10, now_ms: 30, lease_until_ms: 1000}).await.expect("claim");
         assert_eq!(rest.len(), 3, "the retry waits for its time");
         assert_eq!(store.next_due_at(G, run).await.expect("due"), Some(5000));
-        let later = store.claim(run, G, 10, 5000, 9000).await.expect("claim");
+        let later = store.claim(&Claim {run_id: run, provider: G, max: 10, now_ms: 5000, lease_until_ms: 9000}).await.expect("claim");
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].attempts, 2);
     }
@@ -229,7 +229,7 @@ conformance! {
             store.begin_run(&info(), 0).await.expect("a"),
             store.begin_run(&info(), 0).await.expect("b"),
         );
-        store.claim(a, G, 1, 10, 7777).await.expect("claim");
+        store.claim(&Claim {run_id: a, provider: G, max: 1, now_ms: 10, lease_until_ms: 7777}).await.expect("claim");
         assert_eq!(store.next_due_at(G, a).await.expect("due"), None, "its own lease");
         assert_eq!(store.next_due_at(G, b).await.expect("due"), Some(7777));
         assert_eq!(store.next_due_at(OL, b).await.expect("due"), None);
@@ -239,8 +239,8 @@ conformance! {
         loaded(&store, 2, &[G]).await;
         let dead = store.begin_run(&info(), 0).await.expect("run");
         let alive = store.begin_run(&info(), 0).await.expect("run");
-        store.claim(dead, G, 1, 10, i64::MAX).await.expect("claim");
-        store.claim(alive, G, 1, 10, i64::MAX).await.expect("claim");
+        store.claim(&Claim {run_id: dead, provider: G, max: 1, now_ms: 10, lease_until_ms: i64::MAX}).await.expect("claim");
+        store.claim(&Claim {run_id: alive, provider: G, max: 1, now_ms: 10, lease_until_ms: i64::MAX}).await.expect("claim");
         let me = store.begin_run(&info(), 20).await.expect("run");
         let back = store
             .recover_leases(me, 30, &|_| false)
@@ -256,7 +256,7 @@ conformance! {
     give_backs_refund_and_results_follow_the_rules(store, _l) {
         loaded(&store, 4, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let c = store.claim(run, G, 4, 10, 1000).await.expect("claim");
+        let c = store.claim(&Claim {run_id: run, provider: G, max: 4, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         let mut done = [
             ended(c[0].id, G, JobResult::GiveBack),
             ended(c[1].id, G, JobResult::NotFound { note: "no match".into() }),
@@ -287,7 +287,7 @@ conformance! {
         // statements and the closing one are used, with NULL padding in each.
         loaded(&store, 301, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let c = store.claim(run, G, 301, 10, 1000).await.expect("claim");
+        let c = store.claim(&Claim {run_id: run, provider: G, max: 301, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         assert_eq!(c.len(), 301);
         let (stale, mine) = c.split_last().expect("claimed");
         let mut done: Vec<Completion> = mine
@@ -363,8 +363,8 @@ conformance! {
     two_providers_merge_with_provenance(store, _l) {
         loaded(&store, 1, &[G, OL]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let g = store.claim(run, G, 1, 10, 1000).await.expect("claim");
-        let o = store.claim(run, OL, 1, 10, 1000).await.expect("claim");
+        let g = store.claim(&Claim {run_id: run, provider: G, max: 1, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let o = store.claim(&Claim {run_id: run, provider: OL, max: 1, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         let mut from_ol = found(o[0].id, OL, &o[0].isbn, "Open title");
         if let JobResult::Done(book) = &mut from_ol.result {
             book.page_count = Some(321);
@@ -389,7 +389,7 @@ conformance! {
     jobs_loaded_after_a_crawl_are_pending_for_each_provider_that_asked_every_job(store, _l) {
         loaded(&store, 3, &[G, OL]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let g = store.claim(run, G, 3, 10, 1000).await.expect("claim");
+        let g = store.claim(&Claim {run_id: run, provider: G, max: 3, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         let mut done: Vec<Completion> =
             g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
         store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete");
@@ -410,7 +410,7 @@ conformance! {
         assert_eq!(store.open_lookups(G).await.expect("open"), 2);
         assert_eq!(store.open_lookups(OL).await.expect("open"), 5);
         let run = store.begin_run(&info(), 0).await.expect("run");
-        store.claim(run, OL, 2, 10, 1000).await.expect("claim");
+        store.claim(&Claim {run_id: run, provider: OL, max: 2, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         assert_eq!(store.open_lookups(OL).await.expect("open"), 5, "leased still open");
     }
 
@@ -418,12 +418,12 @@ conformance! {
         loaded(&store, 2, &[G]).await;
         store.ensure_lookups(&[G, OL], true, 0).await.expect("lookups");
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let g = store.claim(run, G, 2, 10, 1000).await.expect("claim");
+        let g = store.claim(&Claim {run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
         let mut missed = ended(g[0].id, G, JobResult::NotFound { note: "none".into() });
         missed.then = Some(OL);
         let hit = found(g[1].id, G, &g[1].isbn, "Here");
         store.complete(run, &mut [missed, hit], &[G, OL], "d", 20).await.expect("complete");
-        let o = store.claim(run, OL, 5, 30, 1000).await.expect("claim");
+        let o = store.claim(&Claim {run_id: run, provider: OL, max: 5, now_ms: 30, lease_until_ms: 1000}).await.expect("claim");
         assert_eq!(o.len(), 1, "only the book Google did not find is asked of Open Library");
         assert_eq!(o[0].isbn, g[0].isbn);
     }
@@ -480,10 +480,10 @@ conformance! {
         loaded(&store, 3, &[G]).await;
         let a = store.begin_run(&info(), 0).await.expect("a");
         let b = store.begin_run(&info(), 0).await.expect("b");
-        store.claim(a, G, 3, 10, 100).await.expect("claim");
+        store.claim(&Claim {run_id: a, provider: G, max: 3, now_ms: 10, lease_until_ms: 100}).await.expect("claim");
         store.heartbeat(a, 90, 10_000).await.expect("beat");
         assert_eq!(store.recover_leases(b, 5000, &|_| true).await.expect("recover"), 0);
-        assert!(store.claim(b, G, 3, 5000, 9000).await.expect("claim").is_empty());
+        assert!(store.claim(&Claim {run_id: b, provider: G, max: 3, now_ms: 5000, lease_until_ms: 9000}).await.expect("claim").is_empty());
         assert_eq!(store.open_jobs().await.expect("open"), 3);
     }
 }

@@ -485,7 +485,7 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
 /// (claim + complete, 2,048 per transaction), on the loaded database at `db`.
 async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     use isbn_crawler::providers::ProviderId;
-    use isbn_crawler::store::{AnyStore, Book, Completion, JobResult, RunInfo, Store};
+    use isbn_crawler::store::{AnyStore, Book, Claim, Completion, CrawlStore, JobResult, RunInfo};
     let store = AnyStore::open(
         &db.parse().map_err(anyhow::Error::msg)?,
         false,
@@ -509,7 +509,13 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     let mut claimed = Vec::new();
     loop {
         let jobs = store
-            .claim(run, ProviderId::Google, 64, 1, i64::MAX)
+            .claim(&Claim {
+                run_id: run,
+                provider: ProviderId::Google,
+                max: 64,
+                now_ms: 1,
+                lease_until_ms: i64::MAX,
+            })
             .await?;
         if jobs.is_empty() {
             break;
@@ -546,7 +552,13 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     let mut stored = 0usize;
     loop {
         let jobs = store
-            .claim(run, ProviderId::Google, 2048, i64::MAX - 1, i64::MAX)
+            .claim(&Claim {
+                run_id: run,
+                provider: ProviderId::Google,
+                max: 2048,
+                now_ms: i64::MAX - 1,
+                lease_until_ms: i64::MAX,
+            })
             .await?;
         if jobs.is_empty() {
             break;
@@ -709,7 +721,7 @@ async fn bench_openlibrary(dir: &Path, n: usize) -> anyhow::Result<()> {
 }
 
 async fn fill_report_db(db: &Path, books: usize) -> anyhow::Result<()> {
-    use isbn_crawler::store::Store;
+    use isbn_crawler::store::CrawlStore;
     let store = isbn_crawler::store::SqliteStore::open(db, false).await?;
     store
         .ensure_lookups(&isbn_crawler::providers::ProviderId::ALL, false, 0)
@@ -795,7 +807,7 @@ async fn bench_scale(dir: &Path, n: usize) -> anyhow::Result<()> {
     let pending = 1_000.min(n);
     let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
     {
-        use isbn_crawler::store::Store;
+        use isbn_crawler::store::CrawlStore;
         let google = isbn_crawler::providers::ProviderId::Google;
         store.ensure_lookups(&[google], false, 0).await?;
     }

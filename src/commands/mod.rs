@@ -65,7 +65,8 @@ use crate::load::SourceReport;
 use crate::progress::{Reporter, human_duration};
 use crate::providers::{BuildError, RateAsked, Settings, Spec, registry};
 use crate::store::{
-    AnyStore, JobState, Location, Record, RequeueFilter, SqliteStore, Status, Store,
+    AnyStore, JobState, LoadStore, Location, ReadStore, Record, RequeueFilter, SqliteStore, Status,
+    Store,
 };
 use crate::{UsageError, now_ms, shorten};
 

@@ -14,7 +14,7 @@ use super::liveness::recover;
 use super::quota;
 use super::stop::Stop;
 use crate::clock::now_ms;
-use crate::store::{self, ClaimedLookup, Store};
+use crate::store::{self, ClaimedLookup, CrawlStore};
 
 /// How long a partial batch waits for lookups about to come due, at most.
 pub(super) const GATHER: Duration = Duration::from_secs(2);
@@ -56,7 +56,7 @@ enum Next {
 
 /// Claims due jobs into free worker slots until nothing is left or a stop. Single-ISBN
 /// requests are claimed [`a_second_ahead`] at a time and wait in `ahead` for slots.
-pub(super) async fn dispatch<S: Store>(
+pub(super) async fn dispatch<S: CrawlStore>(
     ctx: &Ctx<S>,
     stop: &Stop,
     mut slots: Slots<'_>,
@@ -133,7 +133,7 @@ pub(super) async fn dispatch<S: Store>(
 /// Tops `ahead` up to `want` lookups (single-ISBN requests: [`a_second_ahead`] of them).
 /// Claims of batches are not made ahead: groups claimed at a size `--batch auto` has since left
 /// would still go out at the old size.
-async fn claim_ahead<S: Store>(
+async fn claim_ahead<S: CrawlStore>(
     ctx: &Ctx<S>,
     slots: &mut Slots<'_>,
     want: usize,
@@ -152,13 +152,13 @@ async fn claim_ahead<S: Store>(
     let lease_ms = ctx.opts.lease.as_millis() as i64;
     let claimed = ctx
         .store
-        .claim(
-            ctx.run_id,
-            ctx.id,
-            (ask - ahead.len()) as u32,
-            now,
-            now + lease_ms,
-        )
+        .claim(&store::Claim {
+            run_id: ctx.run_id,
+            provider: ctx.id,
+            max: (ask - ahead.len()) as u32,
+            now_ms: now,
+            lease_until_ms: now + lease_ms,
+        })
         .await?;
     slots.in_flight.fetch_add(claimed.len(), Ordering::SeqCst);
     ahead.extend(claimed);
@@ -168,7 +168,7 @@ async fn claim_ahead<S: Store>(
 /// Nothing to hand out: ends the lane when nothing is in flight, due or to come from the lanes
 /// feeding it; otherwise takes back what dead runs hold and waits for a commit, the next due
 /// time or a stop.
-async fn idle<S: Store>(
+async fn idle<S: CrawlStore>(
     ctx: &Ctx<S>,
     stop: &Stop,
     slots: &Slots<'_>,
@@ -204,7 +204,7 @@ async fn idle<S: Store>(
 
 /// After a quota stop, one request alone tells whether the quota is back: waits for its
 /// answer, and once answered lets other crawlers with the key send again. `false` if stopping.
-async fn probed<S: Store>(
+async fn probed<S: CrawlStore>(
     ctx: &Ctx<S>,
     stop: &Stop,
     slots: &Slots<'_>,
@@ -230,7 +230,7 @@ async fn probed<S: Store>(
 /// before claiming again: until the lane's next lookup comes due, if that is within
 /// [`GATHER`], and for at most [`GATHER`] in all. A batch costs one request however few it
 /// asks for.
-pub(super) async fn gathering<S: Store>(
+pub(super) async fn gathering<S: CrawlStore>(
     ctx: &Ctx<S>,
     ahead: &VecDeque<ClaimedLookup>,
     held_since: &mut Option<tokio::time::Instant>,

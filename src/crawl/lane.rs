@@ -19,7 +19,7 @@ use super::writer::writer;
 use super::{Counters, CrawlOptions, Lane};
 use crate::domain::ProviderId;
 use crate::progress::Reporter;
-use crate::store::{self, ClaimedLookup, Completion, JobResult, RunInfo, Store};
+use crate::store::{self, ClaimedLookup, Completion, CrawlStore, JobResult, RunInfo};
 
 /// What every task of one lane shares.
 pub(super) struct Ctx<S> {
@@ -56,7 +56,7 @@ pub(super) struct Ctx<S> {
 pub(super) type Group = Vec<(ClaimedLookup, u8)>;
 
 /// One lane to its end: sessions, and between them the waits for Google's quota.
-pub(super) async fn lane<S: Store>(
+pub(super) async fn lane<S: CrawlStore>(
     ctx: &Arc<Ctx<S>>,
     control: &Control,
     progress: &Reporter,
@@ -117,7 +117,7 @@ pub(super) async fn lane<S: Store>(
 }
 
 /// One stretch of crawling, until everything is done or a stop.
-pub(super) async fn session<S: Store>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
+pub(super) async fn session<S: CrawlStore>(ctx: &Arc<Ctx<S>>, stop: &Stop, probe: bool) {
     let concurrency = ctx.lane.concurrency.max(1);
     // Jobs travel in groups of one request's worth (`--batch`). Room for two claims of a group
     // per worker: one being worked through, one refilled.

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use super::lane::Ctx;
 use crate::clock::now_ms;
-use crate::store::{self, RunInfo, Store};
+use crate::store::{self, CrawlStore, RunInfo};
 
 /// Keeps this run's row fresh and its leases from running out while it works, and takes back
 /// the lookups of runs that died meanwhile (another crawler on the database killed), waking the
 /// lanes to claim them.
-pub(super) async fn heartbeat<S: Store>(ctx: Arc<Ctx<S>>) {
+pub(super) async fn heartbeat<S: CrawlStore>(ctx: Arc<Ctx<S>>) {
     let every = (ctx.opts.lease / 3).max(Duration::from_millis(100));
     let lease_ms = ctx.opts.lease.as_millis() as i64;
     loop {
@@ -31,7 +31,7 @@ pub(super) async fn heartbeat<S: Store>(ctx: Arc<Ctx<S>>) {
 }
 
 /// Gives back the leases of runs that are gone (see [`is_alive`]) or ran out.
-pub(super) async fn recover<S: Store>(
+pub(super) async fn recover<S: CrawlStore>(
     store: &S,
     run_id: i64,
     me: &RunInfo,

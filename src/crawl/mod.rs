@@ -60,7 +60,7 @@ use tokio::sync::Notify;
 use crate::domain::ProviderId;
 use crate::progress::Reporter;
 use crate::providers::Provider;
-use crate::store::{self, RunEnd, Store};
+use crate::store::{self, CrawlStore, RunEnd};
 use batch::{BatchSize, MissPool};
 use dispatch::a_second_ahead;
 use lane::{Ctx, lane};
@@ -144,7 +144,7 @@ pub(crate) const BUDGET_BLOCK: u64 = 8;
 pub(crate) const UNLIMITED_BLOCK: u64 = 64;
 
 /// Runs a crawl to its end: everything done, or a stop. See the module docs.
-pub async fn crawl<S: Store>(
+pub async fn crawl<S: CrawlStore>(
     store: S,
     lanes: Vec<Lane>,
     opts: CrawlOptions,
@@ -225,7 +225,7 @@ struct Run<S> {
 
 /// Gives the progress display the day's budget and the lookups open; returns whether the first
 /// request must be the probe after a quota stop (even one whose wait was interrupted).
-async fn show_progress<S: Store>(
+async fn show_progress<S: CrawlStore>(
     store: &S,
     order: &[ProviderId],
     budget: Option<u64>,
@@ -245,7 +245,7 @@ async fn show_progress<S: Store>(
 }
 
 /// One lane's context per lane, in precedence order.
-fn contexts<S: Store>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
+fn contexts<S: CrawlStore>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
     let wake = Arc::new(Notify::new());
     let running: Vec<_> = lanes
         .iter()
@@ -301,7 +301,7 @@ fn budget_of(lane: &Lane) -> Budget {
 }
 
 /// Every lane to its end, side by side, with one heartbeat for the run.
-async fn run_lanes<S: Store>(
+async fn run_lanes<S: CrawlStore>(
     ctxs: &[Arc<Ctx<S>>],
     probe: bool,
     control: &Control,

@@ -6,7 +6,7 @@ Books), so requests are counted per Pacific date. The count lives in the databas
 (`quota_days`), so a second run on the same day continues it.
 */
 
-use crate::store::{Result as StoreResult, Store};
+use crate::store::{QuotaStore, Result as StoreResult};
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
@@ -115,7 +115,12 @@ impl Budget {
 
     /// Takes one request's unit of `day`, reserving a block when none is held. A `probe` (the
     /// one request after a quota stop) asks for one unit, past the stop.
-    pub async fn take<S: Store>(&self, store: &S, day: &str, probe: bool) -> StoreResult<Take> {
+    pub async fn take<S: QuotaStore>(
+        &self,
+        store: &S,
+        day: &str,
+        probe: bool,
+    ) -> StoreResult<Take> {
         let Some(key_id) = &self.key_id else {
             return Ok(Take::Granted);
         };
@@ -146,7 +151,7 @@ impl Budget {
     }
 
     /// Gives the units held but not spent back to the day, for other crawlers (or the next run).
-    pub async fn release<S: Store>(&self, store: &S) -> StoreResult<()> {
+    pub async fn release<S: QuotaStore>(&self, store: &S) -> StoreResult<()> {
         let mut held = self.held.lock().await;
         if let (Some(key_id), 1..) = (&self.key_id, held.units) {
             store.release_budget(key_id, &held.day, held.units).await?;

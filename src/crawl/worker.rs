@@ -16,9 +16,9 @@ use super::{batch, retry};
 use crate::clock::now_ms;
 use crate::isbn::Isbn13;
 use crate::providers::{Answer, Outcome};
-use crate::store::{ClaimedLookup, Completion, Store};
+use crate::store::{ClaimedLookup, Completion, CrawlStore};
 
-pub(super) async fn worker<S: Store>(
+pub(super) async fn worker<S: CrawlStore>(
     ctx: Arc<Ctx<S>>,
     stop: Stop,
     jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<Group>>>,
@@ -34,7 +34,7 @@ pub(super) async fn worker<S: Store>(
 }
 
 /// Waits for a rate permit and takes a unit of budget; `false` means the run is stopping.
-pub(super) async fn permit_and_budget<S: Store>(ctx: &Ctx<S>, stop: &Stop) -> bool {
+pub(super) async fn permit_and_budget<S: CrawlStore>(ctx: &Ctx<S>, stop: &Stop) -> bool {
     if stop.is_stopping() {
         return false;
     }
@@ -68,7 +68,7 @@ pub(super) async fn permit_and_budget<S: Store>(ctx: &Ctx<S>, stop: &Stop) -> bo
 }
 
 /// What an outcome means for the whole crawl: the rate, and whether to stop.
-pub(super) fn react<S: Store>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
+pub(super) fn react<S: CrawlStore>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
     match outcome {
         Outcome::Found(_) | Outcome::NotFound { .. } => ctx.limiter.on_success(),
         Outcome::RateLimited { .. } => ctx.limiter.on_rate_limited(),
@@ -130,7 +130,7 @@ impl Outbox<'_> {
 /// pool for OR batches of misses ([`batch::MAX_REBATCH`] of them) and then alone; Open
 /// Library's `{}` batch is halved ([`Provider::regroup`]). A permanent refusal of a batch has
 /// each asked alone. Returns `false` when the writer is gone.
-pub(super) async fn process_group<S: Store>(
+pub(super) async fn process_group<S: CrawlStore>(
     ctx: &Ctx<S>,
     stop: &Stop,
     jobs: Group,
@@ -191,7 +191,7 @@ pub(super) async fn process_group<S: Store>(
 /// An answer item by item: a verdict sent for each item that is one, the rest asked again
 /// (Google's OR misses pooled for a batch of misses, then alone; other providers' regrouped
 /// smaller). `false` when the writer is gone.
-async fn answered<S: Store>(
+async fn answered<S: CrawlStore>(
     ctx: &Ctx<S>,
     group: Group,
     items: Vec<Option<Outcome>>,

@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 use super::lane::Ctx;
 use super::quota;
 use super::stop::Stop;
-use crate::store::{Completion, JobResult, Store};
+use crate::store::{Completion, CrawlStore, JobResult};
 
 /// How long a result waits for its commit (plus the commit itself) while answers come slowly:
 /// what a kill -9 can cost. Long enough that a commit carries many results at modest rates
@@ -32,7 +32,7 @@ pub(super) const BUSY_WINDOW: Duration = Duration::from_secs(1);
 /// costs at most this many answers, and commits stay small enough to keep the lock briefly.
 pub(super) const COMMIT_ENOUGH: usize = 256;
 /// Applies completions in as few transactions as the arrival rate allows.
-pub(super) async fn writer<S: Store>(
+pub(super) async fn writer<S: CrawlStore>(
     ctx: Arc<Ctx<S>>,
     mut rx: mpsc::Receiver<Completion>,
     in_flight: Arc<AtomicUsize>,

@@ -1,7 +1,7 @@
 /*!
 `report`: one self-contained HTML page that shows a crawl at a glance.
 
-The numbers come from [`Store::overview`](crate::store::Store::overview), aggregated in the
+The numbers come from [`ReadStore::overview`](crate::store::ReadStore::overview), aggregated in the
 database; this module only lays them out. The page has inline CSS and inline SVG charts
 (`svg.rs`), needs no script and no network, reads on a phone, follows the light or dark scheme
 and prints. Every value from the database goes through maud, which escapes it: a book titled

@@ -6,9 +6,10 @@ hold an [`AnyStore`] and never ask which it is.
 use futures_util::stream::BoxStream;
 
 use super::{
-    ClaimedLookup, Completion, JobState, LoadBatch, LoadRecord, Location, Overview, PgStore,
-    ProviderRecord, QuotaDay, Record, RejectGroup, RejectedLine, RequeueFilter, Reservation,
-    Result, RunEnd, RunInfo, SqliteStore, Status, Store,
+    Claim, ClaimedLookup, Completion, CrawlStore, JobState, LoadBatch, LoadRecord, LoadStore,
+    Location, Overview, PgStore, ProviderRecord, QuotaDay, QuotaStore, ReadStore, Record,
+    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, SqliteStore,
+    Status,
 };
 use crate::domain::ProviderId;
 
@@ -66,15 +67,21 @@ macro_rules! each {
     };
 }
 
-impl Store for AnyStore {
+impl LoadStore for AnyStore {
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now_ms: i64) -> Result<u64> {
         each!(self, s => s.save_load_batch(source, batch, now_ms).await)
     }
-    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
-        each!(self, s => s.status(now_ms, quota_day).await)
-    }
     async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
         each!(self, s => s.record_load(load, now_ms).await)
+    }
+    async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
+        each!(self, s => s.requeue(filter, now_ms).await)
+    }
+}
+
+impl ReadStore for AnyStore {
+    async fn status(&self, now_ms: i64, quota_day: &str) -> Result<Status> {
+        each!(self, s => s.status(now_ms, quota_day).await)
     }
     async fn overview(&self, now_ms: i64, quota_day: &str) -> Result<Overview> {
         each!(self, s => s.overview(now_ms, quota_day).await)
@@ -85,69 +92,18 @@ impl Store for AnyStore {
     fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>> {
         each!(self, s => s.records(states))
     }
+    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
+        each!(self, s => s.provider_records(isbn13).await)
+    }
     async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {
         each!(self, s => s.reject_groups(examples).await)
     }
     fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>> {
         each!(self, s => s.rejected_lines())
     }
-    async fn requeue(&self, filter: &RequeueFilter, now_ms: i64) -> Result<u64> {
-        each!(self, s => s.requeue(filter, now_ms).await)
-    }
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
-        each!(self, s => s.begin_run(info, now_ms).await)
-    }
-    async fn ensure_lookups(
-        &self,
-        providers: &[ProviderId],
-        fill_missing: bool,
-        now_ms: i64,
-    ) -> Result<u64> {
-        each!(self, s => s.ensure_lookups(providers, fill_missing, now_ms).await)
-    }
-    async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
-        each!(self, s => s.provider_records(isbn13).await)
-    }
-    async fn recover_leases(
-        &self,
-        me: i64,
-        now_ms: i64,
-        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
-    ) -> Result<u64> {
-        each!(self, s => s.recover_leases(me, now_ms, is_alive).await)
-    }
-    async fn claim(
-        &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> Result<Vec<ClaimedLookup>> {
-        each!(self, s => s.claim(run_id, provider, n, now_ms, lease_until_ms).await)
-    }
-    async fn complete(
-        &self,
-        run_id: i64,
-        completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
-    ) -> Result<u64> {
-        each!(self, s => s.complete(run_id, completions, precedence, quota_day, now_ms).await)
-    }
-    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
-        each!(self, s => s.heartbeat(run_id, now_ms, lease_until_ms).await)
-    }
-    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
-        each!(self, s => s.next_due_at(provider, me).await)
-    }
-    async fn open_jobs(&self) -> Result<u64> {
-        each!(self, s => s.open_jobs().await)
-    }
-    async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
-        each!(self, s => s.open_lookups(provider).await)
-    }
+}
+
+impl QuotaStore for AnyStore {
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
         each!(self, s => s.quota_day(day).await)
     }
@@ -175,6 +131,53 @@ impl Store for AnyStore {
     }
     async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {
         each!(self, s => s.clear_quota_stop(key_id, day).await)
+    }
+}
+
+impl CrawlStore for AnyStore {
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+        each!(self, s => s.begin_run(info, now_ms).await)
+    }
+    async fn ensure_lookups(
+        &self,
+        providers: &[ProviderId],
+        fill_missing: bool,
+        now_ms: i64,
+    ) -> Result<u64> {
+        each!(self, s => s.ensure_lookups(providers, fill_missing, now_ms).await)
+    }
+    async fn recover_leases(
+        &self,
+        me: i64,
+        now_ms: i64,
+        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
+    ) -> Result<u64> {
+        each!(self, s => s.recover_leases(me, now_ms, is_alive).await)
+    }
+    async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedLookup>> {
+        each!(self, s => s.claim(claim).await)
+    }
+    async fn complete(
+        &self,
+        run_id: i64,
+        completions: &mut [Completion],
+        precedence: &[ProviderId],
+        quota_day: &str,
+        now_ms: i64,
+    ) -> Result<u64> {
+        each!(self, s => s.complete(run_id, completions, precedence, quota_day, now_ms).await)
+    }
+    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+        each!(self, s => s.heartbeat(run_id, now_ms, lease_until_ms).await)
+    }
+    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+        each!(self, s => s.next_due_at(provider, me).await)
+    }
+    async fn open_jobs(&self) -> Result<u64> {
+        each!(self, s => s.open_jobs().await)
+    }
+    async fn open_lookups(&self, provider: ProviderId) -> Result<u64> {
+        each!(self, s => s.open_lookups(provider).await)
     }
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         each!(self, s => s.last_stop_reason().await)

@@ -1,7 +1,8 @@
 /*!
 The job store: the one place that knows where jobs, books, rejected lines and runs live.
 
-Everything above this module speaks the [`Store`] trait. Two backends implement it:
+Everything above this module speaks the [`Store`] traits (`contract.rs`: one per consumer,
+`Store` all of them). Two backends implement them, each in a folder of its own SQL:
 [`SqliteStore`] (a file, one machine) and [`PgStore`] (a server several machines share); the
 commands open an [`AnyStore`] from `--db` ([`Location`]) and never ask which it is. One
 conformance suite (`tests/store.rs`) holds both to the rules below.
@@ -42,20 +43,24 @@ Rules every backend keeps:
 */
 
 mod any;
+mod contract;
+mod exec;
 mod location;
+mod merge;
+mod overview;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
+mod tally;
 
 pub use any::AnyStore;
+pub use contract::{Claim, CrawlStore, LoadStore, QuotaStore, ReadStore, Store};
 pub use location::Location;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 
-use futures_util::stream::BoxStream;
 use serde::Serialize;
 
 pub use crate::domain::Book;
@@ -512,187 +517,4 @@ pub struct RequeueFilter {
     pub updated_before_ms: Option<i64>,
     /// Only jobs whose `last_error` contains this text.
     pub error_contains: Option<String>,
-}
-
-/// The store interface. Methods are the whole contract between the commands and a backend;
-/// each is one transaction.
-pub trait Store: Clone + Send + Sync + 'static {
-    // --- load side ---
-
-    /// Adds the jobs that are new and the rejects not seen before, in one transaction.
-    /// Returns how many jobs were new. Existing jobs are never changed.
-    fn save_load_batch(
-        &self,
-        source: &str,
-        batch: &LoadBatch,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<u64>> + Send;
-
-    fn status(&self, now_ms: i64, quota_day: &str) -> impl Future<Output = Result<Status>> + Send;
-
-    /// Keeps what one load of a source read (`loads`), for the report.
-    fn record_load(
-        &self,
-        load: &LoadRecord,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// Everything the report shows, aggregated in the database.
-    fn overview(
-        &self,
-        now_ms: i64,
-        quota_day: &str,
-    ) -> impl Future<Output = Result<Overview>> + Send;
-
-    // --- results side ---
-
-    /// One job with its book, by ISBN-13.
-    fn record(&self, isbn13: &str) -> impl Future<Output = Result<Option<Record>>> + Send;
-
-    /// Every job in one of `states`, in load order, streamed.
-    fn records<'a>(&'a self, states: &[JobState]) -> BoxStream<'a, Result<Record>>;
-
-    /// Rejected lines per reason (most first), with the first `examples` of each.
-    fn reject_groups(&self, examples: u32)
-    -> impl Future<Output = Result<Vec<RejectGroup>>> + Send;
-
-    /// Every rejected line, in the order they were stored, streamed.
-    fn rejected_lines(&self) -> BoxStream<'_, Result<RejectedLine>>;
-
-    /// Moves matching lookups back to `pending`, due now, with fresh attempts, and their jobs
-    /// with them. Returns how many lookups. Stored books stay until a re-fetch replaces them.
-    fn requeue(
-        &self,
-        filter: &RequeueFilter,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<u64>> + Send;
-
-    // --- crawl side ---
-
-    /// Records a new run and returns its id (the lease owner of what it claims).
-    fn begin_run(&self, info: &RunInfo, now_ms: i64) -> impl Future<Output = Result<i64>> + Send;
-
-    /// Makes the lookups a crawl with these providers needs: one per job and provider, or with
-    /// `fill_missing` one for the first provider, and one for each later provider where every
-    /// earlier one has not found the book. Returns how many were made.
-    fn ensure_lookups(
-        &self,
-        providers: &[ProviderId],
-        fill_missing: bool,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<u64>> + Send;
-
-    /// Each provider's record and lookup of one book, in provider order.
-    fn provider_records(
-        &self,
-        isbn13: &str,
-    ) -> impl Future<Output = Result<Vec<ProviderRecord>>> + Send;
-
-    /// Ends runs that are gone (`is_alive` says no) and gives their leases back, as well as any
-    /// lease past its `lease_until`. Returns how many jobs went back to `pending`.
-    fn recover_leases(
-        &self,
-        me: i64,
-        now_ms: i64,
-        is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
-    ) -> impl Future<Output = Result<u64>> + Send;
-
-    /// Leases up to `n` due pending lookups of `provider` to run `run_id`, oldest first,
-    /// atomically: the choice and the leases under one write lock, so two runs never lease
-    /// the same lookup.
-    fn claim(
-        &self,
-        run_id: i64,
-        provider: ProviderId,
-        n: u32,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> impl Future<Output = Result<Vec<ClaimedLookup>>> + Send;
-
-    /// Applies completions guarded by the lease: stores each found record, re-merges the books
-    /// they touch (fields by `precedence`), makes the lookups `then` names, updates the jobs'
-    /// states, and counts the requests for the run and (Google's) for `quota_day`, all in one
-    /// transaction. Returns how many were applied (the rest had lost their lease).
-    ///
-    /// A backend may move a found book's texts out (all but `isbn13`) to bind them without a
-    /// copy: handing borrowed text to sqlx's SQLite thread copied 13 strings an ISBN. So a
-    /// caller reads only the completions' kinds and counts afterwards, and never passes the
-    /// same completions again, even after an error (the crawl's writer does neither).
-    fn complete(
-        &self,
-        run_id: i64,
-        completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<u64>> + Send;
-
-    /// Keeps the run alive and extends its leases.
-    fn heartbeat(
-        &self,
-        run_id: i64,
-        now_ms: i64,
-        lease_until_ms: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// When the next lookup of `provider` may be claimed (Unix ms): the earliest due time of a
-    /// pending one, or the lease end of one another run holds (it comes back if that run dies).
-    /// `None` when there is neither.
-    fn next_due_at(
-        &self,
-        provider: ProviderId,
-        me: i64,
-    ) -> impl Future<Output = Result<Option<i64>>> + Send;
-
-    /// Jobs not yet terminal (pending or in progress).
-    fn open_jobs(&self) -> impl Future<Output = Result<u64>> + Send;
-
-    /// `provider`'s lookups pending or in progress (the progress line's total), from the
-    /// partial indexes of each state: no pass over the tables.
-    fn open_lookups(&self, provider: ProviderId) -> impl Future<Output = Result<u64>> + Send;
-
-    fn quota_day(&self, day: &str) -> impl Future<Output = Result<QuotaDay>> + Send;
-
-    /// Google said the quota of the key `key_id` is spent this `day`: its other crawlers stop.
-    fn mark_quota_exhausted(
-        &self,
-        key_id: &str,
-        day: &str,
-        at_ms: i64,
-        resets_at_ms: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// Reserves up to `want` units of `day`'s budget of the key `key_id` for Google requests,
-    /// so the key's crawlers on one database never send more than `limit` together. Grants none
-    /// when `limit` is reached, or when a crawler has met the key's quota this day (unless
-    /// `probe`: the one request that asks whether the quota is back).
-    fn reserve_budget(
-        &self,
-        key_id: &str,
-        day: &str,
-        want: u64,
-        limit: Option<u64>,
-        probe: bool,
-    ) -> impl Future<Output = Result<Reservation>> + Send;
-
-    /// Gives back reserved units that were not spent.
-    fn release_budget(
-        &self,
-        key_id: &str,
-        day: &str,
-        units: u64,
-    ) -> impl Future<Output = Result<()>> + Send;
-
-    /// A probe got an answer: the quota is back, and other crawlers may send again.
-    fn clear_quota_stop(&self, key_id: &str, day: &str) -> impl Future<Output = Result<()>> + Send;
-
-    /// The stop reason of the latest finished run, if any (a run after a quota stop probes first).
-    fn last_stop_reason(&self) -> impl Future<Output = Result<Option<String>>> + Send;
-
-    fn end_run(
-        &self,
-        run_id: i64,
-        end: &RunEnd,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<()>> + Send;
 }

@@ -10,7 +10,7 @@ use std::process::Output;
 use clap::Parser;
 use isbn_crawler::cli::Cli;
 use isbn_crawler::crawl::Control;
-use isbn_crawler::store::{SqliteStore, Store};
+use isbn_crawler::store::{CrawlStore, SqliteStore};
 use isbn_crawler::{Environment, ExitCode};
 use secrecy::SecretString;
 use sqlx::Row;
