@@ -186,6 +186,12 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCo
             s.recovered
         )?;
     }
+    say_stop(s)
+}
+
+/// Why the crawl stopped and what to do next, as its exit code.
+fn say_stop(s: &Summary) -> std::io::Result<ExitCode> {
+    let c = &s.counts;
     Ok(match &s.stop {
         StopReason::Finished if c.failed > 0 => {
             say!("some jobs failed; see their last_error in the jobs table")?;
@@ -193,39 +199,7 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCo
         }
         StopReason::Finished => ExitCode::Success,
         StopReason::QuotaExhausted { .. } | StopReason::BudgetSpent => {
-            // The lane whose quota is spent, and the others that finished meanwhile.
-            let spent = s
-                .lanes
-                .iter()
-                .find(|l| l.stop == s.stop)
-                .map_or("the provider", |l| registry::spec(l.provider).owner);
-            let others: Vec<&str> = s
-                .lanes
-                .iter()
-                .filter(|l| l.stop == StopReason::Finished)
-                .map(|l| registry::spec(l.provider).title)
-                .collect();
-            if !others.is_empty() {
-                say!(
-                    "{} finished its lookups; {spent}'s part resumes after the quota resets.",
-                    others.join(", ")
-                )?;
-            }
-            let what = if s.stop == StopReason::BudgetSpent {
-                "the --daily-budget".to_string()
-            } else {
-                format!("{spent}'s daily quota")
-            };
-            let when = s.quota_resets_at.map_or_else(String::new, |t| {
-                format!(
-                    " It resets at midnight Pacific ({} UTC).",
-                    t.format("%Y-%m-%d %H:%M")
-                )
-            });
-            say!(
-                "stopped: {what} is spent; no job lost an attempt.{when} Resume with \
-                 `isbn-crawler crawl` after that, or add --wait-for-quota to sleep through it."
-            )?;
+            say_quota_stop(s)?;
             ExitCode::QuotaExhausted
         }
         StopReason::ApiRejected {
@@ -247,4 +221,41 @@ pub(super) fn report_summary(s: &Summary, quiet: bool) -> std::io::Result<ExitCo
         }
         StopReason::StoreFailed => ExitCode::Storage,
     })
+}
+
+/// A quota or budget stop: whose, when it resets, and which other lanes finished meanwhile.
+fn say_quota_stop(s: &Summary) -> std::io::Result<()> {
+    let spent = s
+        .lanes
+        .iter()
+        .find(|l| l.stop == s.stop)
+        .map_or("the provider", |l| registry::spec(l.provider).owner);
+    let others: Vec<&str> = s
+        .lanes
+        .iter()
+        .filter(|l| l.stop == StopReason::Finished)
+        .map(|l| registry::spec(l.provider).title)
+        .collect();
+    if !others.is_empty() {
+        say!(
+            "{} finished its lookups; {spent}'s part resumes after the quota resets.",
+            others.join(", ")
+        )?;
+    }
+    let what = if s.stop == StopReason::BudgetSpent {
+        "the --daily-budget".to_string()
+    } else {
+        format!("{spent}'s daily quota")
+    };
+    let when = s.quota_resets_at.map_or_else(String::new, |t| {
+        format!(
+            " It resets at midnight Pacific ({} UTC).",
+            t.format("%Y-%m-%d %H:%M")
+        )
+    });
+    say!(
+        "stopped: {what} is spent; no job lost an attempt.{when} Resume with \
+         `isbn-crawler crawl` after that, or add --wait-for-quota to sleep through it."
+    )?;
+    Ok(())
 }

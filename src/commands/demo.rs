@@ -64,6 +64,33 @@ pub(super) async fn demo(
     closing(store, async |store| demo_in(store, db, env, quiet).await).await
 }
 
+/// Every job: its state, its title (or why it has none), its authors, and where the fields
+/// came from.
+async fn say_table(store: &AnyStore) -> anyhow::Result<()> {
+    say!()?;
+    say!(
+        "{:<13}  {:<9}  {:<34}  {:<22}  where the fields came from",
+        "isbn13",
+        "state",
+        "title / why",
+        "authors"
+    )?;
+    let mut records = store.records(&JobState::ALL);
+    while let Some(r) = records.try_next().await? {
+        let authors = Column::Authors.cell(&r).to_text();
+        let from = crate::report::provenance_summary(r.provenance.as_deref());
+        let what = r.title.or(r.last_error).unwrap_or_default();
+        say!(
+            "{:<13}  {:<9}  {:<34}  {:<22}  {from}",
+            r.isbn13,
+            r.state,
+            shorten(&what, 34),
+            shorten(&authors, 22)
+        )?;
+    }
+    Ok(())
+}
+
 /// The demo's load, crawl and table, on its fresh database `db`.
 async fn demo_in(
     store: &AnyStore,
@@ -122,27 +149,7 @@ async fn demo_in(
     let opts = crawl_options(&args, "demo");
     let summary = crawl_with(store, lanes, opts, env, quiet, Some(report)).await?;
     let code = report_summary(&summary, false)?;
-    say!()?;
-    say!(
-        "{:<13}  {:<9}  {:<34}  {:<22}  where the fields came from",
-        "isbn13",
-        "state",
-        "title / why",
-        "authors"
-    )?;
-    let mut records = store.records(&JobState::ALL);
-    while let Some(r) = records.try_next().await? {
-        let authors = Column::Authors.cell(&r).to_text();
-        let from = crate::report::provenance_summary(r.provenance.as_deref());
-        let what = r.title.or(r.last_error).unwrap_or_default();
-        say!(
-            "{:<13}  {:<9}  {:<34}  {:<22}  {from}",
-            r.isbn13,
-            r.state,
-            shorten(&what, 34),
-            shorten(&authors, 22)
-        )?;
-    }
+    say_table(store).await?;
     say!("\nreport: {} (open it in a browser)", report_path.display())?;
     say!(
         "query it: sqlite3 {} 'select isbn13, title, authors from books'",

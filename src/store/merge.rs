@@ -37,67 +37,7 @@ pub(super) const MERGED: [&str; 12] = [
 pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
     // Every provider takes part, those not named last: a record stored by another run counts.
     let precedence = &ProviderId::precedence(precedence);
-    let alias = |p: ProviderId| format!("p_{}", p.as_str());
-    let first_of = |field: &str, value: &dyn Fn(&str) -> String| {
-        let arms: Vec<String> = precedence
-            .iter()
-            .map(|p| {
-                format!(
-                    "WHEN {a}.{field} IS NOT NULL THEN {}",
-                    value(&alias(*p)),
-                    a = alias(*p)
-                )
-            })
-            .collect();
-        format!("CASE {} END", arms.join(" "))
-    };
-    let mut columns = vec!["isbn13".to_string(), "isbn10".into()];
-    let mut values = vec!["j.isbn13".to_string(), "j.isbn10".into()];
-    // Each provider's record id in the column its spec names.
-    for spec in crate::providers::registry::ALL {
-        if let Some(column) = spec.record_column {
-            columns.push(column.into());
-            values.push(format!("{}.record_id", alias(spec.id)));
-        }
-    }
-    let mut provenance = Vec::new();
-    for field in MERGED {
-        columns.push(field.into());
-        values.push(first_of(field, &|a| format!("{a}.{field}")));
-        // `'"title":"<provider>"'`, or NULL when no provider has the field.
-        provenance.push(first_of(field, &|a| {
-            format!("'\"{field}\":\"{}\"'", &a[2..])
-        }));
-    }
-    columns.push("published_year".into());
-    values.push(first_of("published_date", &|a| {
-        format!("{a}.published_year")
-    }));
-    columns.push("raw_json".into());
-    values.push(first_of("raw_json", &|a| format!("{a}.raw_json")));
-    columns.push("provenance".into());
-    // `{"title":"google",...}` in field order, fields no provider has left out (concat_ws
-    // skips NULLs). Plain text: SQLite's json_patch(json_object(...)) cost about as much as
-    // the rest of the merge.
-    values.push(format!(
-        "'{{' || concat_ws(',', {}) || '}}'",
-        provenance.join(", ")
-    ));
-    columns.push("fetched_at".into());
-    let fetched: Vec<String> = precedence
-        .iter()
-        .map(|p| format!("coalesce({}.fetched_at, 0)", alias(*p)))
-        .collect();
-    values.push(match dialect {
-        Dialect::Sqlite => format!("max({}, 0)", fetched.join(", ")),
-        Dialect::Postgres => format!("greatest({}, 0)", fetched.join(", ")),
-    });
-    columns.push("run_id".into());
-    let runs: Vec<String> = precedence
-        .iter()
-        .map(|p| format!("{}.run_id", alias(*p)))
-        .collect();
-    values.push(format!("coalesce({})", runs.join(", ")));
+    let (columns, values) = merged_columns(precedence, dialect);
     let joins: Vec<String> = precedence
         .iter()
         .map(|p| {
@@ -142,4 +82,78 @@ pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
         joins.join(" "),
         any.join(" OR ")
     )
+}
+
+/// The alias of a provider's joined record.
+fn alias(p: ProviderId) -> String {
+    format!("p_{}", p.as_str())
+}
+
+/// `CASE WHEN p_a.field IS NOT NULL THEN <value of p_a> ... END`, in precedence order.
+fn first_of(precedence: &[ProviderId], field: &str, value: &dyn Fn(&str) -> String) -> String {
+    let arms: Vec<String> = precedence
+        .iter()
+        .map(|p| {
+            format!(
+                "WHEN {a}.{field} IS NOT NULL THEN {}",
+                value(&alias(*p)),
+                a = alias(*p)
+            )
+        })
+        .collect();
+    format!("CASE {} END", arms.join(" "))
+}
+
+/// The `books` columns the merge writes, and the expression of each.
+fn merged_columns(precedence: &[ProviderId], dialect: Dialect) -> (Vec<String>, Vec<String>) {
+    let mut columns = vec!["isbn13".to_string(), "isbn10".into()];
+    let mut values = vec!["j.isbn13".to_string(), "j.isbn10".into()];
+    // Each provider's record id in the column its spec names.
+    for spec in crate::providers::registry::ALL {
+        if let Some(column) = spec.record_column {
+            columns.push(column.into());
+            values.push(format!("{}.record_id", alias(spec.id)));
+        }
+    }
+    let mut provenance = Vec::new();
+    for field in MERGED {
+        columns.push(field.into());
+        values.push(first_of(precedence, field, &|a| format!("{a}.{field}")));
+        // `'"title":"<provider>"'`, or NULL when no provider has the field.
+        provenance.push(first_of(precedence, field, &|a| {
+            format!("'\"{field}\":\"{}\"'", &a[2..])
+        }));
+    }
+    columns.push("published_year".into());
+    values.push(first_of(precedence, "published_date", &|a| {
+        format!("{a}.published_year")
+    }));
+    columns.push("raw_json".into());
+    values.push(first_of(precedence, "raw_json", &|a| {
+        format!("{a}.raw_json")
+    }));
+    columns.push("provenance".into());
+    // `{"title":"google",...}` in field order, fields no provider has left out (concat_ws
+    // skips NULLs). Plain text: SQLite's json_patch(json_object(...)) cost about as much as
+    // the rest of the merge.
+    values.push(format!(
+        "'{{' || concat_ws(',', {}) || '}}'",
+        provenance.join(", ")
+    ));
+    columns.push("fetched_at".into());
+    let fetched: Vec<String> = precedence
+        .iter()
+        .map(|p| format!("coalesce({}.fetched_at, 0)", alias(*p)))
+        .collect();
+    values.push(match dialect {
+        Dialect::Sqlite => format!("max({}, 0)", fetched.join(", ")),
+        Dialect::Postgres => format!("greatest({}, 0)", fetched.join(", ")),
+    });
+    columns.push("run_id".into());
+    let runs: Vec<String> = precedence
+        .iter()
+        .map(|p| format!("{}.run_id", alias(*p)))
+        .collect();
+    values.push(format!("coalesce({})", runs.join(", ")));
+    (columns, values)
 }

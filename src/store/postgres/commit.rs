@@ -39,47 +39,7 @@ async fn complete_in(
     quota_day: &str,
     now_ms: i64,
 ) -> std::result::Result<u64, sqlx::Error> {
-    let n = completions.len();
-    let (mut ids, mut states, mut next_at, mut errors, mut refunds, mut give_backs) = (
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-        Vec::with_capacity(n),
-    );
-    for c in completions {
-        let (state, at, error, refund) = job_change(&c.result);
-        ids.push(c.lookup_id);
-        states.push(state);
-        next_at.push(at);
-        errors.push(error.map(|e| text(e).into_owned()));
-        refunds.push(refund);
-        give_backs.push(matches!(c.result, JobResult::GiveBack));
-    }
-    let applied: HashMap<i64, i64> = sqlx::query_as(
-        "UPDATE lookups l SET state = v.state,
-             next_attempt_at = coalesce(v.next_at, l.next_attempt_at),
-             last_error = CASE WHEN v.give_back THEN l.last_error ELSE v.error END,
-             attempts = CASE WHEN v.refund THEN greatest(l.attempts - 1, 0) ELSE l.attempts END,
-             lease_owner = NULL, lease_until = NULL, updated_at = $7
-         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bool[], $6::bool[])
-              AS v(id, state, next_at, error, refund, give_back)
-         WHERE l.id = v.id AND l.state = 'in_progress' AND l.lease_owner = $8
-         RETURNING l.id, l.job_id",
-    )
-    .bind(&ids)
-    .bind(&states)
-    .bind(&next_at)
-    .bind(&errors)
-    .bind(&refunds)
-    .bind(&give_backs)
-    .bind(now_ms)
-    .bind(run_id)
-    .fetch_all(&mut **tx)
-    .await?
-    .into_iter()
-    .collect();
+    let applied = apply_results(tx, run_id, completions, now_ms).await?;
     let mut jobs: Vec<i64> = applied.values().copied().collect();
     jobs.sort_unstable();
     jobs.dedup();
@@ -109,6 +69,68 @@ async fn complete_in(
         .await?;
     }
     derive_locked(tx, &jobs, now_ms).await?;
+    count(tx, &t, run_id, quota_day, now_ms).await?;
+    Ok(applied.len() as u64)
+}
+
+/// The lookups' results on those the run still holds, in one statement over arrays. Returns
+/// the lookups applied (lookup id → job id).
+async fn apply_results(
+    tx: &mut Tx,
+    run_id: i64,
+    completions: &[Completion],
+    now_ms: i64,
+) -> std::result::Result<HashMap<i64, i64>, sqlx::Error> {
+    let n = completions.len();
+    let (mut ids, mut states, mut next_at, mut errors, mut refunds, mut give_backs) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for c in completions {
+        let (state, at, error, refund) = job_change(&c.result);
+        ids.push(c.lookup_id);
+        states.push(state);
+        next_at.push(at);
+        errors.push(error.map(|e| text(e).into_owned()));
+        refunds.push(refund);
+        give_backs.push(matches!(c.result, JobResult::GiveBack));
+    }
+    sqlx::query_as(
+        "UPDATE lookups l SET state = v.state,
+             next_attempt_at = coalesce(v.next_at, l.next_attempt_at),
+             last_error = CASE WHEN v.give_back THEN l.last_error ELSE v.error END,
+             attempts = CASE WHEN v.refund THEN greatest(l.attempts - 1, 0) ELSE l.attempts END,
+             lease_owner = NULL, lease_until = NULL, updated_at = $7
+         FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bool[], $6::bool[])
+              AS v(id, state, next_at, error, refund, give_back)
+         WHERE l.id = v.id AND l.state = 'in_progress' AND l.lease_owner = $8
+         RETURNING l.id, l.job_id",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(&next_at)
+    .bind(&errors)
+    .bind(&refunds)
+    .bind(&give_backs)
+    .bind(now_ms)
+    .bind(run_id)
+    .fetch_all(&mut **tx)
+    .await
+    .map(|rows: Vec<(i64, i64)>| rows.into_iter().collect())
+}
+
+/// What the commit adds to the day's quota requests and the run's rows.
+async fn count(
+    tx: &mut Tx,
+    t: &Tally<'_>,
+    run_id: i64,
+    quota_day: &str,
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
     if t.quota_requests > 0 {
         sqlx::query(
             "INSERT INTO quota_days (day, requests) VALUES ($1, $2)
@@ -152,7 +174,7 @@ async fn complete_in(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(applied.len() as u64)
+    Ok(())
 }
 
 /// Stores each provider's record whole, replacing an older one, in one statement.

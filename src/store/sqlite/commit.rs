@@ -3,6 +3,7 @@ SQLite's `complete`: a crawl's commit in two round trips to sqlx's SQLite thread
 size. The texts take a few shapes (rows padded to a power of two) so each stays prepared.
 */
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use sqlx::Sqlite;
@@ -178,36 +179,12 @@ impl SqliteStore {
         now_ms: i64,
     ) -> Result<u64> {
         let mut tx = self.begin_immediate().await?;
-        // The lookups this run still holds are those its results apply to: read as one row
-        // under the write lock, so the guarded UPDATEs below change exactly these.
-        let ids: Vec<i64> = completions.iter().map(|c| c.lookup_id).collect();
-        let mut found: Vec<_> = completions
-            .iter_mut()
-            .filter_map(|c| match &mut c.result {
-                JobResult::Done(book) => Some((c.lookup_id, c.provider, book.as_mut())),
-                _ => None,
-            })
-            .collect();
-        let mut chunks = found.chunks_mut(MAX_ROWS);
-        // The read and the first records in one round trip; the records are guarded by the
-        // lease in SQL, so they need not wait for the read.
-        let first = chunks.next().unwrap_or_default();
-        let held = held_and_records(&mut tx, &ids, run_id, first, now_ms)
+        let applied = held_and_stored(&mut tx, completions, run_id, now_ms)
             .await
             .map_err(|e| self.err(e))?;
-        for chunk in chunks {
-            held_and_records(&mut tx, &[], run_id, chunk, now_ms)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        let applied: std::collections::HashMap<i64, i64> = json_rows::<(i64, i64)>(&held)
-            .map_err(|e| self.err(e))?
-            .into_iter()
-            .collect();
         // From here the found books hold only their isbn13 (the rest went into the records).
         let completions = &*completions;
         let counts = Tally::of(completions, &applied);
-        let (books, chained) = (&counts.books, &counts.chained);
         // The results and everything else in one round trip (sqlx runs every statement of a
         // query in one command; their parameters are anonymous and bound in order, as sqlx
         // binds the numbers a statement skips as anonymous ones and stops past the last
@@ -227,35 +204,8 @@ impl SqliteStore {
         let sql = commit_sql(precedence, rows);
         let mut args = sqlx::sqlite::SqliteArguments::default();
         add_results(&mut args, last, rows, run_id, now_ms).map_err(|e| self.err(e))?;
-        let isbns: Vec<&str> = books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
-        let pairs: Vec<(i64, &str)> = chained.iter().map(|(j, p)| (*j, p.as_str())).collect();
         let jobs: Vec<i64> = applied.values().copied().collect();
-        let json = |v: Result<String, serde_json::Error>| v.unwrap_or_else(|_| "[]".into());
-        {
-            use sqlx::Arguments as _;
-            added([
-                args.add(json(serde_json::to_string(&isbns))),
-                args.add(now_ms),
-                args.add(now_ms),
-                args.add(json(serde_json::to_string(&pairs))),
-                args.add(now_ms),
-                args.add(json(serde_json::to_string(&jobs))),
-                args.add(quota_day),
-                args.add(counts.quota_requests),
-                args.add(counts.quota_requests),
-                args.add(counts.requests),
-                args.add(counts.done),
-                args.add(counts.not_found),
-                args.add(counts.failed),
-                args.add(counts.retried),
-                args.add(counts.given_back),
-                args.add(now_ms),
-                args.add(run_id),
-                args.add(run_id),
-                args.add(json(Ok(counts.per_provider_json()))),
-            ])
-            .map_err(|e| self.err(e))?;
-        }
+        add_rest(&mut args, &counts, &jobs, run_id, quota_day, now_ms).map_err(|e| self.err(e))?;
         sqlx::query_with(&sql, args)
             .execute(&mut *tx)
             .await
@@ -263,6 +213,78 @@ impl SqliteStore {
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(applied.len() as u64)
     }
+}
+
+/// The lookups of `completions` the run still holds (lookup id → job id), read as one row
+/// under the write lock, so the guarded UPDATEs after change exactly these; and the found
+/// records stored. The read and the first records go in one round trip: the records are
+/// guarded by the lease in SQL, so they need not wait for the read.
+async fn held_and_stored(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    completions: &mut [Completion],
+    run_id: i64,
+    now_ms: i64,
+) -> std::result::Result<HashMap<i64, i64>, sqlx::Error> {
+    let ids: Vec<i64> = completions.iter().map(|c| c.lookup_id).collect();
+    let mut found: Vec<_> = completions
+        .iter_mut()
+        .filter_map(|c| match &mut c.result {
+            JobResult::Done(book) => Some((c.lookup_id, c.provider, book.as_mut())),
+            _ => None,
+        })
+        .collect();
+    let mut chunks = found.chunks_mut(MAX_ROWS);
+    let first = chunks.next().unwrap_or_default();
+    let held = held_and_records(tx, &ids, run_id, first, now_ms).await?;
+    for chunk in chunks {
+        held_and_records(tx, &[], run_id, chunk, now_ms).await?;
+    }
+    Ok(json_rows::<(i64, i64)>(&held)?.into_iter().collect())
+}
+
+/// [`commit_rest_sql`]'s parameters, after the last chunk's results.
+fn add_rest<'q>(
+    args: &mut sqlx::sqlite::SqliteArguments<'q>,
+    counts: &Tally<'q>,
+    jobs: &[i64],
+    run_id: i64,
+    quota_day: &'q str,
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    use sqlx::Arguments as _;
+    let isbns: Vec<&str> = counts
+        .books
+        .iter()
+        .map(|(_, b)| b.isbn13.as_str())
+        .collect();
+    let pairs: Vec<(i64, &str)> = counts
+        .chained
+        .iter()
+        .map(|(j, p)| (*j, p.as_str()))
+        .collect();
+    let json =
+        |v: std::result::Result<String, serde_json::Error>| v.unwrap_or_else(|_| "[]".into());
+    added([
+        args.add(json(serde_json::to_string(&isbns))),
+        args.add(now_ms),
+        args.add(now_ms),
+        args.add(json(serde_json::to_string(&pairs))),
+        args.add(now_ms),
+        args.add(json(serde_json::to_string(jobs))),
+        args.add(quota_day),
+        args.add(counts.quota_requests),
+        args.add(counts.quota_requests),
+        args.add(counts.requests),
+        args.add(counts.done),
+        args.add(counts.not_found),
+        args.add(counts.failed),
+        args.add(counts.retried),
+        args.add(counts.given_back),
+        args.add(now_ms),
+        args.add(run_id),
+        args.add(run_id),
+        args.add(counts.per_provider_json()),
+    ])
 }
 
 /// [`HELD_SQL`] for `ids`, then (when there are any) `records` (lookup id, provider, book)
