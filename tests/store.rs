@@ -1,6 +1,6 @@
-//! The store's conformance suite: every rule of the `Store` contract, written once and run
-//! against each backend (River's driver tests are the model). `sqlite::*` runs each test on a
-//! temp file; `postgres::*` on a database of its own (see `common/pg.rs` for when it skips).
+//! The store's conformance suite: every method and rule of the store's contract
+//! (`src/store/contract.rs`), written once and run against each backend (River's driver tests
+//! are the model). `sqlite::*` runs each test on a temp file; `postgres::*` on a database of its own (see `common/pg.rs` for when it skips).
 
 mod common;
 
@@ -142,17 +142,40 @@ async fn states(store: &AnyStore) -> std::collections::BTreeMap<&'static str, u6
     s.jobs.into_iter().filter(|(_, n)| *n > 0).collect()
 }
 
+/// One number from `sql` (a test's look at a table the contract does not read back).
+async fn scalar(store: &AnyStore, sql: &str) -> i64 {
+    match store {
+        AnyStore::Sqlite(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await,
+        AnyStore::Postgres(s) => sqlx::query_scalar(sql).fetch_one(s.pool()).await,
+    }
+    .expect("scalar")
+}
+
+fn reject(line: u64, raw: &str, reason: RejectReason) -> Reject {
+    Reject {
+        line,
+        raw: raw.into(),
+        reason,
+    }
+}
+
 conformance! {
     a_completion_from_a_lost_lease_changes_nothing(store, _l) {
         loaded(&store, 1, &[G]).await;
         let a = store.begin_run(&info(), 0).await.expect("run a");
-        let claimed = store.claim(&Claim {run_id: a, provider: G, max: 1, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let claimed = store
+            .claim(&Claim { run_id: a, provider: G, max: 1, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         assert_eq!(claimed.len(), 1);
         // Run a stops beating; its lease runs out and run b takes the job.
         let b = store.begin_run(&info(), 2000).await.expect("run b");
         let back = store.recover_leases(b, 2000, &|_| true).await.expect("recover");
         assert_eq!(back, 1);
-        let again = store.claim(&Claim {run_id: b, provider: G, max: 1, now_ms: 2000, lease_until_ms: 9000}).await.expect("claim");
+        let again = store
+            .claim(&Claim { run_id: b, provider: G, max: 1, now_ms: 2000, lease_until_ms: 9000 })
+            .await
+            .expect("claim");
         assert_eq!(again.len(), 1);
         assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
         let isbn = &claimed[0].isbn;
@@ -188,7 +211,10 @@ conformance! {
             tokio::spawn(async move {
                 let mut mine = Vec::new();
                 loop {
-                    let got = store.claim(&Claim {run_id: r, provider: G, max: 7, now_ms: 10, lease_until_ms: 100_000}).await.expect("claim");
+                    let got = store
+                        .claim(&Claim { run_id: r, provider: G, max: 7, now_ms: 10, lease_until_ms: 100_000 })
+                        .await
+                        .expect("claim");
                     if got.is_empty() {
                         return mine;
                     }
@@ -209,16 +235,25 @@ conformance! {
     claims_go_oldest_first_and_only_when_due(store, _l) {
         loaded(&store, 5, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let first = store.claim(&Claim {run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let first = store
+            .claim(&Claim { run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         let isbns: Vec<String> = first.iter().map(|j| j.isbn.to_string()).collect();
         assert_eq!(isbns, [isbn(0).to_string(), isbn(1).to_string()]);
         // A retry due later is not claimable before its time.
         let retry = JobResult::Retry { at: 5000, error: "503".into(), refund: false };
         store.complete(run, &mut [ended(first[0].id, G, retry)], &[G], "d", 20).await.expect("complete");
-        let rest = store.claim(&Claim {run_id: run, provider: G, max: 10, now_ms: 30, lease_until_ms: 1000}).await.expect("claim");
+        let rest = store
+            .claim(&Claim { run_id: run, provider: G, max: 10, now_ms: 30, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         assert_eq!(rest.len(), 3, "the retry waits for its time");
         assert_eq!(store.next_due_at(G, run).await.expect("due"), Some(5000));
-        let later = store.claim(&Claim {run_id: run, provider: G, max: 10, now_ms: 5000, lease_until_ms: 9000}).await.expect("claim");
+        let later = store
+            .claim(&Claim { run_id: run, provider: G, max: 10, now_ms: 5000, lease_until_ms: 9000 })
+            .await
+            .expect("claim");
         assert_eq!(later.len(), 1);
         assert_eq!(later[0].attempts, 2);
     }
@@ -229,7 +264,10 @@ conformance! {
             store.begin_run(&info(), 0).await.expect("a"),
             store.begin_run(&info(), 0).await.expect("b"),
         );
-        store.claim(&Claim {run_id: a, provider: G, max: 1, now_ms: 10, lease_until_ms: 7777}).await.expect("claim");
+        store
+            .claim(&Claim { run_id: a, provider: G, max: 1, now_ms: 10, lease_until_ms: 7777 })
+            .await
+            .expect("claim");
         assert_eq!(store.next_due_at(G, a).await.expect("due"), None, "its own lease");
         assert_eq!(store.next_due_at(G, b).await.expect("due"), Some(7777));
         assert_eq!(store.next_due_at(OL, b).await.expect("due"), None);
@@ -239,8 +277,14 @@ conformance! {
         loaded(&store, 2, &[G]).await;
         let dead = store.begin_run(&info(), 0).await.expect("run");
         let alive = store.begin_run(&info(), 0).await.expect("run");
-        store.claim(&Claim {run_id: dead, provider: G, max: 1, now_ms: 10, lease_until_ms: i64::MAX}).await.expect("claim");
-        store.claim(&Claim {run_id: alive, provider: G, max: 1, now_ms: 10, lease_until_ms: i64::MAX}).await.expect("claim");
+        store
+            .claim(&Claim { run_id: dead, provider: G, max: 1, now_ms: 10, lease_until_ms: i64::MAX })
+            .await
+            .expect("claim");
+        store
+            .claim(&Claim { run_id: alive, provider: G, max: 1, now_ms: 10, lease_until_ms: i64::MAX })
+            .await
+            .expect("claim");
         let me = store.begin_run(&info(), 20).await.expect("run");
         let back = store
             .recover_leases(me, 30, &|_| false)
@@ -256,7 +300,10 @@ conformance! {
     give_backs_refund_and_results_follow_the_rules(store, _l) {
         loaded(&store, 4, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let c = store.claim(&Claim {run_id: run, provider: G, max: 4, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let c = store
+            .claim(&Claim { run_id: run, provider: G, max: 4, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         let mut done = [
             ended(c[0].id, G, JobResult::GiveBack),
             ended(c[1].id, G, JobResult::NotFound { note: "no match".into() }),
@@ -287,7 +334,10 @@ conformance! {
         // statements and the closing one are used, with NULL padding in each.
         loaded(&store, 301, &[G]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let c = store.claim(&Claim {run_id: run, provider: G, max: 301, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let c = store
+            .claim(&Claim { run_id: run, provider: G, max: 301, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         assert_eq!(c.len(), 301);
         let (stale, mine) = c.split_last().expect("claimed");
         let mut done: Vec<Completion> = mine
@@ -363,8 +413,14 @@ conformance! {
     two_providers_merge_with_provenance(store, _l) {
         loaded(&store, 1, &[G, OL]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let g = store.claim(&Claim {run_id: run, provider: G, max: 1, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
-        let o = store.claim(&Claim {run_id: run, provider: OL, max: 1, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let g = store
+            .claim(&Claim { run_id: run, provider: G, max: 1, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
+        let o = store
+            .claim(&Claim { run_id: run, provider: OL, max: 1, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         let mut from_ol = found(o[0].id, OL, &o[0].isbn, "Open title");
         if let JobResult::Done(book) = &mut from_ol.result {
             book.page_count = Some(321);
@@ -389,7 +445,10 @@ conformance! {
     jobs_loaded_after_a_crawl_are_pending_for_each_provider_that_asked_every_job(store, _l) {
         loaded(&store, 3, &[G, OL]).await;
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let g = store.claim(&Claim {run_id: run, provider: G, max: 3, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let g = store
+            .claim(&Claim { run_id: run, provider: G, max: 3, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         let mut done: Vec<Completion> =
             g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
         store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete");
@@ -410,7 +469,10 @@ conformance! {
         assert_eq!(store.open_lookups(G).await.expect("open"), 2);
         assert_eq!(store.open_lookups(OL).await.expect("open"), 5);
         let run = store.begin_run(&info(), 0).await.expect("run");
-        store.claim(&Claim {run_id: run, provider: OL, max: 2, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        store
+            .claim(&Claim { run_id: run, provider: OL, max: 2, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         assert_eq!(store.open_lookups(OL).await.expect("open"), 5, "leased still open");
     }
 
@@ -418,12 +480,18 @@ conformance! {
         loaded(&store, 2, &[G]).await;
         store.ensure_lookups(&[G, OL], true, 0).await.expect("lookups");
         let run = store.begin_run(&info(), 0).await.expect("run");
-        let g = store.claim(&Claim {run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000}).await.expect("claim");
+        let g = store
+            .claim(&Claim { run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         let mut missed = ended(g[0].id, G, JobResult::NotFound { note: "none".into() });
         missed.then = Some(OL);
         let hit = found(g[1].id, G, &g[1].isbn, "Here");
         store.complete(run, &mut [missed, hit], &[G, OL], "d", 20).await.expect("complete");
-        let o = store.claim(&Claim {run_id: run, provider: OL, max: 5, now_ms: 30, lease_until_ms: 1000}).await.expect("claim");
+        let o = store
+            .claim(&Claim { run_id: run, provider: OL, max: 5, now_ms: 30, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
         assert_eq!(o.len(), 1, "only the book Google did not find is asked of Open Library");
         assert_eq!(o[0].isbn, g[0].isbn);
     }
@@ -480,10 +548,167 @@ conformance! {
         loaded(&store, 3, &[G]).await;
         let a = store.begin_run(&info(), 0).await.expect("a");
         let b = store.begin_run(&info(), 0).await.expect("b");
-        store.claim(&Claim {run_id: a, provider: G, max: 3, now_ms: 10, lease_until_ms: 100}).await.expect("claim");
+        store
+            .claim(&Claim { run_id: a, provider: G, max: 3, now_ms: 10, lease_until_ms: 100 })
+            .await
+            .expect("claim");
         store.heartbeat(a, 90, 10_000).await.expect("beat");
         assert_eq!(store.recover_leases(b, 5000, &|_| true).await.expect("recover"), 0);
-        assert!(store.claim(&Claim {run_id: b, provider: G, max: 3, now_ms: 5000, lease_until_ms: 9000}).await.expect("claim").is_empty());
+        assert!(store
+            .claim(&Claim { run_id: b, provider: G, max: 3, now_ms: 5000, lease_until_ms: 9000 })
+            .await
+            .expect("claim")
+            .is_empty());
         assert_eq!(store.open_jobs().await.expect("open"), 3);
     }
+
+    a_load_keeps_its_summary_and_its_rejects_group_by_reason(store, _l) {
+        let mut b = batch(0..3);
+        b.rejects = vec![
+            reject(4, "12345", RejectReason::WrongLength),
+            reject(5, "978000000000X", RejectReason::MisplacedX),
+            reject(6, "1234", RejectReason::WrongLength),
+        ];
+        assert_eq!(store.save_load_batch("list.csv", &b, 5).await.expect("load"), 3);
+        let summary = LoadRecord {
+            source: "list.csv".into(),
+            lines: 6,
+            valid: 3,
+            queued: 3,
+            rejected: 3,
+            read_as: Some("csv".into()),
+            problem: Some("a NUL \0 in a name".into()),
+        };
+        store.record_load(&summary, 6).await.expect("record load");
+        assert_eq!(scalar(&store, "SELECT count(*) FROM loads").await, 1);
+        assert_eq!(
+            scalar(&store, "SELECT count(*) FROM loads WHERE problem LIKE '%\u{FFFD}%'").await,
+            1,
+            "a NUL is stored as U+FFFD on both backends"
+        );
+        let groups = store.reject_groups(1).await.expect("groups");
+        let reasons: Vec<(&str, u64, usize)> = groups
+            .iter()
+            .map(|g| (g.reason.as_str(), g.count, g.examples.len()))
+            .collect();
+        assert_eq!(reasons, [("wrong-length", 2, 1), ("misplaced-x", 1, 1)]);
+        assert_eq!(groups[0].examples[0].raw, "12345", "the first line of its reason");
+        let lines: Vec<RejectedLine> = store.rejected_lines().try_collect().await.expect("lines");
+        assert_eq!(lines.iter().map(|l| l.line).collect::<Vec<_>>(), [4, 5, 6]);
+        let overview = store.overview(10, "d").await.expect("overview");
+        assert_eq!(overview.sources.len(), 1);
+        let source = &overview.sources[0];
+        assert_eq!(
+            (source.source.as_str(), source.lines, source.queued, source.rejected, source.open),
+            ("list.csv", 6, 3, 3, 3)
+        );
+        assert_eq!(overview.rejects.len(), 2);
+        assert_eq!(overview.rejects[0].examples.len(), 2, "the report shows two of each");
+    }
+
+    a_run_ends_with_its_reason_and_each_lanes_batch_size(store, _l) {
+        loaded(&store, 2, &[G, OL]).await;
+        assert_eq!(store.last_stop_reason().await.expect("none yet"), None);
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let g = store
+            .claim(&Claim { run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
+        let mut done: Vec<Completion> = g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
+        assert_eq!(store.complete(run, &mut done, &[G], "d", 20).await.expect("complete"), 2);
+        let end = RunEnd {
+            stop_reason: "quota".into(),
+            batch_sizes: vec![(G, 20), (OL, 1)],
+        };
+        store.end_run(run, &end, 30).await.expect("end");
+        assert_eq!(store.last_stop_reason().await.expect("reason").as_deref(), Some("quota"));
+        assert_eq!(
+            scalar(&store, "SELECT batch_size FROM run_providers WHERE provider = 'google'").await,
+            20
+        );
+        assert_eq!(
+            scalar(&store, "SELECT requests FROM run_providers WHERE provider = 'google'").await,
+            2,
+            "the commit's counts and the end's batch size share one row"
+        );
+        assert_eq!(
+            scalar(&store, "SELECT batch_size FROM run_providers WHERE provider = 'openlibrary'").await,
+            1
+        );
+        // A killed run does not hide the last real stop from the next crawl.
+        let killed = store.begin_run(&info(), 40).await.expect("run");
+        let gone = RunEnd { stop_reason: "killed".into(), batch_sizes: vec![] };
+        store.end_run(killed, &gone, 50).await.expect("end");
+        assert_eq!(store.last_stop_reason().await.expect("reason").as_deref(), Some("quota"));
+        let overview = store.overview(60, "d").await.expect("overview");
+        let runs: Vec<(i64, Option<&str>, i64, i64)> = overview
+            .runs
+            .iter()
+            .map(|r| (r.id, r.stop_reason.as_deref(), r.requests, r.done))
+            .collect();
+        assert_eq!(runs, [(killed, Some("killed"), 0, 0), (run, Some("quota"), 2, 2)]);
+        assert_eq!(overview.quota_days, [("d".to_string(), 2)]);
+    }
+
+    the_overview_counts_each_providers_books_and_misses(store, _l) {
+        loaded(&store, 3, &[G, OL]).await;
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let g = store
+            .claim(&Claim { run_id: run, provider: G, max: 3, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
+        let o = store
+            .claim(&Claim { run_id: run, provider: OL, max: 3, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
+        // Google finds the first book; Open Library the first two; the third nobody.
+        let miss = || JobResult::NotFound { note: "no match".into() };
+        let mut done = vec![
+            found(g[0].id, G, &g[0].isbn, "From Google"),
+            ended(g[1].id, G, miss()),
+            ended(g[2].id, G, miss()),
+            found(o[0].id, OL, &o[0].isbn, "From OL"),
+            found(o[1].id, OL, &o[1].isbn, "Only OL"),
+            ended(o[2].id, OL, miss()),
+        ];
+        assert_eq!(store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete"), 6);
+        let overview = store.overview(30, "d").await.expect("overview");
+        let providers: Vec<(&str, u64, i64)> = overview
+            .providers
+            .iter()
+            .map(|p| (p.provider.as_str(), p.only_here, p.completeness.records))
+            .collect();
+        assert_eq!(providers, [("google", 0, 1), ("openlibrary", 1, 2)]);
+        assert_eq!(overview.merged.records, 2);
+        let misses: u64 = overview.failures.iter().map(|f| f.count as u64).sum();
+        assert_eq!(misses, 3, "{:?}", overview.failures);
+        assert!(overview.failures.iter().all(|f| f.state == "not_found" && f.error == "no match"));
+        let mut titles: Vec<Option<String>> =
+            overview.recent.iter().map(|b| b.title.clone()).collect();
+        titles.sort();
+        assert_eq!(titles, [Some("From Google".into()), Some("Only OL".into())]);
+        assert_eq!(overview.status.jobs["done"], 2);
+        assert_eq!(overview.status.jobs["not_found"], 1);
+    }
+
+    a_quota_stop_marks_the_day_and_the_key_together_and_a_probe_clears_both(store, _l) {
+        store.mark_quota_exhausted("k", "d", 100, 200).await.expect("mark");
+        assert_eq!(store.quota_day("d").await.expect("day").exhausted_at, Some(100));
+        let r = store.reserve_budget("k", "d", 10, None, false).await.expect("reserve");
+        assert_eq!((r.granted, r.quota_stopped), (0, true));
+        let probe = store.reserve_budget("k", "d", 1, None, true).await.expect("probe");
+        assert_eq!((probe.granted, probe.quota_stopped), (1, true));
+        store.clear_quota_stop("k", "d").await.expect("clear");
+        assert_eq!(store.quota_day("d").await.expect("day").exhausted_at, None);
+        assert_eq!(
+            scalar(&store, "SELECT count(*) FROM key_days WHERE exhausted_at IS NOT NULL").await,
+            0
+        );
+        let after = store.reserve_budget("k", "d", 10, Some(5), false).await.expect("reserve");
+        assert_eq!((after.granted, after.quota_stopped), (4, false), "the probe's unit counts");
+        store.release_budget("k", "d", 3).await.expect("release");
+        let again = store.reserve_budget("k", "d", 10, Some(5), false).await.expect("reserve");
+        assert_eq!(again.granted, 3, "released units can be reserved again");
+    }
+
 }

@@ -49,7 +49,11 @@ async fn complete_in(
     let t = Tally::of(completions, &applied);
     if !t.books.is_empty() {
         insert_records(tx, &t.books, run_id, now_ms).await?;
-        let isbns: Vec<&str> = t.books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
+        // Once each: two providers' records of one book in one commit would otherwise make
+        // the upsert touch its row twice, which PostgreSQL refuses (SQLite's `IN` dedups).
+        let mut isbns: Vec<&str> = t.books.iter().map(|(_, b)| b.isbn13.as_str()).collect();
+        isbns.sort_unstable();
+        isbns.dedup();
         sqlx::query(merge).bind(&isbns).execute(&mut **tx).await?;
     }
     if !t.chained.is_empty() {
