@@ -262,9 +262,7 @@ fn isbns(n: usize) -> impl Iterator<Item = String> {
     (0..n).map(move |_| {
         // Full period mod 10^9: c is coprime with 10, a - 1 divisible by 2, 4 and 5.
         x = (x * 1_103_515_241 + 12_347) % 1_000_000_000;
-        isbn_crawler::isbn::with_check_digit(&format!("978{x:09}"))
-            .map(|i| i.to_string())
-            .unwrap_or_default()
+        isbn_crawler::isbn::synthetic(x).to_string()
     })
 }
 

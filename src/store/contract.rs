@@ -4,7 +4,7 @@ The store's contract, split by who consumes it: `load` and `requeue` put work in
 completes lookups ([`CrawlStore`]) and keeps a key's daily quota with the other crawlers of
 that key ([`QuotaStore`]). [`Store`] is all four: what a backend implements, and what the
 commands hold. A consumer asks only for the part it uses, so a test double of the crawl's
-store (`tests/race.rs`) writes the crawl's methods, not the report's.
+store (`tests/it/race.rs`) writes the crawl's methods, not the report's.
 
 Each method is one transaction. Times are Unix milliseconds (`now_ms` is always the caller's
 clock, so tests can set it).

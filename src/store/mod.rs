@@ -5,7 +5,7 @@ Everything above this module speaks the [`Store`] traits (`contract.rs`: one per
 `Store` all of them). Two backends implement them, each in a folder of its own SQL:
 [`SqliteStore`] (a file, one machine) and [`PgStore`] (a server several machines share); the
 commands open an [`AnyStore`] from `--db` ([`Location`]) and never ask which it is. One
-conformance suite (`tests/store.rs`) holds both to the rules below.
+conformance suite (`tests/it/store.rs`) holds both to the rules below.
 
 # The lookup state machine
 

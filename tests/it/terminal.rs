@@ -1,6 +1,6 @@
 //! What people read is safe for their terminal, and a closed stdout ends a command quietly.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -1,7 +1,7 @@
 //! Every list people hold: one list of twelve books in every container and app export layout
 //! (`tests/fixtures/formats/`, written by its `make.py`), loaded by the real binary.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 

@@ -4,7 +4,7 @@
 //! mid-run and the other three finish its work without a restart. Every ISBN ends terminal,
 //! none is asked again once stored, and none more often than its attempts plus the one kill.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
 //! The rest of "prove it survives": hostile responses, rate adherence, quota days at scale,
 //! and two processes on one database.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! text, and a real browser (headless Chromium) shows it. Outside CI, without Chromium, the
 //! browser test says it was skipped; under `CI=true` it fails instead.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

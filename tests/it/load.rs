@@ -1,6 +1,6 @@
 //! `load` and `status` against real files and a real SQLite database.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,7 +1,7 @@
 //! Storage faults on the real binary: a locked database, a full disk, a read-only file system,
 //! a file that is not ours, a newer schema. Each is one clear line, exit 7, and nothing lost.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! end, precedence and provenance, `--fill missing`, Open Library alone without a key, a Google
 //! quota stop while Open Library goes on, and upgrading a database of the previous release.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

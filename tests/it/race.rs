@@ -4,7 +4,7 @@
 //! retry) went unseen, and the crawl ended with jobs left. A store whose `next_due_at` answers
 //! late, with what was true when it was asked, makes that window wide every time.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

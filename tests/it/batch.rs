@@ -1,7 +1,7 @@
 //! `crawl --batch N|auto`: several ISBNs per request, verified item by item, misses asked again
 //! in a batch of misses and then alone before any verdict.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,14 +1,14 @@
 //! The store's conformance suite: every method and rule of the store's contract
 //! (`src/store/contract.rs`), written once and run against each backend (River's driver tests
-//! are the model). `sqlite::*` runs each test on a temp file; `postgres::*` on a database of its own (see `common/pg.rs` for when it skips).
+//! are the model). `sqlite::*` runs each test on a temp file; `postgres::*` on a database of its own (see `tests/it/common/pg.rs` for when it skips).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
 use common::pg::PgDb;
 use futures_util::TryStreamExt;
-use isbn_crawler::isbn::{Isbn13, RejectReason, with_check_digit};
+use isbn_crawler::isbn::{Isbn13, RejectReason, synthetic};
 use isbn_crawler::providers::ProviderId;
 use isbn_crawler::store::*;
 
@@ -75,7 +75,7 @@ macro_rules! conformance {
 
 /// The `i`-th of a run of valid ISBN-13s.
 fn isbn(i: usize) -> Isbn13 {
-    with_check_digit(&format!("978{:09}", 500_000 + i)).expect("valid")
+    synthetic(500_000 + i as u64)
 }
 
 fn batch(range: std::ops::Range<usize>) -> LoadBatch {

@@ -1,6 +1,6 @@
 //! The crawl engine against the in-process fake Google Books, on real SQLite files.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: a temp database, the library's `run` with real
 //! arguments, the real binary, and reads of the resulting SQLite file.
-#![allow(dead_code)]
 
 pub mod pg;
 
@@ -301,11 +300,7 @@ pub fn text(out: &Output) -> (String, String) {
 /// `n` distinct valid ISBN-13s (978-0-00-..., deterministic).
 pub fn isbns(n: usize) -> Vec<String> {
     (0..n)
-        .map(|i| {
-            isbn_crawler::isbn::with_check_digit(&format!("978{:09}", 100_000 + i))
-                .expect("valid")
-                .to_string()
-        })
+        .map(|i| isbn_crawler::isbn::synthetic(100_000 + i as u64).to_string())
         .collect()
 }
 

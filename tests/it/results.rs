@@ -1,7 +1,7 @@
 //! `show`, `export`, `rejects`, `requeue` and the README's sqlite3 recipes, after a real crawl
 //! against the in-process fake.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -318,7 +318,7 @@ async fn rejects_csv_lists_exactly_the_rejected_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_sqlite3_recipes_run_as_written() {
     let (s, _, _api) = crawled().await;
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let recipes: Vec<&str> = readme
         .lines()
         .filter_map(|l| l.trim().strip_prefix("sqlite3 data/books.db \""))

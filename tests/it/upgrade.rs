@@ -2,7 +2,7 @@
 //! Open Library (its `make.sh` says how): 8 done, 2 not found, 3 failed, 1 in progress (its
 //! run was killed), 4 pending, 8 books, 3 runs, 14 requests counted today-then.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 

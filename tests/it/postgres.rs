@@ -1,8 +1,8 @@
 //! Every command on a PostgreSQL database, through the real binary, and what a user meets when
 //! the server is not there or the database is not ours. Each test has a database of its own
-//! (see `common/pg.rs`: skipped outside CI when no server answers).
+//! (see `tests/it/common/pg.rs`: skipped outside CI when no server answers).
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 
@@ -151,7 +151,7 @@ async fn every_command_works_on_postgres_and_the_password_never_shows() {
     }
     // The README's queries run in psql as they do in sqlite3 (same tables and view).
     let pool = sqlx::PgPool::connect(&s.db_str()).await.expect("connect");
-    let recipes: Vec<&str> = include_str!("../README.md")
+    let recipes: Vec<&str> = include_str!("../../README.md")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("sqlite3 data/books.db \""))
         .filter_map(|l| l.strip_suffix('"'))

@@ -2,7 +2,7 @@
 //! hard: a faulty fake API and SIGKILL at random moments, at least 8 times, then a run to the
 //! end. The seed is printed; set CHAOS_SEED to replay a failure.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
