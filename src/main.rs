@@ -23,8 +23,8 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     // One thread runs every task: a crawl's work is waiting on sockets, and its parsing is
-    // small beside the wake-ups that handing tasks between worker threads costs (CPU per ISBN
-    // fell about 10% at concurrency 16, 64 and 256). SQLite statements run on sqlx's own
+    // small beside the wake-ups that handing tasks between worker threads costs (measured in
+    // docs/performance.md). SQLite statements run on sqlx's own
     // thread, and `load` reads files on a thread of its own, so the two cores stay in use.
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

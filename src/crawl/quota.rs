@@ -12,8 +12,8 @@ use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 
 /// The quota day (a Pacific date, `YYYY-MM-DD`) that `at` falls in. Every request asks, and
-/// converting to Pacific time and formatting cost about 2,000 instructions (1.6% of the
-/// crawler's), so the last day asked is kept with its bounds and reused while `at` is in it.
+/// converting to Pacific time and formatting each time showed in the crawler's profile, so
+/// the last day asked is kept with its bounds and reused while `at` is in it.
 pub fn quota_day(at: DateTime<Utc>) -> String {
     type Last = Option<(std::ops::Range<DateTime<Utc>>, String)>;
     static LAST: std::sync::Mutex<Last> = std::sync::Mutex::new(None);

@@ -56,8 +56,8 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
-    /// `{api}/books/v1/volumes`, parsed once: a request sets only its query, where parsing the
-    /// whole URL again cost about 6,000 instructions a request (reqwest parses it twice more).
+    /// `{api}/books/v1/volumes`, parsed once: a request sets only its query instead of parsing
+    /// the whole URL again (reqwest parses it twice more; see docs/performance.md).
     volumes: reqwest::Url,
     /// `country=..&maxResults=10&fields=..&q=isbn:` with everything but the ISBN encoded once;
     /// the key is appended per request and never stored in it.
@@ -86,9 +86,9 @@ impl Client {
         };
         let query_prefix = prefix("10");
         let batch_prefix = prefix("40");
-        // Uncompressed: decoding a gzipped answer cost about 43,000 instructions a request
-        // (15,000 of them setting up the inflater), more than a third of the crawler's own
-        // work an ISBN, to save about a kilobyte that the daily quota makes irrelevant.
+        // Uncompressed: decoding a gzipped answer (setting up an inflater per request) cost a
+        // large share of the crawler's own work an ISBN, to save about a kilobyte that the
+        // daily quota makes irrelevant (docs/performance.md has the measurement).
         // (Google compresses when asked with `Accept-Encoding: gzip` and "gzip" in the
         // User-Agent; the fake does too.)
         let agent = concat!("isbn-crawler/", env!("CARGO_PKG_VERSION"));

@@ -385,8 +385,8 @@ pub(crate) trait Shape<'de>: Sized {
 
 /// `deserialize_with` for a [`Shape`]: a field of the wrong type reads as absent instead of
 /// failing the whole item. Any JSON value is read once, as it streams by: borrowing a field's
-/// text and parsing it again cost about 10,000 instructions a Google book, and a
-/// `serde_json::Value` tree before that an allocation per string and array.
+/// text and parsing it again cost a second pass over every book, and a `serde_json::Value`
+/// tree before that an allocation per string and array.
 pub(crate) fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -356,8 +356,8 @@ const RECORD_COLUMNS: usize = 20;
 
 /// The text of [`held_and_records`] for `rows` records (0: the read alone). Callers pad to a
 /// power of two with NULL rows (which join no lookup), so the text takes one of ten shapes and
-/// stays prepared: parsing a fresh statement for every batch size cost SQLite about 20,000
-/// instructions a row, more than running it.
+/// stays prepared: parsing a fresh statement for every batch size cost SQLite more than
+/// running it.
 fn held_and_records_sql(rows: usize) -> String {
     let mut sql = String::from(HELD_SQL);
     if rows == 0 {

@@ -10,9 +10,9 @@ use crate::store::contract::LoadStore;
 use crate::store::{LoadBatch, LoadRecord, RequeueFilter, Result, sql};
 
 /// The page cache of a connection that loads: 20 MiB (negative means KiB to SQLite), so a load
-/// batch does not spill to the WAL mid-transaction; with 125k-item batches it keeps a 10M-line
-/// load under 64 MB (32 MiB was a little faster and peaked at 79 MB; 64 MiB was slower). Other
-/// work keeps SQLite's 2 MiB default: crawls touch few pages, and exports stream.
+/// batch does not spill to the WAL mid-transaction, and a load of any length stays under the
+/// 64 MB bound (larger caches broke it; see docs/performance.md). Other work keeps SQLite's
+/// 2 MiB default: crawls touch few pages, and exports stream.
 const LOAD_CACHE_SIZE: &str = "PRAGMA cache_size = -20480";
 
 /// SQLite allows 32766 bound parameters per statement; stay well below it.
