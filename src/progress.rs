@@ -155,7 +155,10 @@ fn status_line(c: &Tally, budget: (u64, Option<u64>), elapsed: Duration) -> Stri
     };
     let batch = match c.batch {
         0 => String::new(),
-        n => format!(" · {n} ISBNs per Google request"),
+        n => format!(
+            " · {n} ISBNs per {} request",
+            crate::providers::registry::quota_owner()
+        ),
     };
     format!(
         "done {} · not found {} · failed {} · retrying {} · {rate:.1} req/s · {budget}{batch}",

@@ -52,23 +52,24 @@ pub fn render_status(s: &Status, db: &dyn std::fmt::Display) -> String {
     for (reason, n) in &s.rejected_lines {
         let _ = writeln!(out, "  {reason:<20} {n:>9}");
     }
+    let owner = registry::quota_owner();
     let _ = writeln!(
         out,
-        "Google requests sent on quota day {} (Pacific): {}",
+        "{owner} requests sent on quota day {} (Pacific): {}",
         s.quota_day, s.requests_today
     );
     if let Some(eta) = &s.eta {
         let _ = writeln!(
             out,
-            "Google: {} lookups open; {:.2} books per request in the latest runs; at {} requests a \
-             day{}: about {:.0} quota days left",
+            "{owner}: {} lookups open; {:.2} books per request in the latest runs; at {} requests \
+             a day{}: about {:.0} quota days left",
             eta.google_open,
             eta.books_per_request,
             eta.daily_budget,
             if eta.default_budget {
-                " (Google's default; no --daily-budget was set)"
+                format!(" ({owner}'s default; no --daily-budget was set)")
             } else {
-                ""
+                String::new()
             },
             eta.days.ceil()
         );

@@ -11,6 +11,17 @@ use crate::domain::ProviderId;
 /// Every provider's description, in the default order of precedence.
 pub const ALL: [&Spec; 2] = [&google::SPEC, &open_library::SPEC];
 
+/// The provider whose requests spend a daily quota (the status line's, the estimate's, the
+/// report's quota section), by its spec: `None` if none has one.
+pub fn with_daily_quota() -> Option<&'static Spec> {
+    ALL.iter().copied().find(|s| s.daily_quota)
+}
+
+/// Who owns the daily quota, as the user's text names it ("Google").
+pub fn quota_owner() -> &'static str {
+    with_daily_quota().map_or("the provider", |s| s.owner)
+}
+
 /// The description of `id`.
 pub fn spec(id: ProviderId) -> &'static Spec {
     match id {

@@ -221,19 +221,20 @@ fn quota(o: &Overview, budget: u64) -> Markup {
         .map(|(d, n)| (d.clone(), *n as f64))
         .collect();
     let eta = o.status.eta.as_ref();
+    let owner = crate::providers::registry::quota_owner();
     html! {
         @if !days.is_empty() || eta.is_some() {
-            h2 { "Google's quota" }
+            h2 { (owner) "'s quota" }
             @if !days.is_empty() {
-                (svg::columns("Google requests per quota day (Pacific), with the daily budget",
+                (svg::columns(&format!("{owner} requests per quota day (Pacific), with the daily budget"),
                     &days, Some((budget as f64, "daily budget"))))
             }
             @if let Some(e) = eta {
                 p #estimate {
-                    (e.google_open) " Google lookups still open; "
+                    (e.google_open) " " (owner) " lookups still open; "
                     (format!("{:.2}", e.books_per_request)) " books per request in the latest runs; daily budget "
                     (e.daily_budget)
-                    @if e.default_budget { " (Google's default; none was set)" }
+                    @if e.default_budget { " (" (owner) "'s default; none was set)" }
                     ": about " (format!("{:.0}", e.days.ceil())) " more quota days at this budget."
                 }
             }

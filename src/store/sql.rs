@@ -156,10 +156,7 @@ pub(super) fn add_unasked(status: &mut Status, unasked: &[(String, i64)]) {
 
 /// The provider whose requests spend a daily quota (the ETA is its part), by its spec.
 pub(super) fn quota_provider() -> &'static str {
-    crate::providers::registry::ALL
-        .iter()
-        .find(|s| s.daily_quota)
-        .map_or("", |s| s.id.as_str())
+    crate::providers::registry::with_daily_quota().map_or("", |s| s.id.as_str())
 }
 
 /// Quota days left for Google's part, from the books Google found and the requests it took
