@@ -38,10 +38,8 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
 
 impl CrawlStore for PgStore {
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
-        let mut conn = self.conn().await?;
-        sql::begin_run(&mut *conn, info, now_ms)
+        self.read(async |c| sql::begin_run(c, info, now_ms).await)
             .await
-            .map_err(|e| self.err(e))
     }
 
     async fn complete(
@@ -57,10 +55,7 @@ impl CrawlStore for PgStore {
     }
 
     async fn last_stop_reason(&self) -> Result<Option<String>> {
-        let mut conn = self.conn().await?;
-        sql::last_stop_reason(&mut *conn)
-            .await
-            .map_err(|e| self.err(e))
+        self.read(async |c| sql::last_stop_reason(c).await).await
     }
 
     async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {

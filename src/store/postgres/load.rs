@@ -13,10 +13,8 @@ use crate::store::{LoadBatch, LoadRecord, RequeueFilter, Result};
 
 impl LoadStore for PgStore {
     async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
-        let mut conn = self.conn().await?;
-        sql::record_load(&mut *conn, load, now_ms)
+        self.read(async |c| sql::record_load(c, load, now_ms).await)
             .await
-            .map_err(|e| self.err(e))
     }
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now: i64) -> Result<u64> {

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres};
 
 use crate::store::{Error, Location, Result};
@@ -179,6 +179,15 @@ impl PgStore {
     /// A connection of the pool, for one statement.
     async fn conn(&self) -> Result<PoolConnection<Postgres>> {
         self.pool.acquire().await.map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` on a connection of the pool.
+    async fn read<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.conn().await?;
+        f(&mut conn).await.map_err(|e| self.err(e))
     }
 
     async fn begin(&self) -> Result<Tx> {

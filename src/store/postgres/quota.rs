@@ -9,10 +9,7 @@ use crate::store::{QuotaDay, Reservation, Result, sql};
 
 impl QuotaStore for PgStore {
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
-        let mut conn = self.conn().await?;
-        sql::quota_day(&mut *conn, day)
-            .await
-            .map_err(|e| self.err(e))
+        self.read(async |c| sql::quota_day(c, day).await).await
     }
 
     async fn mark_quota_exhausted(
@@ -28,10 +25,8 @@ impl QuotaStore for PgStore {
     }
 
     async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
-        let mut conn = self.conn().await?;
-        sql::release_budget(&mut *conn, key_id, day, units)
+        self.read(async |c| sql::release_budget(c, key_id, day, units).await)
             .await
-            .map_err(|e| self.err(e))
     }
 
     async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {

@@ -30,17 +30,12 @@ impl ReadStore for PgStore {
     }
 
     async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
-        let mut conn = self.conn().await?;
-        sql::record(&mut *conn, isbn13)
-            .await
-            .map_err(|e| self.err(e))
+        self.read(async |c| sql::record(c, isbn13).await).await
     }
 
     async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
-        let mut conn = self.conn().await?;
-        sql::provider_records(&mut *conn, isbn13)
+        self.read(async |c| sql::provider_records(c, isbn13).await)
             .await
-            .map_err(|e| self.err(e))
     }
 
     async fn reject_groups(&self, examples: u32) -> Result<Vec<RejectGroup>> {

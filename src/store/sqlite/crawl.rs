@@ -48,12 +48,8 @@ pub(super) const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attem
 
 impl CrawlStore for SqliteStore {
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
-        let mut tx = self.begin_immediate().await?;
-        let id = sql::begin_run(&mut *tx, info, now_ms)
+        self.write(async |c| sql::begin_run(c, info, now_ms).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(id)
     }
 
     async fn complete(
@@ -69,18 +65,12 @@ impl CrawlStore for SqliteStore {
     }
 
     async fn last_stop_reason(&self) -> Result<Option<String>> {
-        let mut conn = self.reader().await?;
-        sql::last_stop_reason(&mut *conn)
-            .await
-            .map_err(|e| self.err(e))
+        self.read(async |c| sql::last_stop_reason(c).await).await
     }
 
     async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
-        let mut tx = self.begin_immediate().await?;
-        sql::end_run(&mut *tx, run_id, end, now_ms)
+        self.write(async |c| sql::end_run(c, run_id, end, now_ms).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
     }
 
     /// Chooses and leases in one write transaction: the choice comes back as one JSON row and

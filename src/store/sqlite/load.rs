@@ -20,11 +20,8 @@ const ROWS_PER_INSERT: usize = 1000;
 
 impl LoadStore for SqliteStore {
     async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
-        let mut tx = self.begin_immediate().await?;
-        sql::record_load(&mut *tx, load, now_ms)
+        self.write(async |c| sql::record_load(c, load, now_ms).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
     }
 
     async fn save_load_batch(&self, source: &str, batch: &LoadBatch, now: i64) -> Result<u64> {

@@ -173,6 +173,26 @@ impl SqliteStore {
         self.pool.acquire().await.map_err(|e| self.err(e))
     }
 
+    /// Runs `f` on a connection of the read pool.
+    async fn read<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> sqlx::Result<T>,
+    ) -> Result<T> {
+        let mut conn = self.reader().await?;
+        f(&mut conn).await.map_err(|e| self.err(e))
+    }
+
+    /// Runs `f` in one write transaction on the writer connection, and commits.
+    async fn write<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut sqlx::SqliteConnection) -> sqlx::Result<T>,
+    ) -> Result<T> {
+        let mut tx = self.begin_immediate().await?;
+        let value = f(&mut tx).await.map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(value)
+    }
+
     /// A write transaction on the one writer connection, holding the write lock from its start.
     async fn begin_immediate(&self) -> Result<sqlx::Transaction<'static, Sqlite>> {
         self.writer

@@ -8,10 +8,7 @@ use crate::store::{QuotaDay, Reservation, Result, sql};
 
 impl QuotaStore for SqliteStore {
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
-        let mut conn = self.reader().await?;
-        sql::quota_day(&mut *conn, day)
-            .await
-            .map_err(|e| self.err(e))
+        self.read(async |c| sql::quota_day(c, day).await).await
     }
 
     async fn mark_quota_exhausted(
@@ -21,27 +18,18 @@ impl QuotaStore for SqliteStore {
         at_ms: i64,
         resets_at_ms: i64,
     ) -> Result<()> {
-        let mut tx = self.begin_immediate().await?;
-        sql::mark_quota_exhausted(&mut *tx, key_id, day, at_ms, resets_at_ms)
+        self.write(async |c| sql::mark_quota_exhausted(c, key_id, day, at_ms, resets_at_ms).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
     }
 
     async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
-        let mut tx = self.begin_immediate().await?;
-        sql::release_budget(&mut *tx, key_id, day, units)
+        self.write(async |c| sql::release_budget(c, key_id, day, units).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
     }
 
     async fn clear_quota_stop(&self, key_id: &str, day: &str) -> Result<()> {
-        let mut tx = self.begin_immediate().await?;
-        sql::clear_quota_stop(&mut *tx, key_id, day)
+        self.write(async |c| sql::clear_quota_stop(c, key_id, day).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
     }
 
     async fn reserve_budget(
@@ -52,11 +40,7 @@ impl QuotaStore for SqliteStore {
         limit: Option<u64>,
         probe: bool,
     ) -> Result<Reservation> {
-        let mut tx = self.begin_immediate().await?;
-        let grant = sql::reserve_budget(&mut *tx, false, key_id, day, want, limit, probe)
+        self.write(async |c| sql::reserve_budget(c, false, key_id, day, want, limit, probe).await)
             .await
-            .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(grant)
     }
 }
