@@ -28,7 +28,7 @@ pub(super) struct Ctx<S> {
     pub(super) id: ProviderId,
     pub(super) lane: Lane,
     pub(super) opts: CrawlOptions,
-    pub(super) run_id: i64,
+    pub(super) run_id: crate::store::RunId,
     /// This process, to tell which other runs are gone.
     pub(super) process: RunInfo,
     pub(super) limiter: Limiter,

@@ -33,7 +33,7 @@ pub(super) async fn heartbeat<S: CrawlStore>(ctx: Arc<Ctx<S>>) {
 /// Gives back the leases of runs that are gone (see [`is_alive`]) or ran out.
 pub(super) async fn recover<S: CrawlStore>(
     store: &S,
-    run_id: i64,
+    run_id: crate::store::RunId,
     me: &RunInfo,
 ) -> Result<u64, store::Error> {
     let recovered = store

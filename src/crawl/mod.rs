@@ -120,7 +120,7 @@ pub struct LaneSummary {
 /// What the caller learns when the crawl is over.
 #[derive(Debug, Clone)]
 pub struct Summary {
-    pub run_id: i64,
+    pub run_id: crate::store::RunId,
     /// The lanes' stops combined: the one that most needs the user (an error, an interrupt, a
     /// refusal, the quota), else finished.
     pub stop: StopReason,
@@ -215,7 +215,7 @@ pub async fn crawl<S: CrawlStore>(
 struct Run<S> {
     store: S,
     opts: CrawlOptions,
-    run_id: i64,
+    run_id: crate::store::RunId,
     info: store::RunInfo,
     /// The providers, in precedence order.
     order: Vec<ProviderId>,

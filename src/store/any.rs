@@ -3,6 +3,7 @@ The backend `--db` names, chosen once when the database is opened: the commands 
 hold an [`AnyStore`] and never ask which it is.
 */
 
+use crate::store::RunId;
 use futures_util::stream::BoxStream;
 
 use super::{
@@ -135,7 +136,7 @@ impl QuotaStore for AnyStore {
 }
 
 impl CrawlStore for AnyStore {
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<RunId> {
         each!(self, s => s.begin_run(info, now_ms).await)
     }
     async fn ensure_lookups(
@@ -148,7 +149,7 @@ impl CrawlStore for AnyStore {
     }
     async fn recover_leases(
         &self,
-        me: i64,
+        me: RunId,
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
@@ -159,7 +160,7 @@ impl CrawlStore for AnyStore {
     }
     async fn complete(
         &self,
-        run_id: i64,
+        run_id: RunId,
         completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -167,10 +168,10 @@ impl CrawlStore for AnyStore {
     ) -> Result<u64> {
         each!(self, s => s.complete(run_id, completions, precedence, quota_day, now_ms).await)
     }
-    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+    async fn heartbeat(&self, run_id: RunId, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         each!(self, s => s.heartbeat(run_id, now_ms, lease_until_ms).await)
     }
-    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+    async fn next_due_at(&self, provider: ProviderId, me: RunId) -> Result<Option<i64>> {
         each!(self, s => s.next_due_at(provider, me).await)
     }
     async fn open_jobs(&self) -> Result<u64> {
@@ -182,7 +183,7 @@ impl CrawlStore for AnyStore {
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         each!(self, s => s.last_stop_reason().await)
     }
-    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+    async fn end_run(&self, run_id: RunId, end: &RunEnd, now_ms: i64) -> Result<()> {
         each!(self, s => s.end_run(run_id, end, now_ms).await)
     }
 }

@@ -16,7 +16,8 @@ use futures_util::stream::BoxStream;
 
 use super::{
     ClaimedLookup, Completion, JobState, LoadBatch, LoadRecord, Overview, ProviderRecord, QuotaDay,
-    Record, RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, Status,
+    Record, RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunId, RunInfo,
+    Status,
 };
 use crate::domain::ProviderId;
 
@@ -122,7 +123,7 @@ pub trait QuotaStore: Clone + Send + Sync + 'static {
 #[derive(Debug, Clone, Copy)]
 pub struct Claim {
     /// The run that takes the leases (their `lease_owner`).
-    pub run_id: i64,
+    pub run_id: RunId,
     pub provider: ProviderId,
     /// At most this many lookups.
     pub max: u32,
@@ -133,7 +134,7 @@ pub struct Claim {
 /// What a crawl does: its run's row, the lookups it makes, leases and completes.
 pub trait CrawlStore: QuotaStore {
     /// Records a new run and returns its id (the lease owner of what it claims).
-    fn begin_run(&self, info: &RunInfo, now_ms: i64) -> impl Future<Output = Result<i64>> + Send;
+    fn begin_run(&self, info: &RunInfo, now_ms: i64) -> impl Future<Output = Result<RunId>> + Send;
 
     /// Makes the lookups a crawl with these providers needs: one per job and provider, or with
     /// `fill_missing` one for the first provider, and one for each later provider where every
@@ -149,7 +150,7 @@ pub trait CrawlStore: QuotaStore {
     /// lease past its `lease_until`. Returns how many jobs went back to `pending`.
     fn recover_leases(
         &self,
-        me: i64,
+        me: RunId,
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> impl Future<Output = Result<u64>> + Send;
@@ -171,7 +172,7 @@ pub trait CrawlStore: QuotaStore {
     /// same completions again, even after an error (the crawl's writer does neither).
     fn complete(
         &self,
-        run_id: i64,
+        run_id: RunId,
         completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -181,7 +182,7 @@ pub trait CrawlStore: QuotaStore {
     /// Keeps the run alive and extends its leases.
     fn heartbeat(
         &self,
-        run_id: i64,
+        run_id: RunId,
         now_ms: i64,
         lease_until_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;
@@ -192,7 +193,7 @@ pub trait CrawlStore: QuotaStore {
     fn next_due_at(
         &self,
         provider: ProviderId,
-        me: i64,
+        me: RunId,
     ) -> impl Future<Output = Result<Option<i64>>> + Send;
 
     /// Jobs not yet terminal (pending or in progress).
@@ -208,7 +209,7 @@ pub trait CrawlStore: QuotaStore {
     /// Ends the run: its stop reason, and each lane's batch size (`run_providers`), together.
     fn end_run(
         &self,
-        run_id: i64,
+        run_id: RunId,
         end: &RunEnd,
         now_ms: i64,
     ) -> impl Future<Output = Result<()>> + Send;

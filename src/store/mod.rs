@@ -347,6 +347,18 @@ pub struct ProviderRecord {
     pub fetched_at: Option<i64>,
 }
 
+/// A run's id: the lease owner of what it claims. A type of its own so that a run id and a
+/// time (both `i64` in the tables) cannot trade places in a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct RunId(pub i64);
+
+impl std::fmt::Display for RunId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A lookup (one job, one provider) a run has leased.
 #[derive(Debug, Clone)]
 pub struct ClaimedLookup {

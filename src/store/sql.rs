@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use super::exec::{Conn, Param};
 use super::{
     ClaimedLookup, Eta, JobState, LoadRecord, ProviderRecord, QuotaDay, Record, RejectGroup,
-    RejectedLine, Reservation, RunEnd, RunInfo, Status,
+    RejectedLine, Reservation, RunEnd, RunId, RunInfo, Status,
 };
 use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
@@ -280,8 +280,8 @@ pub(super) async fn begin_run(
     conn: &mut impl Conn,
     info: &RunInfo,
     now_ms: i64,
-) -> sqlx::Result<i64> {
-    let (id,): (i64,) = conn
+) -> sqlx::Result<RunId> {
+    let (id,): (RunId,) = conn
         .row(
             "INSERT INTO runs (command, host, host_id, pid, pid_start, started_at,
                                heartbeat_at, daily_budget)
@@ -304,7 +304,7 @@ pub(super) async fn begin_run(
 /// them in one transaction.
 pub(super) async fn end_run(
     tx: &mut impl Conn,
-    run_id: i64,
+    run_id: RunId,
     end: &RunEnd,
     now_ms: i64,
 ) -> sqlx::Result<()> {
@@ -313,7 +313,7 @@ pub(super) async fn end_run(
         &[
             Param::Int(now_ms),
             Param::Text(&end.stop_reason),
-            Param::Int(run_id),
+            Param::Int(run_id.0),
         ],
     )
     .await?;
@@ -322,7 +322,7 @@ pub(super) async fn end_run(
             "INSERT INTO run_providers (run_id, provider, batch_size) VALUES ($1, $2, $3)
              ON CONFLICT (run_id, provider) DO UPDATE SET batch_size = excluded.batch_size",
             &[
-                Param::Int(run_id),
+                Param::Int(run_id.0),
                 Param::Text(provider.as_str()),
                 Param::Int(*size as i64),
             ],
@@ -350,11 +350,11 @@ pub(super) async fn last_stop_reason(conn: &mut impl Conn) -> sqlx::Result<Optio
 /// stranded.
 pub(super) async fn recovery_needed(
     conn: &mut impl Conn,
-    me: i64,
+    me: RunId,
     now_ms: i64,
     is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
 ) -> sqlx::Result<Option<Vec<i64>>> {
-    let runs: Vec<RunningRow> = conn.rows(RUNNING_SQL, &[Param::Int(me)]).await?;
+    let runs: Vec<RunningRow> = conn.rows(RUNNING_SQL, &[Param::Int(me.0)]).await?;
     let dead = dead_runs(runs, is_alive);
     let (stranded,): (bool,) = conn.row(STRANDED_SQL, &[Param::Int(now_ms)]).await?;
     Ok((!dead.is_empty() || stranded).then_some(dead))

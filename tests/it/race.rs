@@ -54,7 +54,7 @@ impl QuotaStore for SlowStore {
 }
 
 impl CrawlStore for SlowStore {
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<RunId> {
         self.0.begin_run(info, now_ms).await
     }
     async fn ensure_lookups(
@@ -67,7 +67,7 @@ impl CrawlStore for SlowStore {
     }
     async fn recover_leases(
         &self,
-        me: i64,
+        me: RunId,
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
@@ -78,7 +78,7 @@ impl CrawlStore for SlowStore {
     }
     async fn complete(
         &self,
-        run_id: i64,
+        run_id: RunId,
         c: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -88,10 +88,10 @@ impl CrawlStore for SlowStore {
             .complete(run_id, c, precedence, quota_day, now_ms)
             .await
     }
-    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+    async fn heartbeat(&self, run_id: RunId, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         self.0.heartbeat(run_id, now_ms, lease_until_ms).await
     }
-    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+    async fn next_due_at(&self, provider: ProviderId, me: RunId) -> Result<Option<i64>> {
         let answer = self.0.next_due_at(provider, me).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         answer
@@ -105,7 +105,7 @@ impl CrawlStore for SlowStore {
     async fn last_stop_reason(&self) -> Result<Option<String>> {
         self.0.last_stop_reason().await
     }
-    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+    async fn end_run(&self, run_id: RunId, end: &RunEnd, now_ms: i64) -> Result<()> {
         self.0.end_run(run_id, end, now_ms).await
     }
 }

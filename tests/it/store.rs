@@ -646,7 +646,7 @@ conformance! {
             .iter()
             .map(|r| (r.id, r.stop_reason.as_deref(), r.requests, r.done))
             .collect();
-        assert_eq!(runs, [(killed, Some("killed"), 0, 0), (run, Some("quota"), 2, 2)]);
+        assert_eq!(runs, [(killed.0, Some("killed"), 0, 0), (run.0, Some("quota"), 2, 2)]);
         assert_eq!(overview.quota_days, [("d".to_string(), 2)]);
     }
 

@@ -4,6 +4,7 @@ touched jobs locked in id order) the records, the merge, the chained lookups, th
 and the run's counts.
 */
 
+use crate::store::RunId;
 use std::collections::HashMap;
 
 use super::crawl::{derive_locked, lock_jobs};
@@ -17,7 +18,7 @@ use crate::store::{Completion, JobResult, Result};
 impl PgStore {
     pub(super) async fn commit(
         &self,
-        run_id: i64,
+        run_id: RunId,
         completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -33,7 +34,7 @@ impl PgStore {
 /// One `complete`, inside its transaction: see [`CrawlStore::complete`](crate::store::CrawlStore::complete).
 async fn complete_in(
     tx: &mut Tx,
-    run_id: i64,
+    run_id: RunId,
     completions: &[Completion],
     merge: &str,
     quota_day: &str,
@@ -81,7 +82,7 @@ async fn complete_in(
 /// the lookups applied (lookup id → job id).
 async fn apply_results(
     tx: &mut Tx,
-    run_id: i64,
+    run_id: RunId,
     completions: &[Completion],
     now_ms: i64,
 ) -> std::result::Result<HashMap<i64, i64>, sqlx::Error> {
@@ -131,7 +132,7 @@ async fn apply_results(
 async fn count(
     tx: &mut Tx,
     t: &Tally<'_>,
-    run_id: i64,
+    run_id: RunId,
     quota_day: &str,
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
@@ -185,7 +186,7 @@ async fn count(
 async fn insert_records(
     tx: &mut Tx,
     books: &[(ProviderId, &crate::store::Book)],
-    run_id: i64,
+    run_id: RunId,
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
     let opt = |f: &dyn Fn(&crate::store::Book) -> Option<&str>| -> Vec<Option<String>> {

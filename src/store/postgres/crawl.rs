@@ -4,6 +4,7 @@ PostgreSQL's [`CrawlStore`]: runs, lookups, claims (`FOR UPDATE SKIP LOCKED`) an
 
 use super::{LOAD_LOCK, PgStore, Tx};
 use crate::domain::ProviderId;
+use crate::store::RunId;
 use crate::store::contract::{Claim, CrawlStore};
 use crate::store::{ClaimedLookup, Completion, Result, RunEnd, RunInfo, sql};
 
@@ -37,14 +38,14 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
     WHERE jobs.id = d.job_id";
 
 impl CrawlStore for PgStore {
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<RunId> {
         self.read(async |c| sql::begin_run(c, info, now_ms).await)
             .await
     }
 
     async fn complete(
         &self,
-        run_id: i64,
+        run_id: RunId,
         completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -58,7 +59,7 @@ impl CrawlStore for PgStore {
         self.read(async |c| sql::last_stop_reason(c).await).await
     }
 
-    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+    async fn end_run(&self, run_id: RunId, end: &RunEnd, now_ms: i64) -> Result<()> {
         in_tx!(self, tx => sql::end_run(&mut *tx, run_id, end, now_ms).await)
     }
 
@@ -126,7 +127,7 @@ impl CrawlStore for PgStore {
 
     async fn recover_leases(
         &self,
-        me: i64,
+        me: RunId,
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
@@ -163,7 +164,7 @@ impl CrawlStore for PgStore {
         })
     }
 
-    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+    async fn heartbeat(&self, run_id: RunId, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         in_tx!(self, tx => {
             sqlx::query("UPDATE runs SET heartbeat_at = $1 WHERE id = $2")
                 .bind(now_ms)
@@ -182,7 +183,7 @@ impl CrawlStore for PgStore {
         })
     }
 
-    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+    async fn next_due_at(&self, provider: ProviderId, me: RunId) -> Result<Option<i64>> {
         sqlx::query_scalar(
             "SELECT least(
                  (SELECT min(next_attempt_at) FROM lookups

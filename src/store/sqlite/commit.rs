@@ -3,6 +3,7 @@ SQLite's `complete`: a crawl's commit in two round trips to sqlx's SQLite thread
 size. The texts take a few shapes (rows padded to a power of two) so each stays prepared.
 */
 
+use crate::store::RunId;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -99,7 +100,7 @@ fn add_results<'q>(
     args: &mut sqlx::sqlite::SqliteArguments<'q>,
     chunk: &'q [Completion],
     rows: usize,
-    run_id: i64,
+    run_id: RunId,
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
     use sqlx::Arguments as _;
@@ -172,7 +173,7 @@ fn commit_sql(precedence: &[ProviderId], rows: usize) -> std::sync::Arc<str> {
 impl SqliteStore {
     pub(super) async fn commit(
         &self,
-        run_id: i64,
+        run_id: RunId,
         completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -222,7 +223,7 @@ impl SqliteStore {
 async fn held_and_stored(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     completions: &mut [Completion],
-    run_id: i64,
+    run_id: RunId,
     now_ms: i64,
 ) -> std::result::Result<HashMap<i64, i64>, sqlx::Error> {
     let ids: Vec<i64> = completions.iter().map(|c| c.lookup_id).collect();
@@ -247,7 +248,7 @@ fn add_rest<'q>(
     args: &mut sqlx::sqlite::SqliteArguments<'q>,
     counts: &Tally<'q>,
     jobs: &[i64],
-    run_id: i64,
+    run_id: RunId,
     quota_day: &'q str,
     now_ms: i64,
 ) -> std::result::Result<(), sqlx::Error> {
@@ -295,7 +296,7 @@ fn add_rest<'q>(
 async fn held_and_records(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
     ids: &[i64],
-    run_id: i64,
+    run_id: RunId,
     records: &mut [(i64, ProviderId, &mut crate::store::Book)],
     now_ms: i64,
 ) -> std::result::Result<String, sqlx::Error> {

@@ -8,6 +8,7 @@ use sqlx::Sqlite;
 
 use super::{SqliteStore, json_rows};
 use crate::domain::ProviderId;
+use crate::store::RunId;
 use crate::store::contract::{Claim, CrawlStore};
 use crate::store::{ClaimedLookup, Completion, Result, RunEnd, RunInfo, sql};
 
@@ -47,14 +48,14 @@ pub(super) const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attem
     WHERE jobs.id = d.job_id";
 
 impl CrawlStore for SqliteStore {
-    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<i64> {
+    async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<RunId> {
         self.write(async |c| sql::begin_run(c, info, now_ms).await)
             .await
     }
 
     async fn complete(
         &self,
-        run_id: i64,
+        run_id: RunId,
         completions: &mut [Completion],
         precedence: &[ProviderId],
         quota_day: &str,
@@ -68,7 +69,7 @@ impl CrawlStore for SqliteStore {
         self.read(async |c| sql::last_stop_reason(c).await).await
     }
 
-    async fn end_run(&self, run_id: i64, end: &RunEnd, now_ms: i64) -> Result<()> {
+    async fn end_run(&self, run_id: RunId, end: &RunEnd, now_ms: i64) -> Result<()> {
         self.write(async |c| sql::end_run(c, run_id, end, now_ms).await)
             .await
     }
@@ -159,7 +160,7 @@ impl CrawlStore for SqliteStore {
 
     async fn recover_leases(
         &self,
-        me: i64,
+        me: RunId,
         now_ms: i64,
         is_alive: &(dyn Fn(&RunInfo) -> bool + Sync),
     ) -> Result<u64> {
@@ -224,7 +225,7 @@ impl CrawlStore for SqliteStore {
         Ok(recovered)
     }
 
-    async fn heartbeat(&self, run_id: i64, now_ms: i64, lease_until_ms: i64) -> Result<()> {
+    async fn heartbeat(&self, run_id: RunId, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         let mut tx = self.begin_immediate().await?;
         sqlx::query("UPDATE runs SET heartbeat_at = ? WHERE id = ?")
             .bind(now_ms)
@@ -243,7 +244,7 @@ impl CrawlStore for SqliteStore {
         tx.commit().await.map_err(|e| self.err(e))
     }
 
-    async fn next_due_at(&self, provider: ProviderId, me: i64) -> Result<Option<i64>> {
+    async fn next_due_at(&self, provider: ProviderId, me: RunId) -> Result<Option<i64>> {
         sqlx::query_scalar(
             // (Not the two-argument min(), which is NULL when either is.)
             "SELECT min(t) FROM (
