@@ -14,6 +14,7 @@ carry X (or X's ISBN-10).
 pub mod google;
 pub mod open_library;
 pub mod registry;
+pub mod sru;
 
 use std::time::Duration;
 
