@@ -2,7 +2,8 @@
 //! quick and deterministic): each reader gets a real file of its format with random bytes
 //! changed, inserted or cut, and must return (items or a file error) without a panic or an
 //! abort. A failing case is kept by proptest in `proptest-regressions/fuzz.txt` and replayed
-//! first on every run. Set PROPTEST_CASES for a longer hunt.
+//! first on every run. Set PROPTEST_CASES for a longer hunt. The SRU envelope reader is fuzzed
+//! the same way, from a captured-shape answer (`tests/fixtures/sru/`).
 
 use isbn_crawler::input::{Format, InputOptions, Item, read_items};
 use proptest::prelude::*;
@@ -112,3 +113,26 @@ fuzz_format!(marcxml, "books.marcxml", Format::Marcxml, 1000);
 fuzz_format!(xlsx, "books.xlsx", Format::Spreadsheet, 300);
 fuzz_format!(xls, "books.xls", Format::Spreadsheet, 1000);
 fuzz_format!(ods, "books.ods", Format::Spreadsheet, 300);
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases(1000),
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct("proptest-regressions/fuzz.txt"),
+        )),
+        ..ProptestConfig::default()
+    })]
+    /// An SRU answer with random bytes changed: parsed or refused, never a panic, and never
+    /// more records than the answer could hold.
+    #[test]
+    fn sru_envelope(changes in proptest::collection::vec(change(), 1..6)) {
+        let bytes = apply(
+            std::fs::read("tests/fixtures/sru/loc-two-records.xml").expect("fixture"),
+            &changes,
+        );
+        if let Ok(answer) = isbn_crawler::providers::sru::envelope::parse(&bytes) {
+            prop_assert!(answer.records.len() <= bytes.len() / 8 + 1);
+            let _ = answer.reading(1);
+        }
+    }
+}

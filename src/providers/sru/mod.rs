@@ -3,15 +3,18 @@ National libraries over SRU (`searchRetrieve`), one client for every catalogue: 
 between the Deutsche Nationalbibliothek, K10plus, the Library of Congress and the BnF is data,
 a [`Profile`] each (`profile.rs`), not code. A profile names the ISBN-13 prefixes its
 catalogue is asked about by default, so an ISBN is routed to the catalogue of its country
-(`--route` overrides it), and how its CQL names the ISBN index (`query.rs`).
+(`--route` overrides it), and how its CQL names the ISBN index (`query.rs`). One reader
+takes every catalogue's answer apart (`envelope.rs`).
 
 What each catalogue really sends (and the basis of every rule here) is in
 `../shared/docs/sru-catalogues.md`.
 
-Built so far: the profiles, routing and the requests. The envelope and record readers, the
-provider and its lanes, the fake's catalogues and the new columns come next (issue 27).
+Built so far: the profiles, routing, the requests and the envelope reader. The record mapping
+and verification, the provider and its lanes, the fake's catalogues and the new columns come
+next (issue 27).
 */
 
+pub mod envelope;
 pub mod profile;
 pub mod query;
 

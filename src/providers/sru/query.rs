@@ -33,7 +33,8 @@ fn clause(profile: &Profile, term: &str) -> String {
 /// The whole request URL: `base` (the profile's, or `--sru-url`'s), the SRU parameters, the
 /// profile's extras, and the query. `start` is the first record wanted (1-based; paging).
 pub fn url(profile: &Profile, base: &str, isbns: &[Isbn13], start: u32) -> String {
-    let max = (isbns.len() * 2).clamp(10, 100);
+    // About three records an ISBN (K10plus sends five for one), never over the 100 a page may hold.
+    let max = (isbns.len() * 3).clamp(10, 100);
     let mut url = format!(
         "{}?version={}&operation=searchRetrieve&recordSchema={}&maximumRecords={max}",
         base.trim_end_matches('/'),
@@ -121,6 +122,6 @@ mod tests {
         );
         assert!(page.contains("&startRecord=11&"), "{page}");
         let big: Vec<Isbn13> = (0..MAX_BATCH as u64).map(crate::isbn::synthetic).collect();
-        assert!(url(&LOC, LOC.base_url, &big, 1).contains("maximumRecords=50"));
+        assert!(url(&LOC, LOC.base_url, &big, 1).contains("maximumRecords=75"));
     }
 }
