@@ -126,6 +126,8 @@ pub enum Rejection {
     UnknownLocation,
     /// Open Library's proxy refuses this client (403): its User-Agent, or its address.
     Blocked,
+    /// A library catalogue refuses this client (403).
+    CatalogueRefused,
 }
 
 impl Rejection {
@@ -147,6 +149,10 @@ impl Rejection {
                 "Open Library's proxy refuses this client (403): set ISBN_CRAWLER_CONTACT to an \
                  e-mail or URL so the User-Agent identifies you, slow down, or use its dumps \
                  (https://openlibrary.org/developers/dumps)"
+            }
+            Rejection::CatalogueRefused => {
+                "the catalogue refuses this client (403): set ISBN_CRAWLER_CONTACT so the \
+                 User-Agent identifies you, slow it down, or leave it out of --providers"
             }
         }
     }
