@@ -28,6 +28,7 @@ pub mod providers;
 pub mod report;
 pub mod store;
 pub mod terminal;
+pub mod xml;
 
 pub use commands::Environment;
 pub use exit::ExitCode;

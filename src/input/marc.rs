@@ -275,15 +275,7 @@ pub fn read_xml<R: BufRead>(reader: R, emit: &mut dyn FnMut(Item)) -> Result<(),
             }
             Event::GeneralRef(r) => {
                 if let Some(s) = target.as_mut().filter(|s| s.len() < MAX_FIELD) {
-                    let c = match &*r {
-                        "amp" => Some('&'),
-                        "lt" => Some('<'),
-                        "gt" => Some('>'),
-                        "quot" => Some('"'),
-                        "apos" => Some('\''),
-                        _ => r.resolve_char_ref().ok().flatten(),
-                    };
-                    s.extend(c);
+                    s.extend(crate::xml::resolve(&r));
                 }
             }
             Event::End(e) => {

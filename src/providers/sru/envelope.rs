@@ -170,21 +170,11 @@ pub fn parse(body: &[u8]) -> Result<Answer, EnvelopeError> {
             Event::End(e) => parser.end(&ns, e.local_name().as_ref()),
             Event::Text(t) => parser.text(&t.xml10_content()),
             Event::CData(t) => parser.text(&t.xml10_content()),
-            Event::GeneralRef(r) => {
-                let c = match &*r {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" => Some('\''),
-                    _ => match r.resolve_char_ref() {
-                        Ok(Some(c)) => Some(c),
-                        // An entity no DTD may declare here: the body is not ours to read.
-                        _ => return Err(EnvelopeError::Dtd),
-                    },
-                };
-                parser.text(&c.map(String::from).unwrap_or_default());
-            }
+            // An entity no DTD may declare here: the body is not ours to read.
+            Event::GeneralRef(r) => match crate::xml::resolve(&r) {
+                Some(c) => parser.text(c.encode_utf8(&mut [0; 4])),
+                None => return Err(EnvelopeError::Dtd),
+            },
             Event::Eof if parser.depth > 0 => return Err(EnvelopeError::CutShort),
             Event::Eof if !parser.rooted => return Err(EnvelopeError::NotSru),
             Event::Eof => return Ok(parser.answer),
