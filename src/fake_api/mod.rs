@@ -24,8 +24,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 mod open_library;
+mod sru;
 
 pub use open_library::{OpenLibraryConfig, OpenLibraryFault};
+pub use sru::SruConfig;
 
 /// One way to answer a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,11 +111,15 @@ pub struct FakeConfig {
     pub catalogue: HashMap<String, (String, Vec<String>)>,
     /// The Open Library half.
     pub openlibrary: OpenLibraryConfig,
+    /// The SRU half: the national libraries' catalogues.
+    pub sru: SruConfig,
 }
 
 #[derive(Debug, Default)]
 struct State {
     config: FakeConfig,
+    /// SRU requests, every catalogue together.
+    sru_requests: u64,
     /// Open Library: requests per ISBN-13 asked, and keys per request.
     ol_requests_per_isbn: HashMap<String, u32>,
     ol_requests: Vec<usize>,
@@ -260,6 +266,11 @@ impl FakeApi {
     /// Open Library requests received, and how many keys each carried, in arrival order.
     pub fn openlibrary_requests(&self) -> Vec<usize> {
         self.state().ol_requests.clone()
+    }
+
+    /// SRU requests received, every catalogue together.
+    pub fn sru_requests(&self) -> u64 {
+        self.state().sru_requests
     }
 
     /// Open Library requests that asked for one ISBN-13 (in either form).
@@ -516,6 +527,9 @@ fn decide(state: &Mutex<State>, target: &str, t0: Instant) -> (Answer, Duration)
     let params = query_pairs(target);
     if target.starts_with("/api/books") {
         return (open_library::decide(&mut st, target, &params), latency);
+    }
+    if target.starts_with("/sru/") {
+        return (sru::decide(&mut st, target, &params), latency);
     }
     if !target.starts_with("/books/v1/volumes") {
         return (error_answer(404, NOT_FOUND_BODY), latency);

@@ -20,6 +20,7 @@ mod race;
 mod reliability;
 mod report;
 mod results;
+mod sru;
 mod storage;
 mod store;
 mod terminal;

@@ -33,6 +33,8 @@ const RATE_LIMITED_DELAY: Duration = Duration::from_secs(30);
 pub struct Page {
     pub answer: Answer,
     pub more: bool,
+    /// Records this page carried (where the next page starts).
+    pub records: usize,
 }
 
 /// The table above.
@@ -40,6 +42,7 @@ pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], s
     let failed = |outcome| Page {
         answer: Answer::Failed(outcome),
         more: false,
+        records: 0,
     };
     let said = || {
         let b = String::from_utf8_lossy(&body[..body.len().min(200)]);
@@ -124,6 +127,7 @@ pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], s
     Page {
         answer: Answer::Items(outcomes),
         more,
+        records: answer.records.len(),
     }
 }
 

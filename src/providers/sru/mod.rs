@@ -5,18 +5,20 @@ a [`Profile`] each (`profile.rs`), not code. A profile names the ISBN-13 prefixe
 catalogue is asked about by default, so an ISBN is routed to the catalogue of its country
 (`--route` overrides it), and how its CQL names the ISBN index (`query.rs`). One reader
 takes every catalogue's answer apart (`envelope.rs`), one rule says which record is the
-book asked for (`verify.rs`), one mapping makes it a book (`mapping.rs`), and one table says what an answer means
-(`classify.rs`).
+book asked for (`verify.rs`), one mapping makes it a book (`mapping.rs`), one table says what an answer means
+(`classify.rs`), and one client asks, paging while there are more hits (`client.rs`).
 
 What each catalogue really sends (and the basis of every rule here) is in
 `../shared/docs/sru-catalogues.md`.
 
 Built so far: the profiles, routing, the requests, the envelope reader, verification, the
-mapping and the outcome table. The provider and its lanes, the fake's catalogues and the new columns come
-next (issue 27).
+mapping, the outcome table, the client and the fake's catalogues (`fake_api/sru.rs`). Making
+the catalogues crawl providers (ids, specs, lanes, `--route`, routing in `ensure_lookups`),
+the new columns and the demo come next (issue 27).
 */
 
 pub mod classify;
+pub mod client;
 pub mod envelope;
 pub mod mapping;
 pub mod profile;
