@@ -483,7 +483,9 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
 /// (claim + complete, 2,048 per transaction), on the loaded database at `db`.
 async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     use isbn_crawler::providers::ProviderId;
-    use isbn_crawler::store::{AnyStore, Book, Claim, Completion, CrawlStore, JobResult, RunInfo};
+    use isbn_crawler::store::{
+        AnyStore, Book, Claim, Commit, Completion, CrawlStore, JobResult, RunInfo,
+    };
     let store = AnyStore::open(
         &db.parse().map_err(anyhow::Error::msg)?,
         false,
@@ -538,7 +540,15 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         .collect();
     for chunk in back.chunks_mut(2048) {
         store
-            .complete(run, chunk, &ProviderId::ALL, "bench", 0)
+            .complete(
+                &Commit {
+                    run_id: run,
+                    precedence: &ProviderId::ALL,
+                    quota_day: "bench",
+                    now_ms: 0,
+                },
+                chunk,
+            )
             .await?;
     }
     // A book as big as the fake's (about 2 KB of raw JSON).
@@ -582,7 +592,15 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
             .collect();
         // The writer's unit: up to 2,048 results per transaction.
         stored += store
-            .complete(run, &mut completions, &ProviderId::ALL, "bench", 0)
+            .complete(
+                &Commit {
+                    run_id: run,
+                    precedence: &ProviderId::ALL,
+                    quota_day: "bench",
+                    now_ms: 0,
+                },
+                &mut completions,
+            )
             .await? as usize;
     }
     let secs = started.elapsed().as_secs_f64();

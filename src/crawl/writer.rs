@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc};
 use super::lane::Ctx;
 use super::quota;
 use super::stop::Stop;
-use crate::store::{Completion, CrawlStore, JobResult};
+use crate::store::{Commit, Completion, CrawlStore, JobResult};
 
 /// How long a result waits for its commit (plus the commit itself) while answers come slowly:
 /// what a kill -9 can cost. Long enough that a commit carries many results at modest rates
@@ -52,11 +52,13 @@ pub(super) async fn writer<S: CrawlStore>(
             match ctx
                 .store
                 .complete(
-                    ctx.run_id,
+                    &Commit {
+                        run_id: ctx.run_id,
+                        precedence: &ctx.precedence,
+                        quota_day: &day,
+                        now_ms: now.timestamp_millis(),
+                    },
                     &mut batch,
-                    &ctx.precedence,
-                    &day,
-                    now.timestamp_millis(),
                 )
                 .await
             {

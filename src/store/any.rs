@@ -7,10 +7,10 @@ use crate::store::RunId;
 use futures_util::stream::BoxStream;
 
 use super::{
-    Claim, ClaimedLookup, Completion, CrawlStore, JobState, LoadBatch, LoadRecord, LoadStore,
-    Location, Overview, PgStore, ProviderRecord, QuotaDay, QuotaStore, ReadStore, Record,
-    RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo, SqliteStore,
-    Status,
+    Claim, ClaimedLookup, Commit, Completion, CrawlStore, JobState, LoadBatch, LoadRecord,
+    LoadStore, Location, Overview, PgStore, ProviderRecord, QuotaDay, QuotaStore, ReadStore,
+    Record, RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo,
+    SqliteStore, Status,
 };
 use crate::domain::ProviderId;
 
@@ -158,15 +158,8 @@ impl CrawlStore for AnyStore {
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedLookup>> {
         each!(self, s => s.claim(claim).await)
     }
-    async fn complete(
-        &self,
-        run_id: RunId,
-        completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
-    ) -> Result<u64> {
-        each!(self, s => s.complete(run_id, completions, precedence, quota_day, now_ms).await)
+    async fn complete(&self, commit: &Commit<'_>, completions: &mut [Completion]) -> Result<u64> {
+        each!(self, s => s.complete(commit, completions).await)
     }
     async fn heartbeat(&self, run_id: RunId, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         each!(self, s => s.heartbeat(run_id, now_ms, lease_until_ms).await)

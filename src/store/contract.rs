@@ -131,6 +131,18 @@ pub struct Claim {
     pub lease_until_ms: i64,
 }
 
+/// Whose completions a commit applies, how it merges, and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Commit<'a> {
+    /// The run whose leases guard the completions.
+    pub run_id: RunId,
+    /// The order of providers the merged fields follow.
+    pub precedence: &'a [ProviderId],
+    /// The quota day the requests are counted in.
+    pub quota_day: &'a str,
+    pub now_ms: i64,
+}
+
 /// What a crawl does: its run's row, the lookups it makes, leases and completes.
 pub trait CrawlStore: QuotaStore {
     /// Records a new run and returns its id (the lease owner of what it claims).
@@ -161,9 +173,9 @@ pub trait CrawlStore: QuotaStore {
     fn claim(&self, claim: &Claim) -> impl Future<Output = Result<Vec<ClaimedLookup>>> + Send;
 
     /// Applies completions guarded by the lease: stores each found record, re-merges the books
-    /// they touch (fields by `precedence`), makes the lookups `then` names, updates the jobs'
+    /// they touch (fields by `commit.precedence`), makes the lookups `then` names, updates the jobs'
     /// states, and counts the requests for the run and (those of a provider with a daily
-    /// quota) for `quota_day`, all in one transaction. Returns how many were applied (the rest
+    /// quota) for `commit.quota_day`, all in one transaction. Returns how many were applied (the rest
     /// had lost their lease).
     ///
     /// A backend may move a found book's texts out (all but `isbn13`) to bind them without a
@@ -172,11 +184,8 @@ pub trait CrawlStore: QuotaStore {
     /// same completions again, even after an error (the crawl's writer does neither).
     fn complete(
         &self,
-        run_id: RunId,
+        commit: &Commit<'_>,
         completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
     ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Keeps the run alive and extends its leases.

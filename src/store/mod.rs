@@ -54,7 +54,7 @@ pub mod sqlite;
 mod tally;
 
 pub use any::AnyStore;
-pub use contract::{Claim, CrawlStore, LoadStore, QuotaStore, ReadStore, Store};
+pub use contract::{Claim, Commit, CrawlStore, LoadStore, QuotaStore, ReadStore, Store};
 pub use location::Location;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;

@@ -76,17 +76,8 @@ impl CrawlStore for SlowStore {
     async fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedLookup>> {
         self.0.claim(claim).await
     }
-    async fn complete(
-        &self,
-        run_id: RunId,
-        c: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
-    ) -> Result<u64> {
-        self.0
-            .complete(run_id, c, precedence, quota_day, now_ms)
-            .await
+    async fn complete(&self, commit: &Commit<'_>, c: &mut [Completion]) -> Result<u64> {
+        self.0.complete(commit, c).await
     }
     async fn heartbeat(&self, run_id: RunId, now_ms: i64, lease_until_ms: i64) -> Result<()> {
         self.0.heartbeat(run_id, now_ms, lease_until_ms).await

@@ -142,6 +142,16 @@ async fn states(store: &AnyStore) -> std::collections::BTreeMap<&'static str, u6
     s.jobs.into_iter().filter(|(_, n)| *n > 0).collect()
 }
 
+/// A commit of run `run_id` at `now_ms`, merging by `precedence`, on quota day "d".
+fn at(run_id: RunId, precedence: &[ProviderId], now_ms: i64) -> Commit<'_> {
+    Commit {
+        run_id,
+        precedence,
+        quota_day: "d",
+        now_ms,
+    }
+}
+
 /// One number from `sql` (a test's look at a table the contract does not read back).
 async fn scalar(store: &AnyStore, sql: &str) -> i64 {
     match store {
@@ -180,7 +190,7 @@ conformance! {
         assert_eq!(again[0].attempts, 1, "the lost attempt was refunded");
         let isbn = &claimed[0].isbn;
         let applied = store
-            .complete(a, &mut [found(claimed[0].id, G, isbn, "stale")], &[G], "d", 2500)
+            .complete(&at(a, &[G], 2500), &mut [found(claimed[0].id, G, isbn, "stale")])
             .await
             .expect("complete");
         assert_eq!(applied, 0, "the stale worker's result is dropped");
@@ -192,7 +202,7 @@ conformance! {
             kept.iter().map(|r| &r.title).collect::<Vec<_>>()
         );
         let applied = store
-            .complete(b, &mut [found(again[0].id, G, isbn, "fresh")], &[G], "d", 2600)
+            .complete(&at(b, &[G], 2600), &mut [found(again[0].id, G, isbn, "fresh")])
             .await
             .expect("complete");
         assert_eq!(applied, 1);
@@ -243,7 +253,7 @@ conformance! {
         assert_eq!(isbns, [isbn(0).to_string(), isbn(1).to_string()]);
         // A retry due later is not claimable before its time.
         let retry = JobResult::Retry { at: 5000, error: "503".into(), refund: false };
-        store.complete(run, &mut [ended(first[0].id, G, retry)], &[G], "d", 20).await.expect("complete");
+        store.complete(&at(run, &[G], 20), &mut [ended(first[0].id, G, retry)]).await.expect("complete");
         let rest = store
             .claim(&Claim { run_id: run, provider: G, max: 10, now_ms: 30, lease_until_ms: 1000 })
             .await
@@ -310,7 +320,7 @@ conformance! {
             ended(c[2].id, G, JobResult::Failed { error: "HTTP 500".into() }),
             found(c[3].id, G, &c[3].isbn, "Book"),
         ];
-        assert_eq!(store.complete(run, &mut done, &[G], "d", 20).await.expect("complete"), 4);
+        assert_eq!(store.complete(&at(run, &[G], 20), &mut done).await.expect("complete"), 4);
         assert_eq!(
             states(&store).await,
             [("done", 1), ("failed", 1), ("not_found", 1), ("pending", 1)].into()
@@ -349,7 +359,7 @@ conformance! {
                 _ => ended(j.id, G, JobResult::Retry { at: 5000, error: "503".into(), refund: true }),
             })
             .collect();
-        assert_eq!(store.complete(run, &mut done, &[G], "d", 20).await.expect("complete"), 300);
+        assert_eq!(store.complete(&at(run, &[G], 20), &mut done).await.expect("complete"), 300);
         assert_eq!(
             states(&store).await,
             [("done", 100), ("not_found", 100), ("pending", 101)].into()
@@ -425,9 +435,9 @@ conformance! {
         if let JobResult::Done(book) = &mut from_ol.result {
             book.page_count = Some(321);
         }
-        store.complete(run, &mut [from_ol], &[G, OL], "d", 20).await.expect("ol");
+        store.complete(&at(run, &[G, OL], 20), &mut [from_ol]).await.expect("ol");
         store
-            .complete(run, &mut [found(g[0].id, G, &g[0].isbn, "Google title")], &[G, OL], "d", 30)
+            .complete(&at(run, &[G, OL], 30), &mut [found(g[0].id, G, &g[0].isbn, "Google title")])
             .await
             .expect("g");
         let r = store.record(g[0].isbn.as_str()).await.expect("r").expect("job");
@@ -451,7 +461,7 @@ conformance! {
             .expect("claim");
         let mut done: Vec<Completion> =
             g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
-        store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete");
+        store.complete(&at(run, &[G, OL], 20), &mut done).await.expect("complete");
         // Two more jobs, no crawl since: no lookup exists for them yet.
         store.save_load_batch("t", &batch(3..5), 0).await.expect("load");
         let s = store.status(0, "d").await.expect("status");
@@ -487,7 +497,7 @@ conformance! {
         let mut missed = ended(g[0].id, G, JobResult::NotFound { note: "none".into() });
         missed.then = Some(OL);
         let hit = found(g[1].id, G, &g[1].isbn, "Here");
-        store.complete(run, &mut [missed, hit], &[G, OL], "d", 20).await.expect("complete");
+        store.complete(&at(run, &[G, OL], 20), &mut [missed, hit]).await.expect("complete");
         let o = store
             .claim(&Claim { run_id: run, provider: OL, max: 5, now_ms: 30, lease_until_ms: 1000 })
             .await
@@ -615,7 +625,7 @@ conformance! {
             .await
             .expect("claim");
         let mut done: Vec<Completion> = g.iter().map(|c| found(c.id, G, &c.isbn, "T")).collect();
-        assert_eq!(store.complete(run, &mut done, &[G], "d", 20).await.expect("complete"), 2);
+        assert_eq!(store.complete(&at(run, &[G], 20), &mut done).await.expect("complete"), 2);
         let end = RunEnd {
             stop_reason: "quota".into(),
             batch_sizes: vec![(G, 20), (OL, 1)],
@@ -671,7 +681,7 @@ conformance! {
             found(o[1].id, OL, &o[1].isbn, "Only OL"),
             ended(o[2].id, OL, miss()),
         ];
-        assert_eq!(store.complete(run, &mut done, &[G, OL], "d", 20).await.expect("complete"), 6);
+        assert_eq!(store.complete(&at(run, &[G, OL], 20), &mut done).await.expect("complete"), 6);
         let overview = store.overview(30, "d").await.expect("overview");
         let providers: Vec<(&str, u64, i64)> = overview
             .providers

@@ -5,6 +5,7 @@ and the run's counts.
 */
 
 use crate::store::RunId;
+use crate::store::contract::Commit;
 use std::collections::HashMap;
 
 use super::crawl::{derive_locked, lock_jobs};
@@ -18,12 +19,15 @@ use crate::store::{Completion, JobResult, Result};
 impl PgStore {
     pub(super) async fn commit(
         &self,
-        run_id: RunId,
+        commit: &Commit<'_>,
         completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
     ) -> Result<u64> {
+        let Commit {
+            run_id,
+            precedence,
+            quota_day,
+            now_ms,
+        } = *commit;
         let merge = merge_sql(precedence, Dialect::Postgres);
         in_tx!(self, tx => {
             complete_in(&mut tx, run_id, completions, &merge, quota_day, now_ms).await

@@ -5,7 +5,7 @@ PostgreSQL's [`CrawlStore`]: runs, lookups, claims (`FOR UPDATE SKIP LOCKED`) an
 use super::{LOAD_LOCK, PgStore, Tx};
 use crate::domain::ProviderId;
 use crate::store::RunId;
-use crate::store::contract::{Claim, CrawlStore};
+use crate::store::contract::{Claim, Commit, CrawlStore};
 use crate::store::{ClaimedLookup, Completion, Result, RunEnd, RunInfo, sql};
 
 /// Leases up to `$4` due lookups of provider `$5` to run `$1` until `$2` (`$3`: now).
@@ -43,16 +43,8 @@ impl CrawlStore for PgStore {
             .await
     }
 
-    async fn complete(
-        &self,
-        run_id: RunId,
-        completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
-    ) -> Result<u64> {
-        self.commit(run_id, completions, precedence, quota_day, now_ms)
-            .await
+    async fn complete(&self, commit: &Commit<'_>, completions: &mut [Completion]) -> Result<u64> {
+        self.commit(commit, completions).await
     }
 
     async fn last_stop_reason(&self) -> Result<Option<String>> {

@@ -4,6 +4,7 @@ size. The texts take a few shapes (rows padded to a power of two) so each stays 
 */
 
 use crate::store::RunId;
+use crate::store::contract::Commit;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -173,12 +174,15 @@ fn commit_sql(precedence: &[ProviderId], rows: usize) -> std::sync::Arc<str> {
 impl SqliteStore {
     pub(super) async fn commit(
         &self,
-        run_id: RunId,
+        commit: &Commit<'_>,
         completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
     ) -> Result<u64> {
+        let Commit {
+            run_id,
+            precedence,
+            quota_day,
+            now_ms,
+        } = *commit;
         let mut tx = self.begin_immediate().await?;
         let applied = held_and_stored(&mut tx, completions, run_id, now_ms)
             .await

@@ -9,7 +9,7 @@ use sqlx::Sqlite;
 use super::{SqliteStore, json_rows};
 use crate::domain::ProviderId;
 use crate::store::RunId;
-use crate::store::contract::{Claim, CrawlStore};
+use crate::store::contract::{Claim, Commit, CrawlStore};
 use crate::store::{ClaimedLookup, Completion, Result, RunEnd, RunInfo, sql};
 
 /// The next due pending lookups (`?1` provider, `?2` now, `?3` how many) as one JSON row,
@@ -53,16 +53,8 @@ impl CrawlStore for SqliteStore {
             .await
     }
 
-    async fn complete(
-        &self,
-        run_id: RunId,
-        completions: &mut [Completion],
-        precedence: &[ProviderId],
-        quota_day: &str,
-        now_ms: i64,
-    ) -> Result<u64> {
-        self.commit(run_id, completions, precedence, quota_day, now_ms)
-            .await
+    async fn complete(&self, commit: &Commit<'_>, completions: &mut [Completion]) -> Result<u64> {
+        self.commit(commit, completions).await
     }
 
     async fn last_stop_reason(&self) -> Result<Option<String>> {
