@@ -185,9 +185,19 @@ pub fn with_check_digit(twelve: &str) -> Option<Isbn13> {
 /// synthetic books that tests and benchmarks load (every `n` gives a valid ISBN, and
 /// `n` below 10^9 a distinct one).
 pub fn synthetic(n: u64) -> Isbn13 {
-    let body = format!("978{:09}", n % 1_000_000_000);
-    // Twelve digits always have a check digit, and a 978 prefix always parses.
-    with_check_digit(&body).unwrap_or_else(|| unreachable!("{body} is twelve digits"))
+    synthetic_in("978", n)
+}
+
+/// The ISBN-13 of `prefix` (978 or 979 and up to nine more digits) + `n`'s last digits to
+/// twelve + its check digit: [`synthetic`] in another range (the fake's unrequested books,
+/// the 979 range of a property test).
+pub fn synthetic_in(prefix: &str, n: u64) -> Isbn13 {
+    let width = 12usize.saturating_sub(prefix.len());
+    let modulus = 10u64.saturating_pow(width as u32).max(1);
+    let body = format!("{prefix}{:0width$}", n % modulus);
+    // Twelve digits always have a check digit; a 978 or 979 prefix always parses.
+    with_check_digit(&body)
+        .unwrap_or_else(|| unreachable!("{body} is not 978/979 and twelve digits"))
 }
 
 fn digit(c: u8) -> u32 {

@@ -632,8 +632,7 @@ fn volumes(
             .map(|_| leave_out > 0.0 && next_random(&mut st.rng) < leave_out)
             .collect();
         let extra = (extra_rate > 0.0 && next_random(&mut st.rng) < extra_rate)
-            .then(|| format!("97899{:08}", (next_random(&mut st.rng) * 1e8) as u64))
-            .and_then(|twelve| crate::isbn::with_check_digit(&twelve[..12]))
+            .then(|| crate::isbn::synthetic_in("97899", (next_random(&mut st.rng) * 1e8) as u64))
             .map(|i| i.to_string());
         return (batch_answer(&st.config, &asked, &left_out, extra), true);
     }
