@@ -10,7 +10,6 @@ implementations of [`Conn`] for the two connection types keep the shared code fr
 
 use std::future::Future;
 
-use sqlx::Arguments as _;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 
@@ -66,24 +65,16 @@ pub(super) trait Conn: Send {
     }
 }
 
-/// `params` as SQLite's arguments, in order.
-fn sqlite_args<'q>(params: &[Param<'q>]) -> sqlx::Result<SqliteArguments<'q>> {
-    let mut args = SqliteArguments::default();
-    for p in params {
-        match *p {
-            Param::Int(v) => args.add(v),
-            Param::Text(v) => args.add(v),
-            Param::MaybeInt(v) => args.add(v),
-            Param::MaybeText(v) => args.add(v),
-        }
-        .map_err(sqlx::Error::Encode)?;
-    }
-    Ok(args)
-}
-
-/// `params` as PostgreSQL's arguments, in order.
-fn pg_args(params: &[Param<'_>]) -> sqlx::Result<PgArguments> {
-    let mut args = PgArguments::default();
+/// `params` as a backend's arguments, in order.
+fn arguments<'q, A>(params: &[Param<'q>]) -> sqlx::Result<A>
+where
+    A: sqlx::Arguments<'q> + Default,
+    i64: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    &'q str: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<i64>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+    Option<&'q str>: sqlx::Encode<'q, A::Database> + sqlx::Type<A::Database>,
+{
+    let mut args = A::default();
     for p in params {
         match *p {
             Param::Int(v) => args.add(v),
@@ -98,12 +89,12 @@ fn pg_args(params: &[Param<'_>]) -> sqlx::Result<PgArguments> {
 
 impl Conn for sqlx::SqliteConnection {
     async fn rows<T: Row>(&mut self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<Vec<T>> {
-        let args = sqlite_args(params)?;
+        let args: SqliteArguments<'_> = arguments(params)?;
         sqlx::query_as_with(sql, args).fetch_all(self).await
     }
 
     async fn run(&mut self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<u64> {
-        let args = sqlite_args(params)?;
+        let args: SqliteArguments<'_> = arguments(params)?;
         let done = sqlx::query_with(sql, args).execute(self).await?;
         Ok(done.rows_affected())
     }
@@ -111,12 +102,12 @@ impl Conn for sqlx::SqliteConnection {
 
 impl Conn for sqlx::PgConnection {
     async fn rows<T: Row>(&mut self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<Vec<T>> {
-        let args = pg_args(params)?;
+        let args: PgArguments = arguments(params)?;
         sqlx::query_as_with(sql, args).fetch_all(self).await
     }
 
     async fn run(&mut self, sql: &str, params: &[Param<'_>]) -> sqlx::Result<u64> {
-        let args = pg_args(params)?;
+        let args: PgArguments = arguments(params)?;
         let done = sqlx::query_with(sql, args).execute(self).await?;
         Ok(done.rows_affected())
     }
