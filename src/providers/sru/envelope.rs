@@ -263,10 +263,8 @@ impl Parser {
     }
 
     fn text(&mut self, s: &str) {
-        if let Some((_, text)) = self.target.as_mut()
-            && text.len() + s.len() <= MAX_TEXT
-        {
-            text.push_str(s);
+        if let Some((_, text)) = self.target.as_mut() {
+            text.push_str(prefix(s, MAX_TEXT.saturating_sub(text.len())));
         }
     }
 
@@ -312,11 +310,16 @@ impl Parser {
 
 /// `s`, cut to [`MAX_TEXT`] bytes at a character boundary.
 fn bounded(s: &str) -> String {
-    let mut end = s.len().min(MAX_TEXT);
+    prefix(s, MAX_TEXT).to_string()
+}
+
+/// The longest start of `s` of at most `max` bytes that ends at a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    s[..end].to_string()
+    &s[..end]
 }
 
 #[cfg(test)]
@@ -488,6 +491,11 @@ mod tests {
         );
         let a = parse(body.as_bytes()).expect("parse");
         assert_eq!(a.records.len(), MAX_RECORDS);
-        assert!(a.records[0].fields[0].subfields[0].1.len() <= MAX_TEXT);
+        assert_eq!(
+            a.records[0].fields[0].subfields[0].1.len(),
+            MAX_TEXT,
+            "a text too long is cut, not dropped"
+        );
+        assert_eq!(prefix("aé", 2), "a", "never inside a character");
     }
 }
