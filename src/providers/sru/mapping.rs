@@ -65,7 +65,7 @@ pub fn book(record: &MarcRecord, format: RecordFormat, isbn: &Isbn13) -> Book {
         published_date: date,
         published_year: verify::year(record, format).map(i64::from),
         page_count: pages.as_deref().and_then(page_count),
-        categories: json_list(subjects_dedup(subjects)),
+        categories: json_list(subjects),
         language: language.map(|l| two_letter(l.trim())),
         raw_json: marc_in_json(record),
         ..Book::default()
@@ -114,40 +114,32 @@ fn display_name(name: &str) -> String {
 }
 
 fn marc21_authors(record: &MarcRecord) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for tag in ["100", "700"] {
-        for name in record.subfields(tag, "a").map(display_name) {
-            if !name.is_empty() && !out.contains(&name) {
-                out.push(name);
-            }
-        }
-    }
-    out
+    unique(
+        ["100", "700"]
+            .into_iter()
+            .flat_map(|tag| record.subfields(tag, "a"))
+            .map(display_name),
+    )
 }
 
 fn unimarc_authors(record: &MarcRecord) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for f in record
+    let names = record
         .fields
         .iter()
         .filter(|f| f.tag == "700" || f.tag == "701")
-    {
-        let part = |code: &str| {
-            f.subfields
-                .iter()
-                .find(|(c, _)| c == code)
-                .map(|(_, v)| tidy(v, true))
-        };
-        let name = match (part("a"), part("b")) {
-            (Some(family), Some(given)) => format!("{given} {family}"),
-            (Some(family), None) => family,
-            _ => continue,
-        };
-        if !out.contains(&name) {
-            out.push(name);
-        }
-    }
-    out
+        .filter_map(|f| {
+            let part = |code: &str| {
+                f.subfields
+                    .iter()
+                    .find(|(c, _)| c == code)
+                    .map(|(_, v)| tidy(v, true))
+            };
+            match (part("a"), part("b")) {
+                (Some(family), Some(given)) => Some(format!("{given} {family}")),
+                (family, _) => family,
+            }
+        });
+    unique(names)
 }
 
 /// The first subfield `code` of the first field `tag` with second indicator `ind2` (`""`:
@@ -165,18 +157,19 @@ fn imprint(record: &MarcRecord, wanted: &[(&str, &str, &str)], isbd: bool) -> Op
 }
 
 fn subjects(record: &MarcRecord, tags: &[&str], isbd: bool) -> Vec<String> {
-    tags.iter()
-        .flat_map(|tag| record.subfields(tag, "a"))
-        .map(|v| tidy(v, isbd))
-        .filter(|v| !v.is_empty())
-        .collect()
+    unique(
+        tags.iter()
+            .flat_map(|tag| record.subfields(tag, "a"))
+            .map(|v| tidy(v, isbd)),
+    )
 }
 
-fn subjects_dedup(subjects: Vec<String>) -> Vec<String> {
+/// The non-empty values of `values`, each once, in their first order.
+fn unique(values: impl IntoIterator<Item = String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for s in subjects {
-        if !out.contains(&s) {
-            out.push(s);
+    for v in values {
+        if !v.is_empty() && !out.contains(&v) {
+            out.push(v);
         }
     }
     out
