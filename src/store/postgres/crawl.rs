@@ -39,7 +39,7 @@ const DERIVE_JOBS_SQL: &str = "UPDATE jobs SET state = d.state, attempts = d.att
 
 impl CrawlStore for PgStore {
     async fn begin_run(&self, info: &RunInfo, now_ms: i64) -> Result<RunId> {
-        self.read(async |c| sql::begin_run(c, info, now_ms).await)
+        self.on_conn(async |c| sql::begin_run(c, info, now_ms).await)
             .await
     }
 
@@ -48,7 +48,7 @@ impl CrawlStore for PgStore {
     }
 
     async fn last_stop_reason(&self) -> Result<Option<String>> {
-        self.read(async |c| sql::last_stop_reason(c).await).await
+        self.on_conn(async |c| sql::last_stop_reason(c).await).await
     }
 
     async fn end_run(&self, run_id: RunId, end: &RunEnd, now_ms: i64) -> Result<()> {

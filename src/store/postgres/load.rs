@@ -13,7 +13,7 @@ use crate::store::{LoadBatch, LoadRecord, RequeueFilter, Result};
 
 impl LoadStore for PgStore {
     async fn record_load(&self, load: &LoadRecord, now_ms: i64) -> Result<()> {
-        self.read(async |c| sql::record_load(c, load, now_ms).await)
+        self.on_conn(async |c| sql::record_load(c, load, now_ms).await)
             .await
     }
 

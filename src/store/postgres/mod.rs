@@ -181,8 +181,9 @@ impl PgStore {
         self.pool.acquire().await.map_err(|e| self.err(e))
     }
 
-    /// Runs `f` on a connection of the pool.
-    async fn read<T>(
+    /// Runs `f` on a connection of the pool: a read, or one statement that commits by itself
+    /// (several statements that must hold together go through `in_tx!`).
+    async fn on_conn<T>(
         &self,
         f: impl AsyncFnOnce(&mut PgConnection) -> sqlx::Result<T>,
     ) -> Result<T> {

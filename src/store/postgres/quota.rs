@@ -9,7 +9,7 @@ use crate::store::{QuotaDay, Reservation, Result, sql};
 
 impl QuotaStore for PgStore {
     async fn quota_day(&self, day: &str) -> Result<QuotaDay> {
-        self.read(async |c| sql::quota_day(c, day).await).await
+        self.on_conn(async |c| sql::quota_day(c, day).await).await
     }
 
     async fn mark_quota_exhausted(
@@ -25,7 +25,7 @@ impl QuotaStore for PgStore {
     }
 
     async fn release_budget(&self, key_id: &str, day: &str, units: u64) -> Result<()> {
-        self.read(async |c| sql::release_budget(c, key_id, day, units).await)
+        self.on_conn(async |c| sql::release_budget(c, key_id, day, units).await)
             .await
     }
 

@@ -30,11 +30,11 @@ impl ReadStore for PgStore {
     }
 
     async fn record(&self, isbn13: &str) -> Result<Option<Record>> {
-        self.read(async |c| sql::record(c, isbn13).await).await
+        self.on_conn(async |c| sql::record(c, isbn13).await).await
     }
 
     async fn provider_records(&self, isbn13: &str) -> Result<Vec<ProviderRecord>> {
-        self.read(async |c| sql::provider_records(c, isbn13).await)
+        self.on_conn(async |c| sql::provider_records(c, isbn13).await)
             .await
     }
 
