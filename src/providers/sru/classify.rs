@@ -108,21 +108,21 @@ pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], s
     };
     // A miss in a batch is a verdict only where the catalogue's batches are reliable.
     let miss_is_verdict = !more && (isbns.len() == 1 || profile.batch_miss_is_verdict);
+    let chosen = verify::choose(&answer.records, profile.format, isbns);
     let outcomes = isbns
         .iter()
-        .map(
-            |isbn| match verify::choose(&answer.records, profile.format, isbn) {
-                Some(i) => Some(Outcome::Found(Box::new(mapping::book(
-                    &answer.records[i],
-                    profile.format,
-                    isbn,
-                )))),
-                None if miss_is_verdict => Some(Outcome::NotFound {
-                    items: answer.records.len(),
-                }),
-                None => None,
-            },
-        )
+        .zip(chosen)
+        .map(|(isbn, chosen)| match chosen {
+            Some(i) => Some(Outcome::Found(Box::new(mapping::book(
+                &answer.records[i],
+                profile.format,
+                isbn,
+            )))),
+            None if miss_is_verdict => Some(Outcome::NotFound {
+                items: answer.records.len(),
+            }),
+            None => None,
+        })
         .collect();
     Page {
         answer: Answer::Items(outcomes),

@@ -81,22 +81,40 @@ fn four_digits(s: &str) -> Option<u32> {
         .and_then(|i| s[i..i + 4].parse().ok())
 }
 
-/// Of `records`, the one to keep as `isbn`: among those that are the book, the newest, then
-/// the one with the most fields (the fullest description); `None` when none is the book.
-pub fn choose(records: &[MarcRecord], format: RecordFormat, isbn: &Isbn13) -> Option<usize> {
-    records
+/// For each of `isbns`, the record of `records` to keep as it: among those that are the
+/// book, the newest, then the one with the most fields (the fullest description); `None` when
+/// none is. Each record's own ISBNs, kind and date are read once, whatever the batch size.
+pub fn choose(
+    records: &[MarcRecord],
+    format: RecordFormat,
+    isbns: &[Isbn13],
+) -> Vec<Option<usize>> {
+    let books: Vec<(usize, Vec<Isbn13>, (u32, usize))> = records
         .iter()
         .enumerate()
-        .filter(|(_, r)| is_the_book(r, format, isbn))
-        // Ties keep the first the catalogue sent (max_by_key would take the last).
-        .fold(None, |best: Option<(usize, (u32, usize))>, (i, r)| {
+        .filter(|(_, r)| is_book(r))
+        .map(|(i, r)| {
             let key = (year(r, format).unwrap_or(0), r.fields.len());
-            match best {
-                Some((_, k)) if k >= key => best,
-                _ => Some((i, key)),
-            }
+            (i, own_isbns(r, format), key)
         })
-        .map(|(i, _)| i)
+        .collect();
+    isbns
+        .iter()
+        .map(|isbn| {
+            books
+                .iter()
+                .filter(|(_, own, _)| own.contains(isbn))
+                // Ties keep the first the catalogue sent (max_by_key would take the last).
+                .fold(
+                    None,
+                    |best: Option<(usize, (u32, usize))>, (i, _, key)| match best {
+                        Some((_, k)) if k >= *key => best,
+                        _ => Some((*i, *key)),
+                    },
+                )
+                .map(|(i, _)| i)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -235,10 +253,14 @@ mod tests {
             edition("©2013", 2),
             book(vec![field("020", &[("a", "9780674033801")])]),
         ];
-        assert_eq!(choose(&records, RecordFormat::Marc21, &asked), Some(2));
+        let other = isbn("9780674033801");
         assert_eq!(
-            choose(&records[3..], RecordFormat::Marc21, &asked),
-            None,
+            choose(&records, RecordFormat::Marc21, &[asked, other]),
+            [Some(2), Some(3)]
+        );
+        assert_eq!(
+            choose(&records[..3], RecordFormat::Marc21, &[other]),
+            [None],
             "no record is the book"
         );
         // No date field: the coded date of 008.
