@@ -7,6 +7,7 @@ and the run's counts.
 use crate::store::RunId;
 use crate::store::contract::Commit;
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use super::crawl::{derive_locked, lock_jobs};
 use super::{PgStore, Tx};
@@ -28,11 +29,24 @@ impl PgStore {
             quota_day,
             now_ms,
         } = *commit;
-        let merge = merge_sql(precedence, Dialect::Postgres);
+        let merge = merge_text(precedence);
         in_tx!(self, tx => {
             complete_in(&mut tx, run_id, completions, &merge, quota_day, now_ms).await
         })
     }
+}
+
+/// [`merge_sql`] for `precedence`, made once: a run has one precedence, and its text is some
+/// hundred strings formatted (SQLite's `commit_sql` keeps its own the same way).
+fn merge_text(precedence: &[ProviderId]) -> Arc<str> {
+    static TEXTS: LazyLock<Mutex<HashMap<Vec<ProviderId>, Arc<str>>>> =
+        LazyLock::new(Default::default);
+    // A poisoned lock holds only finished texts: take it back.
+    let mut texts = TEXTS.lock().unwrap_or_else(|p| p.into_inner());
+    texts
+        .entry(precedence.to_vec())
+        .or_insert_with(|| merge_sql(precedence, Dialect::Postgres).into())
+        .clone()
 }
 
 /// One `complete`, inside its transaction: see [`CrawlStore::complete`](crate::store::CrawlStore::complete).
