@@ -538,18 +538,14 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
             result: JobResult::GiveBack,
         })
         .collect();
+    let commit = Commit {
+        run_id: run,
+        precedence: &ProviderId::ALL,
+        quota_day: "bench",
+        now_ms: 0,
+    };
     for chunk in back.chunks_mut(2048) {
-        store
-            .complete(
-                &Commit {
-                    run_id: run,
-                    precedence: &ProviderId::ALL,
-                    quota_day: "bench",
-                    now_ms: 0,
-                },
-                chunk,
-            )
-            .await?;
+        store.complete(&commit, chunk).await?;
     }
     // A book as big as the fake's (about 2 KB of raw JSON).
     let raw = format!(
@@ -591,17 +587,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
             })
             .collect();
         // The writer's unit: up to 2,048 results per transaction.
-        stored += store
-            .complete(
-                &Commit {
-                    run_id: run,
-                    precedence: &ProviderId::ALL,
-                    quota_day: "bench",
-                    now_ms: 0,
-                },
-                &mut completions,
-            )
-            .await? as usize;
+        stored += store.complete(&commit, &mut completions).await? as usize;
     }
     let secs = started.elapsed().as_secs_f64();
     println!("{label}: {stored} books claimed and stored in {secs:.2} s");
