@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::domain::{ProviderId, Routes};
 use crate::input::Format;
 
 #[derive(Debug, Parser)]
@@ -269,9 +270,25 @@ pub struct CrawlArgs {
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
     pub lease: Duration,
     /// Sources to ask, comma-separated, in order of precedence for merged fields: google,
-    /// openlibrary.
+    /// openlibrary, dnb, bnf, loc, k10plus; `national` is dnb,bnf,loc.
     #[arg(long, default_value = "google,openlibrary", value_parser = parse_providers)]
     pub providers: Providers,
+    /// Which ISBNs a provider is asked about, by ISBN-13 prefix: `dnb=9783,97912`, or
+    /// `k10plus=all` (repeatable; default: each catalogue its country's registration groups,
+    /// google and openlibrary all).
+    #[arg(long = "route", value_name = "NAME=PREFIXES", value_parser = parse_route)]
+    pub routes: Vec<(ProviderId, Routes)>,
+    /// ISBNs per national-library request (`index=A or index=B ...`), 1-25.
+    #[arg(long, default_value_t = crate::providers::sru::DEFAULT_BATCH as u32,
+          value_parser = clap::value_parser!(u32).range(1..=25))]
+    pub sru_batch: u32,
+    /// A national library's rate, `dnb=2/s` (repeatable; default 1/s each, at most 5/s).
+    #[arg(long = "sru-rate", value_name = "NAME=RATE", value_parser = parse_sru_rate)]
+    pub sru_rates: Vec<(ProviderId, Rate)>,
+    /// A national library's base URL, `dnb=http://mirror/sru` (repeatable; env
+    /// ISBN_CRAWLER_SRU_URL_<NAME>, e.g. ISBN_CRAWLER_SRU_URL_DNB).
+    #[arg(long = "sru-url", value_name = "NAME=URL", value_parser = parse_sru_url)]
+    pub sru_urls: Vec<(ProviderId, String)>,
     /// `all`: ask every provider for every ISBN; `missing`: ask a later provider only for the
     /// ISBNs every earlier one did not find (saves Google's quota).
     #[arg(long, value_enum, default_value_t = Fill::All)]
@@ -323,25 +340,84 @@ pub struct LaneArgs {
 }
 
 impl CrawlArgs {
-    pub fn lane_args(&self, id: crate::domain::ProviderId) -> LaneArgs {
-        use crate::domain::ProviderId;
-        match id {
-            ProviderId::Google => LaneArgs {
+    /// `id`'s lane; `env_url` is where the environment points a catalogue
+    /// (`ISBN_CRAWLER_SRU_URL_<NAME>`), which `--sru-url` overrides.
+    pub fn lane_args(&self, id: ProviderId, env_url: Option<String>) -> LaneArgs {
+        use crate::providers::{google, open_library, sru};
+        if id == google::ID {
+            return LaneArgs {
                 url: self.api_url.clone(),
                 rate: self.rate.0,
                 concurrency: self.concurrency as usize,
                 batch: self.batch.0.map(|n| n as usize),
                 daily_budget: self.daily_budget,
-            },
-            ProviderId::OpenLibrary => LaneArgs {
+            };
+        }
+        if id == open_library::ID {
+            return LaneArgs {
                 url: self.openlibrary_url.clone(),
                 rate: self.openlibrary_rate.0,
                 concurrency: self.openlibrary_concurrency as usize,
                 batch: Some(self.openlibrary_batch as usize),
                 daily_budget: None,
-            },
+            };
+        }
+        let profile = sru::profile_of(id);
+        let url = self.sru_urls.iter().rev().find(|(p, _)| *p == id);
+        let rate = self.sru_rates.iter().rev().find(|(p, _)| *p == id);
+        LaneArgs {
+            url: url
+                .map(|(_, u)| u.clone())
+                .or(env_url)
+                .or_else(|| profile.map(|p| p.base_url.to_string()))
+                .unwrap_or_default(),
+            rate: rate.map_or(profile.map(|p| p.rate), |(_, r)| r.0),
+            // One request in flight per catalogue, as their notes ask.
+            concurrency: 1,
+            batch: Some(self.sru_batch as usize),
+            daily_budget: None,
         }
     }
+
+    /// The ISBNs `id` is asked about: the last `--route` naming it, else its spec's default.
+    pub fn routes_of(&self, id: ProviderId) -> Routes {
+        match self.routes.iter().rev().find(|(p, _)| *p == id) {
+            Some((_, r)) => r.clone(),
+            None => {
+                crate::providers::registry::default_routes(crate::providers::registry::spec(id))
+            }
+        }
+    }
+}
+
+fn parse_route(s: &str) -> Result<(ProviderId, Routes), String> {
+    crate::providers::registry::parse_route(s).map_err(|e| e.to_string())
+}
+
+/// `NAME=VALUE` where NAME is a national library.
+fn catalogue_pair<'a>(s: &'a str, flag: &str) -> Result<(ProviderId, &'a str), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{flag} wants NAME=VALUE, as in dnb=..."))?;
+    let id = crate::providers::registry::parse(name.trim())
+        .filter(|id| crate::providers::sru::profile_of(*id).is_some())
+        .ok_or_else(|| {
+            format!(
+                "{flag}: {:?} is not a national library; they are dnb, bnf, loc, k10plus",
+                crate::terminal::safe(name.trim())
+            )
+        })?;
+    Ok((id, value.trim()))
+}
+
+fn parse_sru_rate(s: &str) -> Result<(ProviderId, Rate), String> {
+    let (id, rate) = catalogue_pair(s, "--sru-rate")?;
+    Ok((id, parse_rate(rate)?))
+}
+
+fn parse_sru_url(s: &str) -> Result<(ProviderId, String), String> {
+    let (id, url) = catalogue_pair(s, "--sru-url")?;
+    Ok((id, url.to_string()))
 }
 
 /// Whether later providers are asked for every ISBN or only for the ones not yet found.
@@ -353,15 +429,31 @@ pub enum Fill {
 
 /// A comma-separated list of providers, in order of precedence.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Providers(pub Vec<crate::domain::ProviderId>);
+pub struct Providers(pub Vec<ProviderId>);
 
 pub fn parse_providers(s: &str) -> Result<Providers, String> {
+    use crate::providers::{registry, sru};
     let mut list = Vec::new();
     for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let id = crate::domain::ProviderId::parse(p)
-            .ok_or_else(|| format!("unknown provider {p:?}; known: google, openlibrary"))?;
-        if !list.contains(&id) {
-            list.push(id);
+        let ids: Vec<ProviderId> = if p == "national" {
+            sru::profile::NATIONAL
+                .iter()
+                .filter_map(|n| registry::parse(n))
+                .collect()
+        } else {
+            let id = registry::parse(p).ok_or_else(|| {
+                format!(
+                    "unknown provider {:?}; known: {}, and national (dnb,bnf,loc)",
+                    crate::terminal::safe(p),
+                    registry::names()
+                )
+            })?;
+            vec![id]
+        };
+        for id in ids {
+            if !list.contains(&id) {
+                list.push(id);
+            }
         }
     }
     if list.is_empty() {

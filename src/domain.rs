@@ -3,41 +3,54 @@ The words every layer shares: which source (`ProviderId`) and what a verified bo
 (`Book`). They live here, below the store and the providers, so neither imports the other.
 */
 
-/// A source, by the name the database and the command line use.
+/// A source, by the name the database and the command line use. Each provider module makes
+/// its own (its `ID`), so a new source adds no variant here; the registry lists them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub enum ProviderId {
-    #[serde(rename = "google")]
-    Google,
-    #[serde(rename = "openlibrary")]
-    OpenLibrary,
-}
+#[serde(transparent)]
+pub struct ProviderId(&'static str);
 
 impl ProviderId {
-    /// Every provider, in the default order of precedence.
-    pub const ALL: [ProviderId; 2] = [ProviderId::Google, ProviderId::OpenLibrary];
+    /// The id called `name`: for a provider's own module (and its registry entry).
+    pub const fn named(name: &'static str) -> ProviderId {
+        ProviderId(name)
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderId::Google => "google",
-            ProviderId::OpenLibrary => "openlibrary",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ProviderId> {
-        ProviderId::ALL.into_iter().find(|p| p.as_str() == s)
-    }
-
-    /// `order` followed by every other provider: the precedence of merged fields.
-    pub fn precedence(order: &[ProviderId]) -> Vec<ProviderId> {
-        let mut all = order.to_vec();
-        all.extend(ProviderId::ALL.iter().filter(|p| !order.contains(p)));
-        all
+        self.0
     }
 }
 
 impl std::fmt::Display for ProviderId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(self.0)
+    }
+}
+
+/// Which ISBNs a provider is asked about: all, or those starting with one of its ISBN-13
+/// prefixes (a national library gets the books of its registration groups).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Routes {
+    #[default]
+    All,
+    /// ISBN-13 prefixes: digits, starting 978 or 979.
+    Prefixes(Vec<String>),
+}
+
+impl Routes {
+    /// Whether the ISBN-13 `isbn13` is asked of the provider.
+    pub fn admit(&self, isbn13: &str) -> bool {
+        match self {
+            Routes::All => true,
+            Routes::Prefixes(prefixes) => prefixes.iter().any(|p| isbn13.starts_with(p.as_str())),
+        }
+    }
+
+    /// The prefixes, or `None` for every ISBN: what the store filters by.
+    pub fn prefixes(&self) -> Option<&[String]> {
+        match self {
+            Routes::All => None,
+            Routes::Prefixes(p) => Some(p),
+        }
     }
 }
 

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use isbn_crawler::fake_api::{FakeApi, FakeConfig};
+use isbn_crawler::providers::{google, open_library};
+use isbn_crawler::store::Asked;
 
 #[derive(Parser)]
 #[command(about = "Benchmarks for isbn-crawler (prints figures; not a test)")]
@@ -482,7 +484,6 @@ async fn bench_store(dir: &Path, n: usize) -> anyhow::Result<()> {
 /// Claims per second alone, then books stored per second through the crawl's completion path
 /// (claim + complete, 2,048 per transaction), on the loaded database at `db`.
 async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
-    use isbn_crawler::providers::ProviderId;
     use isbn_crawler::store::{
         AnyStore, Book, Claim, Commit, Completion, CrawlStore, JobResult, RunInfo,
     };
@@ -502,7 +503,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
     };
     let run = store.begin_run(&info, 0).await?;
     store
-        .ensure_lookups(&[ProviderId::Google], false, 0)
+        .ensure_lookups(&[Asked::everything(google::ID)], false, 0)
         .await?;
     // Claims alone: a worker pool's worth (64) per claim, then every lease given back.
     let started = Instant::now();
@@ -511,7 +512,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         let jobs = store
             .claim(&Claim {
                 run_id: run,
-                provider: ProviderId::Google,
+                provider: google::ID,
                 max: 64,
                 now_ms: 1,
                 lease_until_ms: i64::MAX,
@@ -532,7 +533,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         .iter()
         .map(|j| Completion {
             lookup_id: j.id,
-            provider: ProviderId::Google,
+            provider: google::ID,
             then: None,
             requests: 0,
             result: JobResult::GiveBack,
@@ -540,7 +541,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         .collect();
     let commit = Commit {
         run_id: run,
-        precedence: &ProviderId::ALL,
+        precedence: &[google::ID, open_library::ID],
         quota_day: "bench",
         now_ms: 0,
     };
@@ -558,7 +559,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
         let jobs = store
             .claim(&Claim {
                 run_id: run,
-                provider: ProviderId::Google,
+                provider: google::ID,
                 max: 2048,
                 now_ms: i64::MAX - 1,
                 lease_until_ms: i64::MAX,
@@ -571,7 +572,7 @@ async fn store_figures(label: &str, db: &str) -> anyhow::Result<()> {
             .iter()
             .map(|j| Completion {
                 lookup_id: j.id,
-                provider: ProviderId::Google,
+                provider: google::ID,
                 then: None,
                 requests: 1,
                 result: JobResult::Done(Box::new(Book {
@@ -726,7 +727,14 @@ async fn fill_report_db(db: &Path, books: usize) -> anyhow::Result<()> {
     use isbn_crawler::store::CrawlStore;
     let store = isbn_crawler::store::SqliteStore::open(db, false).await?;
     store
-        .ensure_lookups(&isbn_crawler::providers::ProviderId::ALL, false, 0)
+        .ensure_lookups(
+            &[
+                Asked::everything(google::ID),
+                Asked::everything(open_library::ID),
+            ],
+            false,
+            0,
+        )
         .await?;
     // Books as a crawl leaves them: each provider's record, the merged row, states derived.
     let pool = store.pool();
@@ -810,8 +818,10 @@ async fn bench_scale(dir: &Path, n: usize) -> anyhow::Result<()> {
     let store = isbn_crawler::store::SqliteStore::open(&db, false).await?;
     {
         use isbn_crawler::store::CrawlStore;
-        let google = isbn_crawler::providers::ProviderId::Google;
-        store.ensure_lookups(&[google], false, 0).await?;
+        let google = google::ID;
+        store
+            .ensure_lookups(&[Asked::everything(google)], false, 0)
+            .await?;
     }
     for table in ["jobs", "lookups"] {
         let column = if table == "jobs" { "id" } else { "job_id" };

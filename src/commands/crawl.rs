@@ -32,7 +32,7 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
     let mut lanes = Vec::new();
     for id in &args.providers.0 {
         let spec = registry::spec(*id);
-        let own = args.lane_args(*id);
+        let own = args.lane_args(*id, env.sru_url(*id));
         let key = match spec.key_variable {
             Some(_) => Some(require_key(env, spec)?),
             None => None,
@@ -47,14 +47,17 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
             url: &own.url,
         })
         .map_err(UsageError)?;
-        let provider = (spec.build)(&Settings {
-            url: own.url,
-            key,
-            contact: env.contact.clone(),
-            country: args.country.clone(),
-            timeout: args.timeout,
-            connect_timeout: args.connect_timeout,
-        })
+        let provider = (spec.build)(
+            spec,
+            &Settings {
+                url: own.url,
+                key,
+                contact: env.contact.clone(),
+                country: args.country.clone(),
+                timeout: args.timeout,
+                connect_timeout: args.connect_timeout,
+            },
+        )
         .map_err(|e| match e {
             BuildError::Usage(m) => anyhow::Error::new(UsageError(m)),
             e => anyhow::Error::new(e),
@@ -62,6 +65,7 @@ pub(super) fn lanes_for(args: &CrawlArgs, env: &Environment) -> anyhow::Result<V
         lanes.push(Lane {
             spec,
             provider,
+            routes: args.routes_of(*id),
             rate,
             concurrency: own.concurrency,
             batch: own.batch,

@@ -87,6 +87,8 @@ pub struct Environment {
     pub handle_signals: bool,
     /// Signals from a caller that drives `run` itself.
     pub control: Control,
+    /// Catalogues the environment points elsewhere (`ISBN_CRAWLER_SRU_URL_<NAME>`): name, URL.
+    pub sru_urls: Vec<(&'static str, String)>,
 }
 
 impl Environment {
@@ -102,7 +104,23 @@ impl Environment {
                 .filter(|c| !c.trim().is_empty()),
             handle_signals: true,
             control: Control::default(),
+            sru_urls: crate::providers::sru::profile::ALL
+                .iter()
+                .filter_map(|p| {
+                    let variable = format!("ISBN_CRAWLER_SRU_URL_{}", p.name.to_uppercase());
+                    let url = std::env::var(variable).ok()?;
+                    Some((p.name, url.trim().to_string())).filter(|(_, u)| !u.is_empty())
+                })
+                .collect(),
         }
+    }
+
+    /// Where the environment points the catalogue `id`, if it does.
+    pub fn sru_url(&self, id: crate::domain::ProviderId) -> Option<String> {
+        self.sru_urls
+            .iter()
+            .find(|(name, _)| *name == id.as_str())
+            .map(|(_, url)| url.clone())
     }
 }
 

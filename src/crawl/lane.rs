@@ -19,6 +19,7 @@ use super::writer::writer;
 use super::{Counters, CrawlOptions, Lane};
 use crate::domain::ProviderId;
 use crate::progress::Reporter;
+use crate::store::Asked;
 use crate::store::{self, ClaimedLookup, Completion, CrawlStore, JobResult, RunInfo};
 
 /// What every task of one lane shares.
@@ -38,8 +39,9 @@ pub(super) struct Ctx<S> {
     /// This lane's counts, and the run's.
     pub(super) counters: Arc<Counters>,
     pub(super) total: Arc<Counters>,
-    /// The provider to ask next where this one finds nothing (`--fill missing`).
-    pub(super) then: Option<ProviderId>,
+    /// The providers after this one (`--fill missing`): where it finds nothing, the first of
+    /// them routed to the ISBN is asked next.
+    pub(super) then: Vec<Asked>,
     pub(super) precedence: Vec<ProviderId>,
     /// Lanes that may still make lookups for this one; it waits for them before finishing.
     pub(super) upstream: Vec<Arc<std::sync::atomic::AtomicBool>>,

@@ -57,10 +57,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::domain::ProviderId;
+use crate::domain::{ProviderId, Routes};
 use crate::progress::Reporter;
 use crate::providers::Provider;
-use crate::store::{self, CrawlStore, RunEnd};
+use crate::store::{self, Asked, CrawlStore, RunEnd};
 use batch::{BatchSize, MissPool};
 use dispatch::a_second_ahead;
 use lane::{Ctx, lane};
@@ -94,6 +94,8 @@ pub struct Lane {
     /// What the provider can do: the crawl decides by this, never by the provider's name.
     pub spec: &'static crate::providers::Spec,
     pub provider: Arc<dyn Provider>,
+    /// The ISBNs it is asked about (its spec's prefixes, or `--route`'s).
+    pub routes: Routes,
     /// Requests per second; `None` is unlimited.
     pub rate: Option<f64>,
     pub concurrency: usize,
@@ -105,6 +107,16 @@ pub struct Lane {
     /// Whose daily quota the lane spends ([`quota::key_id`] of Google's key; `None` for providers
     /// without one): crawlers with the same key share its budget and quota stop.
     pub quota_key: Option<String>,
+}
+
+impl Lane {
+    /// What the store makes lookups by: the provider and its routes.
+    pub fn asked(&self) -> Asked {
+        Asked {
+            provider: self.spec.id,
+            routes: self.routes.clone(),
+        }
+    }
 }
 
 /// How one lane ended.
@@ -160,8 +172,9 @@ pub async fn crawl<S: CrawlStore>(
     let run_id = store.begin_run(&info, now_ms()).await?;
     let recovered = recover(&store, run_id, &info).await?;
     let order: Vec<ProviderId> = lanes.iter().map(|l| l.spec.id).collect();
+    let asked: Vec<Asked> = lanes.iter().map(Lane::asked).collect();
     store
-        .ensure_lookups(&order, opts.fill_missing, now_ms())
+        .ensure_lookups(&asked, opts.fill_missing, now_ms())
         .await?;
     let probe = show_progress(&store, &order, budget, progress).await?;
     let total = Arc::new(Counters::default());
@@ -252,6 +265,7 @@ fn contexts<S: CrawlStore>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
         .map(|_| Arc::new(std::sync::atomic::AtomicBool::new(true)))
         .collect();
     let fill_missing = run.opts.fill_missing;
+    let later: Vec<Asked> = lanes.iter().map(Lane::asked).collect();
     lanes
         .into_iter()
         .enumerate()
@@ -268,8 +282,12 @@ fn contexts<S: CrawlStore>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
                 probing: std::sync::atomic::AtomicBool::new(false),
                 counters: Arc::new(Counters::default()),
                 total: run.total.clone(),
-                then: run.order.get(i + 1).copied().filter(|_| fill_missing),
-                precedence: ProviderId::precedence(&run.order),
+                then: if fill_missing {
+                    later[i + 1..].to_vec()
+                } else {
+                    Vec::new()
+                },
+                precedence: crate::providers::registry::precedence(&run.order),
                 upstream: if fill_missing {
                     running[..i].to_vec()
                 } else {

@@ -93,7 +93,11 @@ pub(super) fn complete<S>(ctx: &Ctx<S>, job: &ClaimedLookup, outcome: Outcome) -
         provider: ctx.id,
         result: retry::job_result(outcome, job.attempts, policy, now_ms(), &mut rand::rng()),
         requests: 0,
-        then: ctx.then,
+        then: ctx
+            .then
+            .iter()
+            .find(|a| a.routes.admit(job.isbn.as_str()))
+            .map(|a| a.provider),
     }
 }
 

@@ -146,9 +146,12 @@ impl Client {
 /// The most ISBNs one request may ask for (Google's `maxResults` limit).
 pub const MAX_BATCH: usize = 40;
 
+/// Google Books' name in the database and on the command line.
+pub const ID: ProviderId = ProviderId::named("google");
+
 /// Google Books: a key, a daily quota per key, OR batches of up to 40.
 pub const SPEC: super::Spec = super::Spec {
-    id: ProviderId::Google,
+    id: ID,
     title: "Google Books",
     owner: "Google",
     max_batch: MAX_BATCH,
@@ -156,10 +159,11 @@ pub const SPEC: super::Spec = super::Spec {
     record_column: Some("volume_id"),
     key_variable: Some("GOOGLE_BOOKS_API_KEY"),
     allowed_rate: super::any_rate,
+    prefixes: &[],
     build,
 };
 
-fn build(s: &super::Settings) -> Result<std::sync::Arc<dyn Provider>, super::BuildError> {
+fn build(_: &'static super::Spec, s: &super::Settings) -> super::Built {
     let client = Client::new(ClientConfig {
         api_url: s.url.clone(),
         key: s.key.clone(),

@@ -44,9 +44,15 @@ pub struct Spec {
     pub key_variable: Option<&'static str>,
     /// The rate a lane may use, by the provider's own rules, or why not.
     pub allowed_rate: fn(&RateAsked) -> Result<Option<f64>, String>,
-    /// The client, from provider-neutral settings.
-    pub build: fn(&Settings) -> Result<std::sync::Arc<dyn Provider>, BuildError>,
+    /// The ISBN-13 prefixes it is asked about unless `--route` says otherwise; empty: every
+    /// ISBN (a national library's are its country's registration groups).
+    pub prefixes: &'static [&'static str],
+    /// The client of this spec's provider, from provider-neutral settings.
+    pub build: fn(&'static Spec, &Settings) -> Built,
 }
+
+/// A provider's client, or why it cannot be built.
+pub type Built = Result<std::sync::Arc<dyn Provider>, BuildError>;
 
 /// What a lane asks of a provider's rate rules.
 #[derive(Debug, Clone)]
@@ -57,6 +63,17 @@ pub struct RateAsked<'a> {
     pub contact: bool,
     /// The base URL the lane will ask (a server on this machine is not the real service).
     pub url: &'a str,
+}
+
+/// `isbn-crawler/0.1.0 (+mailto:me@example.org)`: the tool, its version and who to ask, for
+/// the free services that want to know who is asking.
+pub fn user_agent(contact: Option<&str>) -> String {
+    let version = concat!("isbn-crawler/", env!("CARGO_PKG_VERSION"));
+    match contact.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) if c.contains('@') && !c.contains("://") => format!("{version} (+mailto:{c})"),
+        Some(c) => format!("{version} (+{c})"),
+        None => version.to_string(),
+    }
 }
 
 /// Takes the rate as asked: a provider without rules of its own.

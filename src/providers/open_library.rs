@@ -40,9 +40,12 @@ pub const ANONYMOUS_RATE: f64 = 1.0;
 /// Open Library sends no `Retry-After` with a 429; its docs suggest backing off from ~10 s.
 pub const RATE_LIMITED_DELAY: Duration = Duration::from_secs(10);
 
+/// Open Library's name in the database and on the command line.
+pub const ID: ProviderId = ProviderId::named("openlibrary");
+
 /// Open Library: no key, no quota, batches of keys, at most 3 requests a second.
 pub const SPEC: super::Spec = super::Spec {
-    id: ProviderId::OpenLibrary,
+    id: ID,
     title: "Open Library",
     owner: "Open Library",
     max_batch: MAX_BATCH,
@@ -50,10 +53,11 @@ pub const SPEC: super::Spec = super::Spec {
     record_column: Some("openlibrary_key"),
     key_variable: None,
     allowed_rate,
+    prefixes: &[],
     build,
 };
 
-fn build(s: &super::Settings) -> Result<std::sync::Arc<dyn Provider>, super::BuildError> {
+fn build(_: &'static super::Spec, s: &super::Settings) -> super::Built {
     Client::new(ClientConfig {
         base_url: s.url.clone(),
         contact: s.contact.clone(),
@@ -114,15 +118,7 @@ pub struct Client {
     url_prefix: String,
 }
 
-/// `isbn-crawler/0.1.0 (+mailto:me@example.org)`: the tool, its version and who to ask.
-pub fn user_agent(contact: Option<&str>) -> String {
-    let version = concat!("isbn-crawler/", env!("CARGO_PKG_VERSION"));
-    match contact.map(str::trim).filter(|c| !c.is_empty()) {
-        Some(c) if c.contains('@') && !c.contains("://") => format!("{version} (+mailto:{c})"),
-        Some(c) => format!("{version} (+{c})"),
-        None => version.to_string(),
-    }
-}
+use super::user_agent;
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, Error> {

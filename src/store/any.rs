@@ -7,7 +7,7 @@ use crate::store::RunId;
 use futures_util::stream::BoxStream;
 
 use super::{
-    Claim, ClaimedLookup, Commit, Completion, CrawlStore, JobState, LoadBatch, LoadRecord,
+    Asked, Claim, ClaimedLookup, Commit, Completion, CrawlStore, JobState, LoadBatch, LoadRecord,
     LoadStore, Location, Overview, PgStore, ProviderRecord, QuotaDay, QuotaStore, ReadStore,
     Record, RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunInfo,
     SqliteStore, Status,
@@ -141,11 +141,11 @@ impl CrawlStore for AnyStore {
     }
     async fn ensure_lookups(
         &self,
-        providers: &[ProviderId],
+        asked: &[Asked],
         fill_missing: bool,
         now_ms: i64,
     ) -> Result<u64> {
-        each!(self, s => s.ensure_lookups(providers, fill_missing, now_ms).await)
+        each!(self, s => s.ensure_lookups(asked, fill_missing, now_ms).await)
     }
     async fn recover_leases(
         &self,

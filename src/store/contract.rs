@@ -15,9 +15,9 @@ use std::future::Future;
 use futures_util::stream::BoxStream;
 
 use super::{
-    ClaimedLookup, Completion, JobState, LoadBatch, LoadRecord, Overview, ProviderRecord, QuotaDay,
-    Record, RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunId, RunInfo,
-    Status,
+    Asked, ClaimedLookup, Completion, JobState, LoadBatch, LoadRecord, Overview, ProviderRecord,
+    QuotaDay, Record, RejectGroup, RejectedLine, RequeueFilter, Reservation, Result, RunEnd, RunId,
+    RunInfo, Status,
 };
 use crate::domain::ProviderId;
 
@@ -148,12 +148,13 @@ pub trait CrawlStore: QuotaStore {
     /// Records a new run and returns its id (the lease owner of what it claims).
     fn begin_run(&self, info: &RunInfo, now_ms: i64) -> impl Future<Output = Result<RunId>> + Send;
 
-    /// Makes the lookups a crawl with these providers needs: one per job and provider, or with
-    /// `fill_missing` one for the first provider, and one for each later provider where every
-    /// earlier one has not found the book. Returns how many were made.
+    /// Makes the lookups a crawl with these providers needs: one per job and provider, for the
+    /// jobs whose ISBN the provider is routed, or with `fill_missing` one for each provider
+    /// where every earlier one routed to the ISBN has not found the book. Returns how many
+    /// were made.
     fn ensure_lookups(
         &self,
-        providers: &[ProviderId],
+        asked: &[Asked],
         fill_missing: bool,
         now_ms: i64,
     ) -> impl Future<Output = Result<u64>> + Send;

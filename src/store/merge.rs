@@ -36,7 +36,7 @@ pub(super) const MERGED: [&str; 12] = [
 /// backends) saying which provider gave it.
 pub(super) fn merge_sql(precedence: &[ProviderId], dialect: Dialect) -> String {
     // Every provider takes part, those not named last: a record stored by another run counts.
-    let precedence = &ProviderId::precedence(precedence);
+    let precedence = &crate::providers::registry::precedence(precedence);
     let (columns, values) = merged_columns(precedence, dialect);
     let joins: Vec<String> = precedence
         .iter()

@@ -49,6 +49,7 @@ mod location;
 mod merge;
 mod overview;
 pub mod postgres;
+mod routing;
 mod sql;
 pub mod sqlite;
 mod tally;
@@ -387,6 +388,23 @@ pub enum JobResult {
     Failed { error: String },
     /// The run is stopping (quota, bad key, signal): back to `pending`, attempt refunded.
     GiveBack,
+}
+
+/// A provider a crawl asks, and which ISBNs it asks it about.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    pub provider: ProviderId,
+    pub routes: crate::domain::Routes,
+}
+
+impl Asked {
+    /// `provider`, asked about every ISBN.
+    pub fn everything(provider: ProviderId) -> Asked {
+        Asked {
+            provider,
+            routes: crate::domain::Routes::All,
+        }
+    }
 }
 
 /// One finished lookup, as the crawl's writer hands it to the store.

@@ -14,7 +14,6 @@ use super::{
     ClaimedLookup, Eta, JobState, LoadRecord, ProviderRecord, QuotaDay, Record, RejectGroup,
     RejectedLine, Reservation, RunEnd, RunId, RunInfo, Status,
 };
-use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
 
 /// A job joined with its book, as [`super::Record`] reads it (both dialects).
@@ -129,18 +128,10 @@ fn group_rejects(counts: &[(String, u64)], firsts: Vec<RejectedLine>) -> Vec<Rej
     groups
 }
 
-/// Per provider, the jobs loaded since it last made a lookup for every job: the next crawl that
-/// asks it makes theirs, so `status` counts them as its pending lookups. Only jobs past the
-/// provider's mark are read (a range of the primary key), not the whole table.
-pub(super) const UNASKED_SQL: &str = "SELECT m.provider, (SELECT count(*) FROM jobs j
-         WHERE j.id > m.job_id AND NOT EXISTS (
-             SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = m.provider))
-     FROM lookup_marks m";
-
-/// Adds [`UNASKED_SQL`]'s counts to each provider's pending lookups.
+/// Adds the counts of jobs not yet asked (`routing::unasked`) to each provider's pending lookups.
 pub(super) fn add_unasked(status: &mut Status, unasked: &[(String, i64)]) {
     for (provider, n) in unasked {
-        let Some(p) = ProviderId::ALL.iter().find(|p| p.as_str() == provider) else {
+        let Some(p) = crate::providers::registry::parse(provider) else {
             continue;
         };
         if *n <= 0 {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::{Scratch, env_with_key, loaded};
 use isbn_crawler::crawl::{self, CrawlOptions, Lane, StopReason, retry::RetryPolicy};
+use isbn_crawler::domain::Routes;
 use isbn_crawler::fake_api::{FakeApi, FakeConfig, Fault};
 use isbn_crawler::progress::Reporter;
 use isbn_crawler::providers::ProviderId;
@@ -59,11 +60,11 @@ impl CrawlStore for SlowStore {
     }
     async fn ensure_lookups(
         &self,
-        providers: &[ProviderId],
+        asked: &[Asked],
         fill_missing: bool,
         now_ms: i64,
     ) -> Result<u64> {
-        self.0.ensure_lookups(providers, fill_missing, now_ms).await
+        self.0.ensure_lookups(asked, fill_missing, now_ms).await
     }
     async fn recover_leases(
         &self,
@@ -127,6 +128,7 @@ async fn a_commit_during_the_end_of_work_check_does_not_end_the_crawl() {
     let lanes = vec![Lane {
         spec: &isbn_crawler::providers::google::SPEC,
         provider: std::sync::Arc::new(client),
+        routes: Routes::All,
         rate: None,
         concurrency: 4,
         batch: Some(1),

@@ -9,11 +9,13 @@ use std::collections::HashSet;
 use common::pg::PgDb;
 use futures_util::TryStreamExt;
 use isbn_crawler::isbn::{Isbn13, RejectReason, synthetic};
+use isbn_crawler::domain::Routes;
 use isbn_crawler::providers::ProviderId;
 use isbn_crawler::store::*;
 
-const G: ProviderId = ProviderId::Google;
-const OL: ProviderId = ProviderId::OpenLibrary;
+const G: ProviderId = isbn_crawler::providers::google::ID;
+const OL: ProviderId = isbn_crawler::providers::open_library::ID;
+const DNB: ProviderId = isbn_crawler::providers::sru::DNB.id;
 
 /// What keeps a test's database alive (and removes it afterwards).
 enum Keep {
@@ -78,6 +80,21 @@ fn isbn(i: usize) -> Isbn13 {
     synthetic(500_000 + i as u64)
 }
 
+/// A batch of one ISBN in each of `prefixes`, the `n`-th and on.
+fn of(prefixes: &[&str], n: u64) -> LoadBatch {
+    LoadBatch {
+        jobs: prefixes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| NewJob {
+                isbn: isbn_crawler::isbn::synthetic_in(p, n + i as u64),
+                line: n + i as u64 + 1,
+            })
+            .collect(),
+        ..LoadBatch::default()
+    }
+}
+
 fn batch(range: std::ops::Range<usize>) -> LoadBatch {
     LoadBatch {
         jobs: range
@@ -90,13 +107,18 @@ fn batch(range: std::ops::Range<usize>) -> LoadBatch {
     }
 }
 
+/// Each of `providers`, asked about every ISBN.
+fn everything(providers: &[ProviderId]) -> Vec<Asked> {
+    providers.iter().map(|p| Asked::everything(*p)).collect()
+}
+
 async fn loaded(store: &AnyStore, n: usize, providers: &[ProviderId]) {
     store
         .save_load_batch("t", &batch(0..n), 0)
         .await
         .expect("load");
     store
-        .ensure_lookups(providers, false, 0)
+        .ensure_lookups(&everything(providers), false, 0)
         .await
         .expect("lookups");
 }
@@ -472,7 +494,7 @@ conformance! {
         let eta = s.eta.clone().expect("an ETA");
         assert_eq!((eta.google_open, eta.books_per_request), (2, 1.0));
         // The next crawl makes them; the counts stay what they were.
-        store.ensure_lookups(&[G, OL], false, 0).await.expect("lookups");
+        store.ensure_lookups(&everything(&[G, OL]), false, 0).await.expect("lookups");
         let again = store.status(0, "d").await.expect("status");
         assert_eq!(again.lookups, s.lookups);
         // The progress line's total: pending and leased, per provider.
@@ -488,7 +510,7 @@ conformance! {
 
     fill_missing_chains_the_next_provider(store, _l) {
         loaded(&store, 2, &[G]).await;
-        store.ensure_lookups(&[G, OL], true, 0).await.expect("lookups");
+        store.ensure_lookups(&everything(&[G, OL]), true, 0).await.expect("lookups");
         let run = store.begin_run(&info(), 0).await.expect("run");
         let g = store
             .claim(&Claim { run_id: run, provider: G, max: 2, now_ms: 10, lease_until_ms: 1000 })
@@ -504,6 +526,53 @@ conformance! {
             .expect("claim");
         assert_eq!(o.len(), 1, "only the book Google did not find is asked of Open Library");
         assert_eq!(o[0].isbn, g[0].isbn);
+    }
+
+    a_provider_gets_lookups_only_for_the_isbns_routed_to_it(store, _l) {
+        let dnb = Asked { provider: DNB, routes: Routes::Prefixes(vec!["9783".into()]) };
+        store.save_load_batch("t", &of(&["9783", "9783", "9782", "9780"], 0), 0).await.expect("load");
+        store.ensure_lookups(std::slice::from_ref(&dnb), false, 0).await.expect("lookups");
+        assert_eq!(store.open_lookups(DNB).await.expect("open"), 2, "the German books only");
+        // Loaded since: status counts the routed one as pending, not the other.
+        store.save_load_batch("t", &of(&["9783", "9781"], 10), 0).await.expect("load");
+        let s = store.status(0, "d").await.expect("status");
+        assert_eq!(s.lookups["dnb"]["pending"], 3, "{:?}", s.lookups);
+        store.ensure_lookups(std::slice::from_ref(&dnb), false, 0).await.expect("lookups");
+        assert_eq!(store.open_lookups(DNB).await.expect("open"), 3);
+        // A wider route reaches the jobs loaded before it, though the mark had passed them.
+        let wide = Asked { provider: DNB, routes: Routes::Prefixes(vec!["9783".into(), "9782".into()]) };
+        store.ensure_lookups(&[wide], false, 0).await.expect("lookups");
+        assert_eq!(store.open_lookups(DNB).await.expect("open"), 4);
+        store.ensure_lookups(&[Asked::everything(DNB)], false, 0).await.expect("lookups");
+        assert_eq!(store.open_lookups(DNB).await.expect("open"), 6);
+    }
+
+    fill_missing_passes_over_a_provider_not_routed_to_the_isbn(store, _l) {
+        // Open Library, then the DNB for German books, then Google; nothing found so far.
+        store.save_load_batch("t", &of(&["9783", "9780"], 0), 0).await.expect("load");
+        let dnb = Asked { provider: DNB, routes: Routes::Prefixes(vec!["9783".into()]) };
+        let order = [Asked::everything(OL), dnb, Asked::everything(G)];
+        store.ensure_lookups(&order, true, 0).await.expect("lookups");
+        let run = store.begin_run(&info(), 0).await.expect("run");
+        let o = store
+            .claim(&Claim { run_id: run, provider: OL, max: 5, now_ms: 10, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
+        assert_eq!(o.len(), 2);
+        let misses: Vec<Completion> = o
+            .iter()
+            .map(|l| ended(l.id, OL, JobResult::NotFound { note: "none".into() }))
+            .collect();
+        store.complete(&at(run, &[OL, DNB, G], 20), &mut misses.clone()).await.expect("complete");
+        // A later crawl catches up on what this one's writer would have chained.
+        store.ensure_lookups(&order, true, 30).await.expect("lookups");
+        assert_eq!(store.open_lookups(DNB).await.expect("open"), 1, "the German book");
+        let g = store
+            .claim(&Claim { run_id: run, provider: G, max: 5, now_ms: 40, lease_until_ms: 1000 })
+            .await
+            .expect("claim");
+        assert_eq!(g.len(), 1, "Google gets the English book now, the German one after the DNB");
+        assert!(g[0].isbn.as_str().starts_with("9780"), "{}", g[0].isbn);
     }
 
     the_budget_is_shared_per_key_and_a_quota_stop_seen(store, _l) {

@@ -11,10 +11,8 @@ book asked for (`verify.rs`), one mapping makes it a book (`mapping.rs`), one ta
 What each catalogue really sends (and the basis of every rule here) is in
 `../shared/docs/sru-catalogues.md`.
 
-Built so far: the profiles, routing, the requests, the envelope reader, verification, the
-mapping, the outcome table, the client and the fake's catalogues (`fake_api/sru.rs`). Making
-the catalogues crawl providers (ids, specs, lanes, `--route`, routing in `ensure_lookups`),
-the new columns and the demo come next (issue 27).
+Each profile becomes a crawl provider's [`Spec`] here ([`DNB`], [`BNF`], [`LOC`],
+[`K10PLUS`]): no key, no quota, batches of up to [`MAX_BATCH`], politeness by [`polite_rate`].
 */
 
 pub mod classify;
@@ -25,4 +23,78 @@ pub mod profile;
 pub mod query;
 pub mod verify;
 
-pub use profile::{Profile, RecordFormat, Routes};
+pub use profile::{Profile, RecordFormat};
+
+use std::sync::Arc;
+
+use super::{BuildError, Built, Provider, RateAsked, Settings, Spec};
+use crate::domain::ProviderId;
+
+/// The most ISBNs one request carries (`--sru-batch`): the catalogues answer a 25-term `or`
+/// chain in one page of 50 records or fewer.
+pub const MAX_BATCH: usize = 25;
+/// ISBNs per request unless `--sru-batch` says otherwise.
+pub const DEFAULT_BATCH: usize = 10;
+/// The fastest a catalogue is asked, whatever `--sru-rate` says: these are public services
+/// that ask for restraint.
+pub const MAX_RATE: f64 = 5.0;
+
+/// A catalogue's spec, from its profile.
+const fn spec(p: &'static Profile) -> Spec {
+    Spec {
+        id: ProviderId::named(p.name),
+        title: p.title,
+        owner: p.owner,
+        max_batch: MAX_BATCH,
+        daily_quota: false,
+        record_column: None,
+        key_variable: None,
+        allowed_rate: polite_rate,
+        prefixes: p.prefixes,
+        build,
+    }
+}
+
+pub const DNB: Spec = spec(&profile::DNB);
+pub const K10PLUS: Spec = spec(&profile::K10PLUS);
+pub const LOC: Spec = spec(&profile::LOC);
+pub const BNF: Spec = spec(&profile::BNF);
+
+/// The profile of the catalogue `id` names, if it is one.
+pub fn profile_of(id: ProviderId) -> Option<&'static Profile> {
+    profile::by_name(id.as_str())
+}
+
+/// At most [`MAX_RATE`] requests a second, and never unlimited, except on this machine (a
+/// test, a mirror).
+pub fn polite_rate(r: &RateAsked) -> Result<Option<f64>, String> {
+    if super::is_local(r.url) {
+        return Ok(r.asked);
+    }
+    match r.asked {
+        Some(rate) if rate <= MAX_RATE => Ok(Some(rate)),
+        _ => Err(format!(
+            "--sru-rate: a national library is asked at most {MAX_RATE} requests a second \
+             (1/s by default)"
+        )),
+    }
+}
+
+fn build(spec: &'static Spec, s: &Settings) -> Built {
+    let profile = profile_of(spec.id)
+        .ok_or_else(|| BuildError::Client(format!("{} is not an SRU catalogue", spec.id)))?;
+    if reqwest::Url::parse(&s.url)
+        .ok()
+        .is_none_or(|u| !matches!(u.scheme(), "http" | "https"))
+    {
+        return Err(BuildError::Usage(format!(
+            "--sru-url {}={}: not an http(s) URL",
+            profile.name,
+            crate::terminal::safe(&s.url)
+        )));
+    }
+    let agent = super::user_agent(s.contact.as_deref());
+    client::Client::new(profile, &s.url, &agent, s.timeout, s.connect_timeout)
+        .map(|c| Arc::new(c) as Arc<dyn Provider>)
+        .map_err(BuildError::Client)
+}

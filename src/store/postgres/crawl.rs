@@ -6,7 +6,7 @@ use super::{LOAD_LOCK, PgStore, Tx};
 use crate::domain::ProviderId;
 use crate::store::RunId;
 use crate::store::contract::{Claim, Commit, CrawlStore};
-use crate::store::{ClaimedLookup, Completion, Result, RunEnd, RunInfo, sql};
+use crate::store::{Asked, ClaimedLookup, Completion, Result, RunEnd, RunInfo, routing, sql};
 
 /// Leases up to `$4` due lookups of provider `$5` to run `$1` until `$2` (`$3`: now).
 pub const CLAIM_SQL: &str = "WITH due AS (
@@ -72,7 +72,7 @@ impl CrawlStore for PgStore {
 
     async fn ensure_lookups(
         &self,
-        providers: &[ProviderId],
+        asked: &[Asked],
         fill_missing: bool,
         now_ms: i64,
     ) -> Result<u64> {
@@ -84,32 +84,12 @@ impl CrawlStore for PgStore {
                 .execute(&mut *tx)
                 .await?;
             let mut made = 0;
-            for (i, p) in providers.iter().enumerate() {
-                let earlier: &[ProviderId] = if fill_missing { &providers[..i] } else { &[] };
-                let Some((first, rest)) = earlier.split_first() else {
-                    made += ensure_every_job(&mut tx, *p, now_ms).await?;
+            for (i, a) in asked.iter().enumerate() {
+                if !fill_missing || i == 0 {
+                    made += routing::every_job(&mut *tx, a, now_ms).await?;
                     continue;
-                };
-                let rest: Vec<String> = rest.iter().map(|e| e.as_str().into()).collect();
-                let jobs: Vec<i64> = sqlx::query_scalar(
-                    "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-                     SELECT e.job_id, e.isbn13, $1, $2, $2 FROM lookups e
-                     WHERE e.provider = $3 AND e.state IN ('not_found', 'failed')
-                       AND NOT EXISTS (SELECT 1 FROM lookups l
-                                       WHERE l.job_id = e.job_id AND l.provider = $1)
-                       AND NOT EXISTS (SELECT 1 FROM unnest($4::text[]) r(provider)
-                           WHERE NOT EXISTS (SELECT 1 FROM lookups m WHERE m.job_id = e.job_id
-                               AND m.provider = r.provider AND m.state IN ('not_found', 'failed')))
-                     ORDER BY e.job_id
-                     ON CONFLICT DO NOTHING
-                     RETURNING job_id",
-                )
-                .bind(p.as_str())
-                .bind(now_ms)
-                .bind(first.as_str())
-                .bind(&rest)
-                .fetch_all(&mut *tx)
-                .await?;
+                }
+                let jobs = routing::after_misses(&mut *tx, a, &asked[..i], now_ms).await?;
                 made += jobs.len() as u64;
                 derive_jobs(&mut tx, &jobs, now_ms).await?;
             }
@@ -211,55 +191,6 @@ impl CrawlStore for PgStore {
         .map_err(|e| self.err(e))?;
         Ok(n as u64)
     }
-}
-
-/// A lookup of `provider` for every job from the provider's mark on that has none; jobs every
-/// other provider had given up on become pending again. Returns how many were made.
-async fn ensure_every_job(
-    tx: &mut Tx,
-    provider: ProviderId,
-    now_ms: i64,
-) -> std::result::Result<u64, sqlx::Error> {
-    let mark: i64 = sqlx::query_scalar(
-        "SELECT coalesce((SELECT job_id FROM lookup_marks WHERE provider = $1), 0)",
-    )
-    .bind(provider.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    let made = sqlx::query(
-        "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-         SELECT j.id, j.isbn13, $1, $2, $2 FROM jobs j
-         WHERE j.id > $3
-           AND NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = $1)
-         ORDER BY j.id
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(provider.as_str())
-    .bind(now_ms)
-    .bind(mark)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if made > 0 {
-        sqlx::query(
-            "UPDATE jobs SET state = 'pending', updated_at = $1
-             WHERE id > $2 AND state IN ('not_found', 'failed') AND EXISTS (
-                 SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'pending')",
-        )
-        .bind(now_ms)
-        .bind(mark)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query(
-        "INSERT INTO lookup_marks (provider, job_id)
-         VALUES ($1, (SELECT coalesce(max(id), 0) FROM jobs))
-         ON CONFLICT (provider) DO UPDATE SET job_id = EXCLUDED.job_id",
-    )
-    .bind(provider.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(made)
 }
 
 /// Recomputes the state, attempts and last error of `jobs` from their lookups, the job rows

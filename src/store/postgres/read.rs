@@ -10,9 +10,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use sqlx::postgres::PgConnection;
 
 use super::PgStore;
-use crate::domain::ProviderId;
 use crate::store::contract::ReadStore;
 use crate::store::overview::{self, OverviewSql};
+use crate::store::routing;
 use crate::store::sql::{self, RECORD_SELECT};
 use crate::store::{
     JobState, Overview, ProviderRecord, Record, RejectGroup, RejectedLine, Result, Status,
@@ -122,7 +122,7 @@ async fn status_on(
         sqlx::query_as("SELECT provider, state, count(*) FROM lookups GROUP BY provider, state")
             .fetch_all(&mut *conn)
             .await?;
-    for p in ProviderId::ALL {
+    for p in crate::providers::registry::ids() {
         let mut per = std::collections::BTreeMap::new();
         for st in JobState::ALL {
             let n = per_lookup
@@ -135,9 +135,7 @@ async fn status_on(
             status.lookups.insert(p.as_str(), per);
         }
     }
-    let unasked: Vec<(String, i64)> = sqlx::query_as(sql::UNASKED_SQL)
-        .fetch_all(&mut *conn)
-        .await?;
+    let unasked = routing::unasked(&mut *conn).await?;
     sql::add_unasked(&mut status, &unasked);
     let (done, requests): (Option<i64>, Option<i64>) = sqlx::query_as(
         "SELECT sum(done)::bigint, sum(requests)::bigint FROM (

@@ -10,7 +10,7 @@ use super::{SqliteStore, json_rows};
 use crate::domain::ProviderId;
 use crate::store::RunId;
 use crate::store::contract::{Claim, Commit, CrawlStore};
-use crate::store::{ClaimedLookup, Completion, Result, RunEnd, RunInfo, sql};
+use crate::store::{Asked, ClaimedLookup, Completion, Result, RunEnd, RunInfo, routing, sql};
 
 /// The next due pending lookups (`?1` provider, `?2` now, `?3` how many) as one JSON row,
 /// `[[id, isbn13, attempts after the claim], ...]` (the ISBN always as text, so a row edited
@@ -103,43 +103,22 @@ impl CrawlStore for SqliteStore {
 
     async fn ensure_lookups(
         &self,
-        providers: &[ProviderId],
+        asked: &[Asked],
         fill_missing: bool,
         now_ms: i64,
     ) -> Result<u64> {
         let mut tx = self.begin_immediate().await?;
         let mut made = 0;
-        for (i, p) in providers.iter().enumerate() {
-            let earlier: &[ProviderId] = if fill_missing { &providers[..i] } else { &[] };
-            let Some((first, rest)) = earlier.split_first() else {
-                made += ensure_every_job(&mut tx, *p, now_ms)
+        for (i, a) in asked.iter().enumerate() {
+            if !fill_missing || i == 0 {
+                made += routing::every_job(&mut *tx, a, now_ms)
                     .await
                     .map_err(|e| self.err(e))?;
                 continue;
-            };
-            // Under --fill missing, a later provider is asked only where every earlier one
-            // has not found the book (the writer chains these as it goes; this catches up on
-            // what runs in another mode or order left).
-            let rest: Vec<&str> = rest.iter().map(|e| e.as_str()).collect();
-            let jobs: Vec<i64> = sqlx::query_scalar(
-                "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-                 SELECT e.job_id, e.isbn13, ?1, ?2, ?2 FROM lookups e INDEXED BY lookups_missed
-                 WHERE e.provider = ?3 AND e.state IN ('not_found', 'failed')
-                   AND NOT EXISTS (SELECT 1 FROM lookups l
-                                   WHERE l.job_id = e.job_id AND l.provider = ?1)
-                   AND NOT EXISTS (SELECT 1 FROM json_each(?4) r WHERE NOT EXISTS (
-                       SELECT 1 FROM lookups m WHERE m.job_id = e.job_id
-                          AND m.provider = r.value AND m.state IN ('not_found', 'failed')))
-                 ORDER BY e.job_id
-                 RETURNING job_id",
-            )
-            .bind(p.as_str())
-            .bind(now_ms)
-            .bind(first.as_str())
-            .bind(serde_json::to_string(&rest).unwrap_or_else(|_| "[]".into()))
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            }
+            let jobs = routing::after_misses(&mut *tx, a, &asked[..i], now_ms)
+                .await
+                .map_err(|e| self.err(e))?;
             made += jobs.len() as u64;
             // Those jobs have a new chance: their states follow their lookups (pending).
             derive_jobs(&mut tx, &jobs, now_ms)
@@ -277,53 +256,6 @@ impl CrawlStore for SqliteStore {
         .map_err(|e| self.err(e))?;
         Ok(n as u64)
     }
-}
-
-/// A lookup of `provider` for every job that has none, from the provider's mark on; jobs that
-/// every other provider had given up on become pending again. Returns how many were made.
-async fn ensure_every_job(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    provider: ProviderId,
-    now_ms: i64,
-) -> std::result::Result<u64, sqlx::Error> {
-    let mark: i64 = sqlx::query_scalar(
-        "SELECT coalesce((SELECT job_id FROM lookup_marks WHERE provider = ?), 0)",
-    )
-    .bind(provider.as_str())
-    .fetch_one(&mut **tx)
-    .await?;
-    let made = sqlx::query(
-        "INSERT INTO lookups (job_id, isbn13, provider, created_at, updated_at)
-         SELECT j.id, j.isbn13, ?1, ?2, ?2 FROM jobs j
-         WHERE j.id > ?3
-           AND NOT EXISTS (SELECT 1 FROM lookups l WHERE l.job_id = j.id AND l.provider = ?1)
-         ORDER BY j.id",
-    )
-    .bind(provider.as_str())
-    .bind(now_ms)
-    .bind(mark)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    if made > 0 {
-        sqlx::query(
-            "UPDATE jobs SET state = 'pending', updated_at = ?1
-             WHERE id > ?2 AND state IN ('not_found', 'failed') AND EXISTS (
-                 SELECT 1 FROM lookups l WHERE l.job_id = jobs.id AND l.state = 'pending')",
-        )
-        .bind(now_ms)
-        .bind(mark)
-        .execute(&mut **tx)
-        .await?;
-    }
-    sqlx::query(
-        "INSERT OR REPLACE INTO lookup_marks (provider, job_id)
-         VALUES (?1, (SELECT coalesce(max(id), 0) FROM jobs))",
-    )
-    .bind(provider.as_str())
-    .execute(&mut **tx)
-    .await?;
-    Ok(made)
 }
 
 /// Recomputes the state, attempts and last error of `jobs` from their lookups.

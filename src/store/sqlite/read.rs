@@ -11,9 +11,9 @@ use futures_util::{StreamExt, TryStreamExt};
 use sqlx::Row as _;
 
 use super::SqliteStore;
-use crate::domain::ProviderId;
 use crate::store::contract::ReadStore;
 use crate::store::overview::{self, OverviewSql};
+use crate::store::routing;
 use crate::store::sql::{self, RECORD_SELECT};
 use crate::store::{
     Eta, JobState, Overview, ProviderRecord, Record, RejectGroup, RejectedLine, Result, Status,
@@ -139,7 +139,7 @@ async fn status_on(
         .await?;
     status.requests_today = requests.unwrap_or(0) as u64;
     // Each state of each provider from its own partial index: no pass over the table.
-    for p in ProviderId::ALL {
+    for p in crate::providers::registry::ids() {
         let row = sqlx::query(
             "SELECT (SELECT count(*) FROM lookups INDEXED BY lookups_due
                      WHERE state = 'pending' AND provider = ?1),
@@ -163,9 +163,7 @@ async fn status_on(
         }
     }
     status.lookups.retain(|_, per| per.values().any(|&n| n > 0));
-    let unasked: Vec<(String, i64)> = sqlx::query_as(sql::UNASKED_SQL)
-        .fetch_all(&mut *conn)
-        .await?;
+    let unasked = routing::unasked(&mut *conn).await?;
     sql::add_unasked(&mut status, &unasked);
     status.eta = eta_on(&mut *conn, &status).await?;
     Ok(status)

@@ -212,6 +212,7 @@ pub fn env_with_key() -> Environment {
         contact: None,
         handle_signals: false,
         control: Control::default(),
+        sru_urls: Vec::new(),
     }
 }
 
