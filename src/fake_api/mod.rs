@@ -120,6 +120,8 @@ struct State {
     config: FakeConfig,
     /// SRU requests, every catalogue together.
     sru_requests: u64,
+    /// Per catalogue: its requests, and every ISBN-13 asked of it (once per request).
+    sru_by_catalogue: HashMap<String, (u64, Vec<String>)>,
     /// Open Library: requests per ISBN-13 asked, and keys per request.
     ol_requests_per_isbn: HashMap<String, u32>,
     ol_requests: Vec<usize>,
@@ -271,6 +273,15 @@ impl FakeApi {
     /// SRU requests received, every catalogue together.
     pub fn sru_requests(&self) -> u64 {
         self.state().sru_requests
+    }
+
+    /// The requests catalogue `name` had, and the ISBN-13s they asked (once per request).
+    pub fn sru_asked(&self, name: &str) -> (u64, Vec<String>) {
+        self.state()
+            .sru_by_catalogue
+            .get(name)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Open Library requests that asked for one ISBN-13 (in either form).

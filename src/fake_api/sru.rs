@@ -39,6 +39,9 @@ pub(super) fn decide(st: &mut State, target: &str, params: &HashMap<String, Stri
         return ok(envelope(profile, 1, &[], Some(uri)));
     }
     let asked = asked_isbns(params.get("query").map_or("", String::as_str));
+    let seen = st.sru_by_catalogue.entry(name.to_string()).or_default();
+    seen.0 += 1;
+    seen.1.extend(asked.iter().cloned());
     let editions = config.editions.max(1);
     let records: Vec<String> = asked
         .iter()

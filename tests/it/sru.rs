@@ -1,10 +1,14 @@
-//! The SRU client against the fake's catalogues (each in its own envelope): found, missed,
-//! paged and failed as the outcome table says. The client is not yet a crawl provider
-//! (issue 27); these pin what it already does.
+//! The national libraries against the fake's catalogues (each in its own envelope): the SRU
+//! client found, missed, paged and failed as the outcome table says, and crawls that route
+//! each ISBN to the catalogue of its country.
 
 use std::time::Duration;
 
-use isbn_crawler::fake_api::{FakeApi, FakeConfig, SruConfig};
+use std::collections::HashSet;
+
+use crate::common::{self, Scratch, start_fake};
+use isbn_crawler::ExitCode;
+use isbn_crawler::fake_api::{FakeApi, FakeConfig, OpenLibraryConfig, SruConfig};
 use isbn_crawler::isbn::{Isbn13, parse};
 use isbn_crawler::providers::sru::client::Client;
 use isbn_crawler::providers::sru::profile::{self, Profile};
@@ -141,4 +145,96 @@ async fn a_diagnostic_in_a_200_is_no_verdict_for_any_isbn() {
             other => panic!("{uri}: {other:?}"),
         }
     }
+}
+
+/// `n` valid ISBN-13s starting with `prefix`, the `from`-th and on.
+fn run_of(prefix: &str, from: u64, n: u64) -> Vec<String> {
+    (from..from + n)
+        .map(|i| isbn_crawler::isbn::synthetic_in(prefix, i).to_string())
+        .collect()
+}
+
+/// Crawls through the library with every source at the fake, fast; `extra` last.
+async fn crawl(s: &Scratch, api: &FakeApi, extra: &[&str]) -> ExitCode {
+    let sru = common::sru_args(api);
+    let mut args: Vec<&str> = sru.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    common::crawl(s, api, &args).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coverage_recipe_asks_each_catalogue_its_own_books_and_google_the_rest() {
+    let german = run_of("9783", 0, 12);
+    let french = run_of("97910", 0, 6);
+    let english = run_of("9780", 0, 8);
+    let italian = run_of("97888", 0, 4);
+    let all: Vec<String> = [&german, &french, &english, &italian]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&all).await, ExitCode::Success);
+    // Open Library knows half the English books and nothing else.
+    let ol_unknown: HashSet<String> = all
+        .iter()
+        .filter(|i| !english[..4].contains(i))
+        .cloned()
+        .collect();
+    let api = start_fake(FakeConfig {
+        openlibrary: OpenLibraryConfig {
+            unknown: ol_unknown,
+            ..OpenLibraryConfig::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await;
+    let args = [
+        "--providers",
+        "openlibrary,national,google",
+        "--fill",
+        "missing",
+    ];
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 30)].into());
+    let asked = |name| {
+        api.sru_asked(name)
+            .1
+            .into_iter()
+            .collect::<HashSet<String>>()
+    };
+    let set = |v: &[String]| v.iter().cloned().collect::<HashSet<String>>();
+    assert_eq!(
+        asked("dnb"),
+        set(&german),
+        "the DNB is asked the German books only"
+    );
+    assert_eq!(asked("bnf"), set(&french));
+    assert_eq!(
+        asked("loc"),
+        set(&english[4..]),
+        "LoC only what Open Library lacked"
+    );
+    assert!(asked("k10plus").is_empty(), "not named");
+    // Google's quota went to the books no free catalogue is routed: the Italian ones.
+    assert_eq!(
+        set(&api.requests_per_isbn().into_keys().collect::<Vec<_>>()),
+        set(&italian)
+    );
+    // Batched: twelve German books in a few requests, not twelve.
+    assert!(api.sru_asked("dnb").0 <= 3, "{:?}", api.sru_asked("dnb"));
+    let from = s
+        .grouped("SELECT json_extract(provenance, '$.title'), count(*) FROM books GROUP BY 1")
+        .await;
+    assert_eq!(from["dnb"], 12, "{from:?}");
+    assert_eq!(from["bnf"], 6);
+    assert_eq!(from["loc"], 4);
+    assert_eq!(from["openlibrary"], 4);
+    assert_eq!(from["google"], 4);
+    // No catalogue has a lookup for a book outside its registration groups.
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM lookups WHERE provider = 'dnb' AND isbn13 NOT LIKE '9783%'")
+            .await,
+        0
+    );
 }

@@ -8,8 +8,8 @@ use std::collections::HashSet;
 
 use common::pg::PgDb;
 use futures_util::TryStreamExt;
-use isbn_crawler::isbn::{Isbn13, RejectReason, synthetic};
 use isbn_crawler::domain::Routes;
+use isbn_crawler::isbn::{Isbn13, RejectReason, synthetic};
 use isbn_crawler::providers::ProviderId;
 use isbn_crawler::store::*;
 

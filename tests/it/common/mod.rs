@@ -306,6 +306,18 @@ pub fn isbns(n: usize) -> Vec<String> {
 }
 
 /// A scratch database with `n` ISBNs loaded (see [`isbns`]).
+/// `--sru-url` and `--sru-rate` for every catalogue: the fake's, unlimited.
+pub fn sru_args(api: &isbn_crawler::fake_api::FakeApi) -> Vec<String> {
+    let mut args = Vec::new();
+    for p in isbn_crawler::providers::sru::profile::ALL {
+        args.push("--sru-url".to_string());
+        args.push(format!("{}={}/sru/{}", p.name, api.url(), p.name));
+        args.push("--sru-rate".to_string());
+        args.push(format!("{}=unlimited", p.name));
+    }
+    args
+}
+
 pub async fn loaded(n: usize) -> (Scratch, Vec<String>) {
     let s = Scratch::new();
     let list = isbns(n);
