@@ -74,5 +74,9 @@ pub struct Book {
     pub average_rating: Option<f64>,
     pub ratings_count: Option<i64>,
     pub thumbnail: Option<String>,
+    /// Dewey Decimal Classification, Library of Congress Classification, LC Control Number.
+    pub ddc: Option<String>,
+    pub lcc: Option<String>,
+    pub lccn: Option<String>,
     pub raw_json: String,
 }

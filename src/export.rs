@@ -52,11 +52,14 @@ pub enum Column {
     FetchedAt,
     OpenlibraryKey,
     Provenance,
+    Ddc,
+    Lcc,
+    Lccn,
     RawJson,
 }
 
 impl Column {
-    pub const ALL: [Column; 26] = [
+    pub const ALL: [Column; 29] = [
         Column::Isbn13,
         Column::Isbn10,
         Column::State,
@@ -82,6 +85,9 @@ impl Column {
         Column::FetchedAt,
         Column::OpenlibraryKey,
         Column::Provenance,
+        Column::Ddc,
+        Column::Lcc,
+        Column::Lccn,
         Column::RawJson,
     ];
 
@@ -111,6 +117,9 @@ impl Column {
             Column::SourceRef => "source_ref",
             Column::OpenlibraryKey => "openlibrary_key",
             Column::Provenance => "provenance",
+            Column::Ddc => "ddc",
+            Column::Lcc => "lcc",
+            Column::Lccn => "lccn",
             Column::FetchedAt => "fetched_at",
             Column::RawJson => "raw_json",
         }
@@ -187,6 +196,9 @@ impl Column {
                 .as_deref()
                 .and_then(|s| serde_json::from_str(s).ok())
                 .map_or(Cell::Null, Cell::Json),
+            Column::Ddc => text(&r.ddc),
+            Column::Lcc => text(&r.lcc),
+            Column::Lccn => text(&r.lccn),
             Column::FetchedAt => r.fetched_at.map_or(Cell::Null, Cell::Time),
             Column::RawJson => r
                 .raw_json

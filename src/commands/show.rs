@@ -126,6 +126,9 @@ pub fn render_record(r: &Record, width: usize) -> String {
         ("pages", cell(Column::PageCount)),
         ("categories", cell(Column::Categories)),
         ("language", cell(Column::Language)),
+        ("ddc", cell(Column::Ddc)),
+        ("lcc", cell(Column::Lcc)),
+        ("lccn", cell(Column::Lccn)),
         ("rating", rating),
         (
             "description",

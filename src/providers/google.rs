@@ -359,6 +359,7 @@ fn match_items(body: &[u8], isbns: &[Isbn13]) -> Result<(Matches, usize), String
             ratings_count: info.ratings_count,
             thumbnail: links.thumbnail.or(links.small_thumbnail),
             raw_json: raw.get().to_string(),
+            ..Book::default()
         }));
     }
     Ok((found, items.len()))

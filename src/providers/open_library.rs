@@ -189,6 +189,17 @@ struct Entry {
     identifiers: Option<Identifiers>,
     #[serde(default, deserialize_with = "lenient")]
     cover: Option<Cover>,
+    #[serde(default, deserialize_with = "lenient")]
+    classifications: Option<Classifications>,
+}
+
+/// `{"dewey_decimal_class": ["813/.4"], "lc_classifications": ["PS1306 .A1 1997"]}`.
+#[derive(Deserialize, Default)]
+struct Classifications {
+    #[serde(default, deserialize_with = "lenient")]
+    dewey_decimal_class: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    lc_classifications: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -203,6 +214,8 @@ struct Identifiers {
     isbn_13: Option<Vec<String>>,
     #[serde(default, deserialize_with = "lenient")]
     isbn_10: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient")]
+    lccn: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -215,7 +228,15 @@ struct Cover {
     large: Option<String>,
 }
 
-lenient_objects!(Named, Identifiers, Cover);
+lenient_objects!(Named, Identifiers, Cover, Classifications);
+
+/// The first non-blank value of a list, trimmed.
+fn first(list: Option<Vec<String>>) -> Option<String> {
+    list.unwrap_or_default()
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .find(|s| !s.is_empty())
+}
 
 fn names(list: Option<Vec<Named>>) -> Vec<String> {
     list.unwrap_or_default()
@@ -229,6 +250,7 @@ fn verified_book(isbn: &Isbn13, raw: &RawValue) -> Option<Box<Book>> {
     let entry: Entry = serde_json::from_str(raw.get()).ok()?;
     let ids = entry.identifiers.unwrap_or_default();
     let all = ids.isbn_13.iter().chain(ids.isbn_10.iter()).flatten();
+    let classes = entry.classifications.unwrap_or_default();
     if !matches(isbn, all.map(String::as_str)) {
         return None;
     }
@@ -255,6 +277,10 @@ fn verified_book(isbn: &Isbn13, raw: &RawValue) -> Option<Box<Book>> {
         average_rating: None,
         ratings_count: None,
         thumbnail: cover.medium.or(cover.large).or(cover.small),
+        // LoC's segment marks (`813/.4`) dropped, as the catalogues' own 082 is read.
+        ddc: first(classes.dewey_decimal_class).map(|d| d.replace('/', "")),
+        lcc: first(classes.lc_classifications),
+        lccn: first(ids.lccn),
         raw_json: raw.get().to_string(),
     }))
 }
@@ -417,6 +443,22 @@ mod tests {
         assert_eq!(book.thumbnail.as_deref(), Some("m.jpg"));
         assert_eq!(book.volume_id.as_deref(), Some("/books/OL20654427M"));
         assert!(book.raw_json.contains("librarything"));
+    }
+
+    #[test]
+    fn classifications_fill_ddc_lcc_and_lccn() {
+        // Tom Sawyer's entry, as Open Library writes the lists (OL1017798M).
+        let body = CIEN.replace(
+            r#""goodreads": ["789385"]}"#,
+            r#""goodreads": ["789385"], "lccn": ["96008561"]}, "classifications": {"dewey_decimal_class": ["813/.4"], "lc_classifications": ["PS1306 .A1 1997", ""]}"#,
+        );
+        let raw: Box<RawValue> =
+            serde_json::from_str(&body["{\"ISBN:9788437604947\": ".len()..body.len() - 1])
+                .expect("entry");
+        let book = verified_book(&isbns(&["9788437604947"])[0], &raw).expect("verified");
+        assert_eq!(book.ddc.as_deref(), Some("813.4"));
+        assert_eq!(book.lcc.as_deref(), Some("PS1306 .A1 1997"));
+        assert_eq!(book.lccn.as_deref(), Some("96008561"));
     }
 
     #[test]

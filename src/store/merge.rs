@@ -15,7 +15,7 @@ pub(super) enum Dialect {
 
 /// The fields merged from providers' records into `books`, each from the first provider (in
 /// precedence order) that has it. `published_year` follows `published_date`.
-pub(super) const MERGED: [&str; 12] = [
+pub(super) const MERGED: [&str; 15] = [
     "title",
     "subtitle",
     "authors",
@@ -28,6 +28,9 @@ pub(super) const MERGED: [&str; 12] = [
     "average_rating",
     "ratings_count",
     "thumbnail",
+    "ddc",
+    "lcc",
+    "lccn",
 ];
 
 /// Upserts into `books` the merged rows of the ISBNs in its one parameter (SQLite: a JSON

@@ -456,6 +456,9 @@ conformance! {
         let mut from_ol = found(o[0].id, OL, &o[0].isbn, "Open title");
         if let JobResult::Done(book) = &mut from_ol.result {
             book.page_count = Some(321);
+            book.ddc = Some("813.54".into());
+            book.lcc = Some("PS3563.O8749 H37".into());
+            book.lccn = Some("89007588".into());
         }
         store.complete(&at(run, &[G, OL], 20), &mut [from_ol]).await.expect("ol");
         store
@@ -466,11 +469,20 @@ conformance! {
         assert_eq!(r.title.as_deref(), Some("Google title"));
         assert_eq!(r.page_count, Some(321));
         assert_eq!(
+            (r.ddc.as_deref(), r.lcc.as_deref(), r.lccn.as_deref()),
+            (Some("813.54"), Some("PS3563.O8749 H37"), Some("89007588"))
+        );
+        assert_eq!(
             r.provenance.as_deref(),
-            Some(r#"{"title":"google","page_count":"openlibrary"}"#)
+            Some(
+                r#"{"title":"google","page_count":"openlibrary","ddc":"openlibrary","lcc":"openlibrary","lccn":"openlibrary"}"#
+            )
         );
         let per = store.provider_records(g[0].isbn.as_str()).await.expect("per provider");
         assert_eq!(per.len(), 2);
+        let ol = per.iter().find(|p| p.provider == "openlibrary").expect("ol's record");
+        assert_eq!(ol.lccn.as_deref(), Some("89007588"));
+        assert_eq!(scalar(&store, "SELECT count(*) FROM books_flat WHERE ddc = '813.54'").await, 1);
         assert_eq!(store.status(0, "d").await.expect("s").lookups["openlibrary"]["done"], 1);
     }
 

@@ -53,6 +53,10 @@ pub fn book(record: &MarcRecord, format: RecordFormat, isbn: &Isbn13) -> Book {
             subjects(record, &["606"], isbd),
         ),
     };
+    let (ddc, lcc, lccn) = match format {
+        RecordFormat::Marc21 => (marc21_ddc(record), marc21_lcc(record), marc21_lccn(record)),
+        RecordFormat::Unimarc => (text("676", "a"), None, None),
+    };
     let json_list = |v: Vec<String>| (!v.is_empty()).then(|| serde_json::json!(v).to_string());
     Book {
         isbn13: isbn.to_string(),
@@ -67,6 +71,9 @@ pub fn book(record: &MarcRecord, format: RecordFormat, isbn: &Isbn13) -> Book {
         page_count: pages.as_deref().and_then(page_count),
         categories: json_list(subjects),
         language: language.map(|l| two_letter(l.trim())),
+        ddc,
+        lcc,
+        lccn,
         raw_json: marc_in_json(record),
         ..Book::default()
     }
@@ -154,6 +161,55 @@ fn imprint(record: &MarcRecord, wanted: &[(&str, &str, &str)], isbd: bool) -> Op
             .map(|(_, v)| tidy(v, isbd))
             .find(|v| !v.is_empty())
     })
+}
+
+/// 082 `$a`, LoC's segment marks (`/`) dropped; a DNB 082 whose `$2` names its subject groups
+/// (`...sdnb`: `830`, `B`) is not a DDC number and is passed over.
+fn marc21_ddc(record: &MarcRecord) -> Option<String> {
+    record
+        .fields
+        .iter()
+        .filter(|f| f.tag == "082")
+        .filter(|f| {
+            !f.subfields
+                .iter()
+                .any(|(c, v)| c == "2" && v.trim().ends_with("sdnb"))
+        })
+        .flat_map(|f| f.subfields.iter().filter(|(c, _)| c == "a"))
+        .map(|(_, v)| tidy(v, false).replace('/', ""))
+        .find(|v| !v.is_empty())
+}
+
+/// 050 `$a` and `$b` of the first 050 with a class (`PN1995.9.A43 B53 2007`).
+fn marc21_lcc(record: &MarcRecord) -> Option<String> {
+    record
+        .fields
+        .iter()
+        .filter(|f| f.tag == "050")
+        .map(|f| {
+            let part = |code: &str| {
+                f.subfields
+                    .iter()
+                    .find(|(c, _)| c == code)
+                    .map(|(_, v)| tidy(v, false))
+                    .unwrap_or_default()
+            };
+            let (class, item) = (part("a"), part("b"));
+            match (class.is_empty(), item.is_empty()) {
+                (true, _) => String::new(),
+                (false, true) => class,
+                (false, false) => format!("{class} {item}"),
+            }
+        })
+        .find(|v| !v.is_empty())
+}
+
+/// 010 `$a`, trimmed of its padding (`   89007588 `): a string, not a number.
+fn marc21_lccn(record: &MarcRecord) -> Option<String> {
+    record
+        .subfields("010", "a")
+        .map(|v| v.trim().to_string())
+        .find(|v| !v.is_empty())
 }
 
 fn subjects(record: &MarcRecord, tags: &[&str], isbd: bool) -> Vec<String> {
@@ -365,5 +421,59 @@ mod tests {
         assert_eq!(b.language.as_deref(), Some("fr"));
         assert_eq!(b.categories.as_deref(), Some(r#"["Roman"]"#));
         assert_eq!(b.isbn13, "9782707302755");
+    }
+
+    #[test]
+    fn classifications_as_the_catalogues_write_them() {
+        let field = |tag: &str, subfields: &[(&str, &str)]| DataField {
+            tag: tag.into(),
+            subfields: subfields
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect(),
+            ..DataField::default()
+        };
+        let loc = MarcRecord {
+            leader: "01021cam a2200289 a 4500".into(),
+            fields: vec![
+                field("010", &[("a", "   89007588 ")]),
+                field("020", &[("a", "9780674033801")]),
+                field("050", &[("a", "PN1995.9.A43"), ("b", "B53 2007")]),
+                field("082", &[("a", "181/.06"), ("2", "22")]),
+            ],
+            ..MarcRecord::default()
+        };
+        let b = book(&loc, RecordFormat::Marc21, &isbn("9780674033801"));
+        assert_eq!(b.lccn.as_deref(), Some("89007588"), "trimmed, a string");
+        assert_eq!(b.lcc.as_deref(), Some("PN1995.9.A43 B53 2007"));
+        assert_eq!(
+            b.ddc.as_deref(),
+            Some("181.06"),
+            "LoC's segment mark dropped"
+        );
+        // DNB: an 082 naming its subject groups (`$2 23sdnb`) is not a DDC number.
+        let dnb = MarcRecord {
+            leader: "00000nam a2200000 c 4500".into(),
+            fields: vec![
+                field("082", &[("a", "830"), ("q", "DE-101"), ("2", "23sdnb")]),
+                field("082", &[("a", "833.92"), ("2", "23/ger")]),
+            ],
+            ..MarcRecord::default()
+        };
+        let b = book(&dnb, RecordFormat::Marc21, &isbn("9783406568442"));
+        assert_eq!(b.ddc.as_deref(), Some("833.92"));
+        assert_eq!((b.lcc, b.lccn), (None, None));
+        // UNIMARC: 676 is the DDC; its 010 is an ISBN, never an LCCN.
+        let bnf = MarcRecord {
+            leader: "     cam  22        450 ".into(),
+            fields: vec![
+                field("010", &[("a", "2-7073-0275-9")]),
+                field("676", &[("a", "843.914"), ("v", "23")]),
+            ],
+            ..MarcRecord::default()
+        };
+        let b = book(&bnf, RecordFormat::Unimarc, &isbn("2707302759"));
+        assert_eq!(b.ddc.as_deref(), Some("843.914"));
+        assert_eq!(b.lccn, None);
     }
 }
