@@ -238,3 +238,129 @@ async fn the_coverage_recipe_asks_each_catalogue_its_own_books_and_google_the_re
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_catalogues_habits_are_cleaned_and_a_word_index_accident_is_never_stored() {
+    let process = run_of("9783", 50, 1)[0].clone();
+    let german = [process.clone(), run_of("9783", 1, 1)[0].clone()];
+    let english = run_of("9780", 0, 3);
+    let french = run_of("9782", 0, 2);
+    let all: Vec<String> = [&german[..], &english, &french].concat();
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&all).await, ExitCode::Success);
+    let api = start_fake(FakeConfig {
+        catalogue: [(
+            process.clone(),
+            ("Der Proceß".to_string(), vec!["Franz Kafka".to_string()]),
+        )]
+        .into(),
+        sru: SruConfig {
+            false_positive: [german[1].clone(), french[1].clone()].into(),
+            batch_misses: [english[2].clone()].into(),
+            ..SruConfig::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(
+        crawl(&s, &api, &["--providers", "national"]).await,
+        ExitCode::Success
+    );
+    let by_state = s
+        .grouped("SELECT state, count(*) FROM jobs GROUP BY state")
+        .await;
+    assert_eq!(by_state["done"], 5, "{by_state:?}");
+    assert_eq!(by_state["not_found"], 2, "the two accidents: {by_state:?}");
+    // Nothing of the accidents was stored, by any catalogue.
+    let stored = s
+        .strings("SELECT isbn13 FROM provider_books ORDER BY isbn13")
+        .await;
+    assert!(
+        !stored.contains(&german[1]) && !stored.contains(&french[1]),
+        "{stored:?}"
+    );
+    // DNB: NFD and its non-sort markers gone, the article kept, the name in display order.
+    let title = s
+        .strings(&format!(
+            "SELECT title FROM books WHERE isbn13 = '{process}'"
+        ))
+        .await;
+    assert_eq!(title, ["Der Proceß"]);
+    let authors = s
+        .strings(&format!(
+            "SELECT authors FROM books WHERE isbn13 = '{process}'"
+        ))
+        .await;
+    assert_eq!(authors, [r#"["Franz Kafka"]"#]);
+    // LoC: the qualifier in 020 $a, the padded LCCN, the segment mark; the batch miss asked
+    // alone and found.
+    let loc = s
+        .strings(&format!(
+            "SELECT lccn || '|' || ddc || '|' || lcc FROM books WHERE isbn13 = '{}'",
+            english[0]
+        ))
+        .await;
+    assert_eq!(loc, ["89007588|791.43658|PN1995.9 .A43 2000"]);
+    assert!(stored.contains(&english[2]), "asked alone, found");
+    // BnF: found through its hyphenated 010, the raw record is MARC-in-JSON sqlite3 can read.
+    let leader = s
+        .strings(&format!(
+            "SELECT json_extract(raw_json, '$.leader') FROM provider_books
+             WHERE provider = 'bnf' AND isbn13 = '{}'",
+            french[0]
+        ))
+        .await;
+    assert_eq!(leader.len(), 1, "{stored:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_cost_nothing_and_a_refusing_catalogue_stops_alone() {
+    let german = run_of("9783", 0, 30);
+    let french = run_of("9782", 0, 10);
+    let s = Scratch::new();
+    assert_eq!(
+        s.load_lines(&[&german[..], &french].concat()).await,
+        ExitCode::Success
+    );
+    let api = start_fake(FakeConfig {
+        sru: SruConfig {
+            refused: ["bnf".to_string()].into(),
+            random: isbn_crawler::fake_api::FaultRates {
+                unavailable: 0.1,
+                reset: 0.1,
+                truncated: 0.1,
+                seed: 7,
+                ..Default::default()
+            },
+            temporary_rate: 0.1,
+            ..SruConfig::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await;
+    let args = [
+        "--providers",
+        "dnb,bnf",
+        "--sru-batch",
+        "5",
+        "--max-attempts",
+        "20",
+    ];
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::ApiRejected);
+    // Every German book found despite the faults; the French ones wait for the next crawl.
+    assert_eq!(
+        s.grouped("SELECT state, count(*) FROM lookups WHERE provider = 'dnb' GROUP BY state")
+            .await,
+        [("done".to_string(), 30)].into()
+    );
+    let bnf = s
+        .grouped("SELECT state, count(*) FROM lookups WHERE provider = 'bnf' GROUP BY state")
+        .await;
+    assert_eq!(bnf, [("pending".to_string(), 10)].into(), "nothing lost");
+    assert_eq!(
+        s.scalar("SELECT count(*) FROM lookups WHERE provider = 'bnf' AND attempts > 0")
+            .await,
+        0,
+        "a refusal costs no attempt"
+    );
+}
