@@ -78,5 +78,8 @@ pub struct Book {
     pub ddc: Option<String>,
     pub lcc: Option<String>,
     pub lccn: Option<String>,
+    /// What reuse of the record must say (BnF: "Source: Bibliothèque nationale de France,
+    /// record of 2020-01-01"), where its licence asks.
+    pub attribution: Option<String>,
     pub raw_json: String,
 }

@@ -55,11 +55,12 @@ pub enum Column {
     Ddc,
     Lcc,
     Lccn,
+    Attribution,
     RawJson,
 }
 
 impl Column {
-    pub const ALL: [Column; 29] = [
+    pub const ALL: [Column; 30] = [
         Column::Isbn13,
         Column::Isbn10,
         Column::State,
@@ -88,6 +89,7 @@ impl Column {
         Column::Ddc,
         Column::Lcc,
         Column::Lccn,
+        Column::Attribution,
         Column::RawJson,
     ];
 
@@ -120,6 +122,7 @@ impl Column {
             Column::Ddc => "ddc",
             Column::Lcc => "lcc",
             Column::Lccn => "lccn",
+            Column::Attribution => "attribution",
             Column::FetchedAt => "fetched_at",
             Column::RawJson => "raw_json",
         }
@@ -199,6 +202,7 @@ impl Column {
             Column::Ddc => text(&r.ddc),
             Column::Lcc => text(&r.lcc),
             Column::Lccn => text(&r.lccn),
+            Column::Attribution => text(&r.attribution),
             Column::FetchedAt => r.fetched_at.map_or(Cell::Null, Cell::Time),
             Column::RawJson => r
                 .raw_json

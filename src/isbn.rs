@@ -289,6 +289,73 @@ fn strip_gtin14_zero(s: &str) -> &str {
     s
 }
 
+/// The registration group of an ISBN-13 (or of its first digits, six are enough), as
+/// `978-3`: the agency that gave it out, most often a language area or country. The group's
+/// length follows the ranges of the International ISBN Agency (1 digit for 0-5 and 7, 2 for
+/// 80-94, 3 for 600-649 and 950-989, 4 for 9900-9989, 5 above; 979-8 and the two-digit 979-1x).
+pub fn registration_group(digits: &str) -> Option<String> {
+    let (ean, rest) = (digits.get(..3)?, digits.get(3..)?);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |len: usize| rest.get(..len).and_then(|d| d.parse::<u32>().ok());
+    let len = match ean {
+        "978" => match n(1)? {
+            0..=5 | 7 => 1,
+            6 => match n(2)? {
+                65 => 2,
+                _ => 3,
+            },
+            8 => 2,
+            _ => match n(2)? {
+                90..=94 => 2,
+                95..=98 => 3,
+                _ => match n(4)? {
+                    9900..=9989 => 4,
+                    _ => 5,
+                },
+            },
+        },
+        "979" => match n(1)? {
+            8 => 1,
+            _ => 2,
+        },
+        _ => return None,
+    };
+    Some(format!("{ean}-{}", rest.get(..len)?))
+}
+
+/// The language area or country of a registration group, for the groups most lists hold.
+pub fn group_name(group: &str) -> Option<&'static str> {
+    const NAMES: [(&str, &str); 24] = [
+        ("978-0", "English"),
+        ("978-1", "English"),
+        ("978-2", "French"),
+        ("978-3", "German"),
+        ("978-4", "Japan"),
+        ("978-5", "former USSR"),
+        ("978-7", "China"),
+        ("978-82", "Norway"),
+        ("978-83", "Poland"),
+        ("978-84", "Spain"),
+        ("978-85", "Brazil"),
+        ("978-86", "former Yugoslavia"),
+        ("978-87", "Denmark"),
+        ("978-88", "Italy"),
+        ("978-89", "Korea"),
+        ("978-90", "Netherlands, Flanders"),
+        ("978-91", "Sweden"),
+        ("978-93", "India"),
+        ("978-94", "Netherlands"),
+        ("978-950", "Argentina"),
+        ("979-8", "United States"),
+        ("979-10", "France"),
+        ("979-11", "Korea"),
+        ("979-12", "Italy"),
+    ];
+    NAMES.iter().find(|(g, _)| *g == group).map(|(_, n)| *n)
+}
+
 /// Parses any accepted form of an ISBN into its canonical ISBN-13.
 pub fn parse(raw: &str) -> Result<Isbn13, RejectReason> {
     let s = strip_decorations(raw);
@@ -534,5 +601,27 @@ mod tests {
         fn never_panics_on_arbitrary_bytes(b in proptest::collection::vec(any::<u8>(), 0..40)) {
             let _ = parse(&String::from_utf8_lossy(&b));
         }
+    }
+
+    #[test]
+    fn registration_groups_follow_the_agency_ranges() {
+        for (isbn, group) in [
+            ("9783406568442", "978-3"),
+            ("9780674033801", "978-0"),
+            ("9788437604947", "978-84"),
+            ("9786500000000", "978-65"),
+            ("9786070000000", "978-607"),
+            ("9789500000000", "978-950"),
+            ("9789930000000", "978-9930"),
+            ("9789995900000", "978-99959"),
+            ("9791032305560", "979-10"),
+            ("9798886451740", "979-8"),
+        ] {
+            assert_eq!(registration_group(isbn).as_deref(), Some(group), "{isbn}");
+        }
+        assert_eq!(registration_group("978"), None);
+        assert_eq!(registration_group("97x3"), None);
+        assert_eq!(group_name("978-3"), Some("German"));
+        assert_eq!(group_name("978-99959"), None);
     }
 }

@@ -1,6 +1,8 @@
 -- Library classifications: see migrations/sqlite/0011_classifications.sql.
-ALTER TABLE provider_books ADD COLUMN ddc TEXT, ADD COLUMN lcc TEXT, ADD COLUMN lccn TEXT;
-ALTER TABLE books ADD COLUMN ddc TEXT, ADD COLUMN lcc TEXT, ADD COLUMN lccn TEXT;
+ALTER TABLE provider_books ADD COLUMN ddc TEXT, ADD COLUMN lcc TEXT, ADD COLUMN lccn TEXT,
+    ADD COLUMN attribution TEXT;
+ALTER TABLE books ADD COLUMN ddc TEXT, ADD COLUMN lcc TEXT, ADD COLUMN lccn TEXT,
+    ADD COLUMN attribution TEXT;
 
 CREATE OR REPLACE VIEW books_flat AS
 SELECT b.isbn13,
@@ -27,6 +29,7 @@ SELECT b.isbn13,
        b.provenance,
        b.ddc,
        b.lcc,
-       b.lccn
+       b.lccn,
+       b.attribution
 FROM books b
 JOIN jobs j ON j.isbn13 = b.isbn13;

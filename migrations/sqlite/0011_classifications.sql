@@ -9,6 +9,10 @@ ALTER TABLE provider_books ADD COLUMN lccn TEXT;
 ALTER TABLE books ADD COLUMN ddc TEXT;
 ALTER TABLE books ADD COLUMN lcc TEXT;
 ALTER TABLE books ADD COLUMN lccn TEXT;
+-- What reuse of a record must say where its licence asks (BnF: the source and the record's
+-- date), merged like the rest: a book with a BnF record carries BnF's line.
+ALTER TABLE provider_books ADD COLUMN attribution TEXT;
+ALTER TABLE books ADD COLUMN attribution TEXT;
 
 DROP VIEW books_flat;
 CREATE VIEW books_flat AS
@@ -36,6 +40,7 @@ SELECT b.isbn13,
        b.provenance,
        b.ddc,
        b.lcc,
-       b.lccn
+       b.lccn,
+       b.attribution
 FROM books b
 JOIN jobs j ON j.isbn13 = b.isbn13;

@@ -129,6 +129,7 @@ pub fn render_record(r: &Record, width: usize) -> String {
         ("ddc", cell(Column::Ddc)),
         ("lcc", cell(Column::Lcc)),
         ("lccn", cell(Column::Lccn)),
+        ("attribution", cell(Column::Attribution)),
         ("rating", rating),
         (
             "description",

@@ -310,10 +310,16 @@ fn envelope(
         );
     } else if !records.is_empty() {
         let _ = write!(out, "<{p}records>");
+        // BnF says when it last changed each record, which its licence asks reusers to name.
+        let extra = if profile.name == "bnf" {
+            r#"<srw:extraRecordData><ixm:attr xmlns:ixm="http://catalogue.bnf.fr/namespaces/InterXMarc" name="LastModificationDate">20200101</ixm:attr></srw:extraRecordData>"#
+        } else {
+            ""
+        };
         for r in records {
             let _ = write!(
                 out,
-                "<{p}record><{p}recordSchema>{}</{p}recordSchema><{p}recordPacking>xml</{p}recordPacking><{p}recordData>{r}</{p}recordData></{p}record>",
+                "<{p}record><{p}recordSchema>{}</{p}recordSchema><{p}recordPacking>xml</{p}recordPacking><{p}recordData>{r}</{p}recordData>{extra}</{p}record>",
                 profile.record_schema
             );
         }

@@ -47,6 +47,8 @@ pub struct Spec {
     /// The ISBN-13 prefixes it is asked about unless `--route` says otherwise; empty: every
     /// ISBN (a national library's are its country's registration groups).
     pub prefixes: &'static [&'static str],
+    /// The producer its licence asks reusers to name (BnF), if it asks.
+    pub attribution: Option<&'static str>,
     /// The client of this spec's provider, from provider-neutral settings.
     pub build: fn(&'static Spec, &Settings) -> Built,
 }

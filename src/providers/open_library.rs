@@ -54,6 +54,7 @@ pub const SPEC: super::Spec = super::Spec {
     key_variable: None,
     allowed_rate,
     prefixes: &[],
+    attribution: None,
     build,
 };
 
@@ -281,6 +282,7 @@ fn verified_book(isbn: &Isbn13, raw: &RawValue) -> Option<Box<Book>> {
         ddc: first(classes.dewey_decimal_class).map(|d| d.replace('/', "")),
         lcc: first(classes.lc_classifications),
         lccn: first(ids.lccn),
+        attribution: None,
         raw_json: raw.get().to_string(),
     }))
 }

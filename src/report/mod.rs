@@ -119,6 +119,7 @@ pub fn render(o: &Overview, meta: &Meta) -> String {
                 }
                 (sources(o))
                 (providers(o))
+                (groups(o))
                 (rejects(o))
                 (failures(o))
                 (quota(o, budget))
@@ -179,6 +180,44 @@ fn providers(o: &Overview) -> Markup {
                 @for p in &o.providers { (completeness(&p.provider, &p.completeness)) }
                 (completeness("merged", &o.merged))
             } }
+            @for (p, who) in attributions(o) {
+                p.note { "Records from " (who) " (" (p) ") are reused under its licence: name the source and the record's date. Each such book's attribution column (export, books_flat, show) says both." }
+            }
+        }
+    }
+}
+
+/// The providers with records whose licence asks to be named, and whom to name.
+fn attributions(o: &Overview) -> Vec<(&str, &'static str)> {
+    o.providers
+        .iter()
+        .filter(|p| p.completeness.records > 0)
+        .filter_map(|p| {
+            let spec = crate::providers::registry::parse(&p.provider)?;
+            Some((
+                p.provider.as_str(),
+                crate::providers::registry::spec(spec).attribution?,
+            ))
+        })
+        .collect()
+}
+
+/// Books per registration group and who found them: where a catalogue is missing.
+fn groups(o: &Overview) -> Markup {
+    let providers: Vec<&str> = o.providers.iter().map(|p| p.provider.as_str()).collect();
+    html! {
+        @if !o.groups.is_empty() {
+            h2 id="groups" { "Registration groups" }
+            div.scroll { table {
+                tr { th { "group" } th { "area" } th.n { "books" } th.n { "found" }
+                     @for p in &providers { th.n { (p) } } }
+                @for g in o.groups.iter().take(20) {
+                    tr { td { (g.group) } td { (g.name.unwrap_or("")) } td.n { (g.books) }
+                         td.n { (percent(g.found, g.books)) }
+                         @for p in &providers { td.n { (g.by_provider.get(*p).copied().unwrap_or(0)) } } }
+                }
+            } }
+            p.note { "An ISBN's registration group names the agency that gave it out, most often a language area. A group with few books found is where a national catalogue (--providers, --route) would help most." }
         }
     }
 }

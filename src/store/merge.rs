@@ -15,7 +15,7 @@ pub(super) enum Dialect {
 
 /// The fields merged from providers' records into `books`, each from the first provider (in
 /// precedence order) that has it. `published_year` follows `published_date`.
-pub(super) const MERGED: [&str; 15] = [
+pub(super) const MERGED: [&str; 16] = [
     "title",
     "subtitle",
     "authors",
@@ -31,6 +31,7 @@ pub(super) const MERGED: [&str; 15] = [
     "ddc",
     "lcc",
     "lccn",
+    "attribution",
 ];
 
 /// Upserts into `books` the merged rows of the ISBNs in its one parameter (SQLite: a JSON

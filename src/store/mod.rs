@@ -248,6 +248,20 @@ pub struct Overview {
     pub categories: Vec<(String, u64)>,
     /// The latest books stored: (isbn13, title, authors as text, year, provenance).
     pub recent: Vec<RecentBook>,
+    /// Books per registration group, most first: which catalogue to add next.
+    pub groups: Vec<GroupCounts>,
+}
+
+/// One registration group (`978-3`): its books, how many were found, and by whom.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupCounts {
+    pub group: String,
+    /// The language area or country, where the group is a common one.
+    pub name: Option<&'static str>,
+    pub books: u64,
+    pub found: u64,
+    /// Records per provider (a book found by two counts for both).
+    pub by_provider: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
@@ -347,6 +361,7 @@ pub struct ProviderRecord {
     pub ddc: Option<String>,
     pub lcc: Option<String>,
     pub lccn: Option<String>,
+    pub attribution: Option<String>,
     pub raw_json: Option<String>,
     pub fetched_at: Option<i64>,
 }
@@ -518,6 +533,7 @@ pub struct Record {
     pub ddc: Option<String>,
     pub lcc: Option<String>,
     pub lccn: Option<String>,
+    pub attribution: Option<String>,
     pub raw_json: Option<String>,
     pub fetched_at: Option<i64>,
     pub run_id: Option<i64>,

@@ -6,8 +6,8 @@ connection and the status (its own statements) it starts from.
 
 use super::exec::{Conn, Param};
 use super::{
-    Completeness, FailureClass, Overview, ProviderCounts, RecentBook, RunRow, SourceCounts, Status,
-    sql,
+    Completeness, FailureClass, GroupCounts, Overview, ProviderCounts, RecentBook, RunRow,
+    SourceCounts, Status, sql,
 };
 
 /// The report's statements that differ between the dialects (index hints, JSON functions).
@@ -87,6 +87,7 @@ pub(super) async fn overview(
         top.push(counted(rows));
     }
     let recent: Vec<RecentBook> = conn.rows(own.recent, &[]).await?;
+    let groups = groups(conn).await?;
     let counts: Vec<(String, u64)> = status
         .rejected_lines
         .iter()
@@ -109,7 +110,53 @@ pub(super) async fn overview(
         publishers,
         categories,
         recent,
+        groups,
     })
+}
+
+/// Jobs and found books per eight-digit prefix: enough to tell every registration group.
+const PREFIX_SQL: &str = "SELECT substr(j.isbn13, 1, 8) AS prefix, count(*) AS books,
+        count(b.isbn13) AS found
+    FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13 GROUP BY 1";
+/// Provider records per eight-digit prefix.
+const PREFIX_PROVIDER_SQL: &str = "SELECT substr(isbn13, 1, 8) AS prefix, provider, count(*)
+    FROM provider_books GROUP BY 1, 2";
+
+/// [`GroupCounts`] of every group with jobs, the most books first.
+async fn groups(conn: &mut impl Conn) -> sqlx::Result<Vec<GroupCounts>> {
+    let jobs: Vec<(String, i64, i64)> = conn.rows(PREFIX_SQL, &[]).await?;
+    let records: Vec<(String, String, i64)> = conn.rows(PREFIX_PROVIDER_SQL, &[]).await?;
+    let mut out: Vec<GroupCounts> = Vec::new();
+    for (prefix, books, found) in jobs {
+        let g = group_of(&mut out, &prefix);
+        g.books += books as u64;
+        g.found += found as u64;
+    }
+    for (prefix, provider, n) in records {
+        *group_of(&mut out, &prefix)
+            .by_provider
+            .entry(provider)
+            .or_default() += n as u64;
+    }
+    out.sort_by(|a, b| b.books.cmp(&a.books).then_with(|| a.group.cmp(&b.group)));
+    Ok(out)
+}
+
+/// The counts of the group `prefix` belongs to, made on first sight.
+fn group_of<'a>(groups: &'a mut Vec<GroupCounts>, prefix: &str) -> &'a mut GroupCounts {
+    let group = crate::isbn::registration_group(prefix).unwrap_or_else(|| "other".into());
+    let i = match groups.iter().position(|g| g.group == group) {
+        Some(i) => i,
+        None => {
+            groups.push(GroupCounts {
+                name: crate::isbn::group_name(&group),
+                group,
+                ..GroupCounts::default()
+            });
+            groups.len() - 1
+        }
+    };
+    &mut groups[i]
 }
 
 /// Each provider with lookups: their states, the books only it has, its records' completeness.

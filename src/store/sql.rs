@@ -22,7 +22,8 @@ pub(super) const RECORD_SELECT: &str = "SELECT j.isbn13, j.isbn10, j.state, j.at
         j.updated_at, b.openlibrary_key, b.provenance,
         b.volume_id, b.title, b.subtitle, b.authors, b.publisher, b.published_date,
         b.published_year, b.description, b.page_count, b.categories, b.language,
-        b.average_rating, b.ratings_count, b.thumbnail, b.ddc, b.lcc, b.lccn, b.raw_json,
+        b.average_rating, b.ratings_count, b.thumbnail, b.ddc, b.lcc, b.lccn, b.attribution,
+        b.raw_json,
         b.fetched_at, b.run_id
     FROM jobs j LEFT JOIN books b ON b.isbn13 = j.isbn13";
 
@@ -224,7 +225,7 @@ pub(super) async fn provider_records(
         "SELECT l.provider, l.state, l.attempts, l.last_error, p.record_id, p.title,
                 p.subtitle, p.authors, p.publisher, p.published_date, p.page_count,
                 p.categories, p.language, p.description, p.thumbnail, p.ddc, p.lcc, p.lccn,
-                p.raw_json, p.fetched_at
+                p.attribution, p.raw_json, p.fetched_at
          FROM jobs j
          JOIN lookups l ON l.job_id = j.id
          LEFT JOIN provider_books p ON p.isbn13 = l.isbn13 AND p.provider = l.provider

@@ -231,6 +231,23 @@ async fn the_coverage_recipe_asks_each_catalogue_its_own_books_and_google_the_re
     assert_eq!(from["loc"], 4);
     assert_eq!(from["openlibrary"], 4);
     assert_eq!(from["google"], 4);
+    // The report counts books per registration group and who found them.
+    let report = s.dir.path().join("r.html").display().to_string();
+    assert_eq!(s.run(&["report", "-o", &report]).await, ExitCode::Success);
+    let html = std::fs::read_to_string(&report).expect("report");
+    let groups = html
+        .split("id=\"groups\"")
+        .nth(1)
+        .expect("a groups section");
+    for expected in [
+        "978-3", "German", "979-10", "France", "978-88", "Italy", "dnb", "bnf",
+    ] {
+        assert!(groups.contains(expected), "{expected} missing: {groups}");
+    }
+    assert!(
+        html.contains("Bibliothèque nationale de France (bnf)"),
+        "the licence's note"
+    );
     // No catalogue has a lookup for a book outside its registration groups.
     assert_eq!(
         s.scalar("SELECT count(*) FROM lookups WHERE provider = 'dnb' AND isbn13 NOT LIKE '9783%'")
@@ -311,6 +328,17 @@ async fn each_catalogues_habits_are_cleaned_and_a_word_index_accident_is_never_s
         ))
         .await;
     assert_eq!(leader.len(), 1, "{stored:?}");
+    // Its licence asks for the source and the record's date: the book carries both.
+    let attribution = s
+        .strings(&format!(
+            "SELECT attribution FROM books_flat WHERE isbn13 = '{}'",
+            french[0]
+        ))
+        .await;
+    assert_eq!(
+        attribution,
+        ["Source: Bibliothèque nationale de France, record of 2020-01-01"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -113,9 +113,10 @@ pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], s
         .iter()
         .zip(chosen)
         .map(|(isbn, chosen)| match chosen {
-            Some(i) => Some(Outcome::Found(Box::new(mapping::book(
-                &answer.records[i],
-                profile.format,
+            Some(i) => Some(Outcome::Found(Box::new(mapping::chosen(
+                profile,
+                &answer.records,
+                i,
                 isbn,
             )))),
             None if miss_is_verdict => Some(Outcome::NotFound {

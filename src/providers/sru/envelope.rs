@@ -37,6 +37,8 @@ pub struct MarcRecord {
     pub fields: Vec<DataField>,
     /// The record's own `id` attribute (BnF's ark), if any.
     pub id: Option<String>,
+    /// When the catalogue last changed the record (BnF's `LastModificationDate`, `20200101`).
+    pub modified: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -145,6 +147,7 @@ enum Target {
     Leader,
     Control,
     Subfield,
+    Modified,
 }
 
 /// Reads `body`.
@@ -254,6 +257,10 @@ impl Parser {
                 self.tag = attr("code");
                 Some(Target::Subfield)
             }
+            // BnF's `extraRecordData`, after the record it describes.
+            (_, "attr") if self.record.is_none() && attr("name") == "LastModificationDate" => {
+                Some(Target::Modified)
+            }
             _ => None,
         };
         if let Some(t) = target {
@@ -290,6 +297,16 @@ impl Parser {
             (Target::DiagUri, Some(d), _) => d.uri = text.trim().to_string(),
             (Target::DiagMessage, Some(d), _) => d.message = text.trim().to_string(),
             (Target::DiagDetails, Some(d), _) => d.details = text.trim().to_string(),
+            (Target::Modified, _, None) => {
+                if let Some(r) = self
+                    .answer
+                    .records
+                    .last_mut()
+                    .filter(|r| r.modified.is_none())
+                {
+                    r.modified = Some(text.trim().to_string());
+                }
+            }
             (Target::Leader, _, Some(r)) => r.leader = text,
             (Target::Control, _, Some(r)) if r.controls.len() < MAX_FIELDS => {
                 r.controls.push((std::mem::take(&mut self.tag), text));

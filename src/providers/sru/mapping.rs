@@ -12,7 +12,7 @@ MARC-in-JSON in `raw_json`, so `json_extract` works on it.
 use unicode_normalization::UnicodeNormalization;
 
 use super::envelope::MarcRecord;
-use super::profile::RecordFormat;
+use super::profile::{Profile, RecordFormat};
 use super::verify;
 use crate::domain::Book;
 use crate::isbn::Isbn13;
@@ -76,6 +76,43 @@ pub fn book(record: &MarcRecord, format: RecordFormat, isbn: &Isbn13) -> Book {
         lccn,
         raw_json: marc_in_json(record),
         ..Book::default()
+    }
+}
+
+/// The book of `records[chosen]` for `isbn`, with what the profile's licence asks said, and
+/// the other records that carry the ISBN (other editions, formats) kept in the raw record as
+/// `alternatives`, whole: nothing a catalogue sent for the book is thrown away.
+pub fn chosen(profile: &Profile, records: &[MarcRecord], chosen: usize, isbn: &Isbn13) -> Book {
+    let record = &records[chosen];
+    let mut book = book(record, profile.format, isbn);
+    book.attribution = profile
+        .attribution
+        .map(|who| match record.modified.as_deref() {
+            Some(date) => format!("Source: {who}, record of {}", iso_date(date)),
+            None => format!("Source: {who}"),
+        });
+    let others: Vec<serde_json::Value> = records
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| *i != chosen && verify::own_isbns(r, profile.format).contains(isbn))
+        .filter_map(|(_, r)| serde_json::from_str(&marc_in_json(r)).ok())
+        .collect();
+    if !others.is_empty()
+        && let Ok(mut raw) = serde_json::from_str::<serde_json::Value>(&book.raw_json)
+    {
+        raw["alternatives"] = serde_json::Value::Array(others);
+        book.raw_json = raw.to_string();
+    }
+    book
+}
+
+/// `20200101` as `2020-01-01`; any other text as it came.
+fn iso_date(date: &str) -> String {
+    match date.as_bytes() {
+        d if d.len() == 8 && d.iter().all(u8::is_ascii_digit) => {
+            format!("{}-{}-{}", &date[..4], &date[4..6], &date[6..])
+        }
+        _ => date.to_string(),
     }
 }
 
@@ -299,7 +336,14 @@ pub fn marc_in_json(record: &MarcRecord) -> String {
             &f.tag: { "ind1": f.ind1, "ind2": f.ind2, "subfields": subfields }
         }));
     }
-    serde_json::json!({ "leader": record.leader, "fields": fields }).to_string()
+    let mut json = serde_json::json!({ "leader": record.leader, "fields": fields });
+    if let Some(id) = &record.id {
+        json["id"] = id.as_str().into();
+    }
+    if let Some(date) = &record.modified {
+        json["last_modified"] = date.as_str().into();
+    }
+    json.to_string()
 }
 
 #[cfg(test)]
@@ -410,6 +454,7 @@ mod tests {
                 field("700", "", &[("a", "Duras"), ("b", "Marguerite")]),
             ],
             id: Some("ark:/12148/cb123".into()),
+            modified: None,
         };
         let b = book(&record, RecordFormat::Unimarc, &isbn("2707302759"));
         assert_eq!(b.title.as_deref(), Some("Les écrits"));
@@ -475,5 +520,52 @@ mod tests {
         let b = book(&bnf, RecordFormat::Unimarc, &isbn("2707302759"));
         assert_eq!(b.ddc.as_deref(), Some("843.914"));
         assert_eq!(b.lccn, None);
+    }
+
+    #[test]
+    fn the_other_editions_are_kept_whole_and_bnf_is_named_with_its_date() {
+        let edition = |year: &str, modified: Option<&str>| MarcRecord {
+            leader: "     nam  22        450 ".into(),
+            controls: vec![("001".into(), format!("FRBNF{year}"))],
+            fields: vec![DataField {
+                tag: "010".into(),
+                subfields: vec![("a".into(), "2-7073-0275-9".into())],
+                ..DataField::default()
+            }],
+            id: None,
+            modified: modified.map(str::to_string),
+        };
+        let records = [
+            edition("1979", Some("20200101")),
+            edition("2011", None),
+            MarcRecord::default(),
+        ];
+        let b = chosen(
+            &super::super::profile::BNF,
+            &records,
+            0,
+            &isbn("2707302759"),
+        );
+        assert_eq!(
+            b.attribution.as_deref(),
+            Some("Source: Bibliothèque nationale de France, record of 2020-01-01")
+        );
+        let raw: serde_json::Value = serde_json::from_str(&b.raw_json).expect("json");
+        assert_eq!(raw["last_modified"], "20200101");
+        let others = raw["alternatives"].as_array().expect("alternatives");
+        assert_eq!(
+            others.len(),
+            1,
+            "the other edition, not the unrelated record"
+        );
+        assert_eq!(others[0]["fields"][0]["001"], "FRBNF2011");
+        // A CC0 catalogue asks nothing.
+        let dnb = chosen(
+            &super::super::profile::DNB,
+            &records[..1],
+            0,
+            &isbn("2707302759"),
+        );
+        assert_eq!(dnb.attribution, None);
     }
 }

@@ -51,6 +51,7 @@ const fn spec(p: &'static Profile) -> Spec {
         key_variable: None,
         allowed_rate: polite_rate,
         prefixes: p.prefixes,
+        attribution: p.attribution,
         build,
     }
 }

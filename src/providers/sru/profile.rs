@@ -48,6 +48,9 @@ pub struct Profile {
     pub extra: &'static [(&'static str, &'static str)],
     /// The ISBN-13 prefixes it is asked about by default; empty: every ISBN.
     pub prefixes: &'static [&'static str],
+    /// Whom a record's reuse must name, where the licence asks (BnF's Licence Ouverte: the
+    /// producer and the record's date); `None` for CC0 and public-domain catalogues.
+    pub attribution: Option<&'static str>,
     /// Requests per second it is asked by default (`--sru-rate NAME=N/s`).
     pub rate: f64,
     /// Whether an ISBN missing from a batch answer is a verdict. Where it is not (LoC), the
@@ -67,6 +70,7 @@ pub const DNB: Profile = Profile {
     format: RecordFormat::Marc21,
     extra: &[],
     prefixes: &["9783"],
+    attribution: None,
     rate: 1.0,
     batch_miss_is_verdict: true,
 };
@@ -83,6 +87,7 @@ pub const K10PLUS: Profile = Profile {
     format: RecordFormat::Marc21,
     extra: &[],
     prefixes: &[],
+    attribution: None,
     rate: 1.0,
     batch_miss_is_verdict: true,
 };
@@ -100,6 +105,7 @@ pub const LOC: Profile = Profile {
     format: RecordFormat::Marc21,
     extra: &[("startRecord", "1")],
     prefixes: &["9780", "9781", "9798"],
+    attribution: None,
     rate: 1.0,
     batch_miss_is_verdict: false,
 };
@@ -116,6 +122,7 @@ pub const BNF: Profile = Profile {
     format: RecordFormat::Unimarc,
     extra: &[("startRecord", "1")],
     prefixes: &["9782", "97910"],
+    attribution: Some("Bibliothèque nationale de France"),
     rate: 1.0,
     batch_miss_is_verdict: true,
 };

@@ -226,12 +226,13 @@ async fn insert_records(
     sqlx::query(
         "INSERT INTO provider_books (isbn13, provider, record_id, title, subtitle, authors,
              publisher, published_date, published_year, description, page_count, categories,
-             language, average_rating, ratings_count, thumbnail, ddc, lcc, lccn, raw_json,
-             fetched_at, run_id)
-         SELECT *, $21::bigint, $22::bigint FROM unnest($1::text[], $2::text[], $3::text[],
+             language, average_rating, ratings_count, thumbnail, ddc, lcc, lccn, attribution,
+             raw_json, fetched_at, run_id)
+         SELECT *, $22::bigint, $23::bigint FROM unnest($1::text[], $2::text[], $3::text[],
              $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[],
              $10::text[], $11::bigint[], $12::text[], $13::text[], $14::float8[], $15::bigint[],
-             $16::text[], $17::text[], $18::text[], $19::text[], $20::text[])
+             $16::text[], $17::text[], $18::text[], $19::text[], $20::text[],
+             $21::text[])
          ON CONFLICT (isbn13, provider) DO UPDATE SET record_id = EXCLUDED.record_id,
              title = EXCLUDED.title, subtitle = EXCLUDED.subtitle, authors = EXCLUDED.authors,
              publisher = EXCLUDED.publisher, published_date = EXCLUDED.published_date,
@@ -240,6 +241,7 @@ async fn insert_records(
              language = EXCLUDED.language, average_rating = EXCLUDED.average_rating,
              ratings_count = EXCLUDED.ratings_count, thumbnail = EXCLUDED.thumbnail,
              ddc = EXCLUDED.ddc, lcc = EXCLUDED.lcc, lccn = EXCLUDED.lccn,
+             attribution = EXCLUDED.attribution,
              raw_json = EXCLUDED.raw_json, fetched_at = EXCLUDED.fetched_at,
              run_id = EXCLUDED.run_id",
     )
@@ -262,6 +264,7 @@ async fn insert_records(
     .bind(opt(&|b| b.ddc.as_deref()))
     .bind(opt(&|b| b.lcc.as_deref()))
     .bind(opt(&|b| b.lccn.as_deref()))
+    .bind(opt(&|b| b.attribution.as_deref()))
     .bind(&raw)
     .bind(now_ms)
     .bind(run_id)

@@ -343,6 +343,7 @@ async fn held_and_records(
             args.add(b.ddc.take()),
             args.add(b.lcc.take()),
             args.add(b.lccn.take()),
+            args.add(b.attribution.take()),
             args.add(std::mem::take(&mut b.raw_json)),
             args.add(now_ms),
             args.add(run_id),
@@ -360,7 +361,7 @@ async fn held_and_records(
 }
 
 /// Values a record row carries: its lookup's id, then the `provider_books` columns.
-const RECORD_COLUMNS: usize = 23;
+const RECORD_COLUMNS: usize = 24;
 
 /// The text of [`held_and_records`] for `rows` records (0: the read alone). Callers pad to a
 /// power of two with NULL rows (which join no lookup), so the text takes one of ten shapes and
@@ -375,7 +376,7 @@ fn held_and_records_sql(rows: usize) -> String {
         ";\nINSERT OR REPLACE INTO provider_books (isbn13, provider, record_id, title, subtitle,
             authors, publisher, published_date, published_year, description, page_count,
             categories, language, average_rating, ratings_count, thumbnail, ddc, lcc, lccn,
-            raw_json, fetched_at, run_id)
+            attribution, raw_json, fetched_at, run_id)
         SELECT ",
     );
     let columns: Vec<String> = (2..=RECORD_COLUMNS)
