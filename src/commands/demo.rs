@@ -3,7 +3,8 @@
 use super::*;
 
 /// The demo's fake: real books (as the goodreads export names them), known to one source or
-/// both, with a wrong book, a 503 that a retry fixes, and fields only one source has.
+/// both, with a wrong book, a 503 that a retry fixes, fields only one source has, and a French
+/// book only the BnF's catalogue holds.
 pub(super) fn demo_fake() -> FakeConfig {
     let mut config = FakeConfig {
         latency: Duration::from_millis(40),
@@ -22,6 +23,17 @@ pub(super) fn demo_fake() -> FakeConfig {
             "Richard Seymour Hall",
         ),
     ];
+    // Marguerite Duras, L'Amant de la Chine du Nord (Gallimard, Folio), as goodreads names it.
+    let bnf_only = "9782070388097";
+    config.catalogue.insert(
+        bnf_only.into(),
+        (
+            "L'Amant de la Chine du Nord".into(),
+            vec!["Marguerite Duras".into()],
+        ),
+    );
+    config.unknown.insert(bnf_only.into());
+    config.openlibrary.unknown.insert(bnf_only.into());
     for (isbn, title, author) in books {
         config
             .catalogue
@@ -102,7 +114,7 @@ async fn demo_in(
         .await
         .context("cannot start the fake API on 127.0.0.1")?;
     say!(
-        "demo: fake Google Books and Open Library at {}, database {}",
+        "demo: fake Google Books, Open Library and BnF catalogue at {}, database {}",
         fake.url(),
         db.display()
     )?;
@@ -122,8 +134,13 @@ async fn demo_in(
         crawl: CrawlArgs,
     }
     let url = fake.url();
+    let bnf = format!("bnf={url}/sru/bnf");
     let args = <DemoCrawl as clap::Parser>::try_parse_from([
         "demo",
+        "--providers=google,openlibrary,bnf",
+        "--sru-url",
+        &bnf,
+        "--sru-rate=bnf=20/s",
         "--rate=20/s",
         "--openlibrary-rate=20/s",
         "--backoff-base=200ms",

@@ -663,7 +663,7 @@ async fn demo_runs_offline_and_prints_results() {
         .expect("run");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("10 new ISBNs queued"), "{stdout}");
+    assert!(stdout.contains("11 new ISBNs queued"), "{stdout}");
     // Real books; Google alone knows Gilead, Open Library alone the Monsoon, Google sends a
     // wrong book for Rage of Angels (Open Library has it), nobody knows three.
     for line in [
@@ -671,6 +671,8 @@ async fn demo_runs_offline_and_prints_results() {
         "9780006380832  done       Empires of the Monsoon",
         "9780006178736  done       Rage of Angels",
         "9780002238304  not_found",
+        // Only the national library of its country holds the French book.
+        "9782070388097  done       L'Amant de la Chine du Nord",
     ] {
         assert!(stdout.contains(line), "{line:?} in {stdout}");
     }
@@ -678,7 +680,8 @@ async fn demo_runs_offline_and_prints_results() {
         stdout.contains("google: 9 fields; openlibrary: page_count"),
         "the merge is shown: {stdout}"
     );
-    assert_eq!(stdout.matches("  done  ").count(), 7, "{stdout}");
+    assert_eq!(stdout.matches("  done  ").count(), 8, "{stdout}");
+    assert!(stdout.contains("bnf: 6 fields"), "{stdout}");
     assert!(stdout.contains("Open Library"), "{stdout}");
 }
 
