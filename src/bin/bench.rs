@@ -64,6 +64,12 @@ enum What {
         #[arg(long, default_value_t = 5_000)]
         isbns: usize,
     },
+    /// The national libraries, fault-free, one in five ISBNs unknown, at the default
+    /// --sru-batch: requests per ISBN at DNB (a batch miss is a verdict) and LoC (it is not).
+    Sru {
+        #[arg(long, default_value_t = 5_000)]
+        isbns: usize,
+    },
     /// `report` on a big database: jobs loaded, half of them with a book from each provider.
     Report {
         #[arg(long, default_value_t = 1_000_000)]
@@ -124,6 +130,7 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(bench_quota(dir.path(), 10_000))?;
             runtime.block_on(bench_scale(dir.path(), 1_000_000))?;
             runtime.block_on(bench_openlibrary(dir.path(), 5_000))?;
+            runtime.block_on(bench_sru(dir.path(), 5_000))?;
             runtime.block_on(bench_report(dir.path(), 1_000_000, 500_000))?;
             let admin = "postgres://postgres@127.0.0.1:5432/postgres";
             runtime.block_on(bench_postgres(
@@ -143,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         What::Report { jobs, books } => runtime.block_on(bench_report(dir.path(), jobs, books))?,
         What::ReportDb { db, books } => runtime.block_on(fill_report_db(&db, books))?,
         What::Openlibrary { isbns } => runtime.block_on(bench_openlibrary(dir.path(), isbns))?,
+        What::Sru { isbns } => runtime.block_on(bench_sru(dir.path(), isbns))?,
         What::Load { lines } => bench_load(dir.path(), lines)?,
         What::Fake { latency } => runtime.block_on(async {
             let fake = FakeApi::start(FakeConfig {
@@ -720,6 +728,41 @@ async fn bench_openlibrary(dir: &Path, n: usize) -> anyhow::Result<()> {
         u.wall.as_secs_f64(),
         u.max_rss_kib as f64 / 1024.0
     );
+    Ok(())
+}
+
+async fn bench_sru(dir: &Path, n: usize) -> anyhow::Result<()> {
+    let list: Vec<String> = isbns(n).collect();
+    let mut config = FakeConfig::default();
+    config.sru.unknown.extend(list.iter().step_by(5).cloned());
+    for (name, target) in [
+        ("dnb", " (target <= 0.15)"),
+        ("loc", " (its misses asked alone)"),
+    ] {
+        let db = load_fresh(dir, &format!("sru-{name}"), n)?;
+        let fake = FakeApi::start(config.clone()).await?;
+        let url = format!("{name}={}/sru/{name}", fake.url());
+        let rate = format!("{name}=unlimited");
+        let route = format!("{name}=all");
+        let args = [
+            "--providers",
+            name,
+            "--sru-url",
+            &url,
+            "--sru-rate",
+            &rate,
+            "--route",
+            &route,
+        ];
+        let u = crawl_child(&db, &fake, &args).await?;
+        let (requests, _) = fake.sru_asked(name);
+        println!(
+            "sru {name}: {requests} requests for {n} ISBNs (20% unknown) at --sru-batch 10: {:.3} requests per ISBN{target}; at 1 request/s {:.0} ISBNs per hour; {:.2} s unlimited against the fake",
+            requests as f64 / n as f64,
+            3600.0 * n as f64 / requests.max(1) as f64,
+            u.wall.as_secs_f64()
+        );
+    }
     Ok(())
 }
 

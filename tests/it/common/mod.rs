@@ -305,7 +305,6 @@ pub fn isbns(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// A scratch database with `n` ISBNs loaded (see [`isbns`]).
 /// `--sru-url` and `--sru-rate` for every catalogue: the fake's, unlimited.
 pub fn sru_args(api: &isbn_crawler::fake_api::FakeApi) -> Vec<String> {
     let mut args = Vec::new();
@@ -318,6 +317,7 @@ pub fn sru_args(api: &isbn_crawler::fake_api::FakeApi) -> Vec<String> {
     args
 }
 
+/// A scratch database with `n` ISBNs loaded (see [`isbns`]).
 pub async fn loaded(n: usize) -> (Scratch, Vec<String>) {
     let s = Scratch::new();
     let list = isbns(n);
