@@ -136,3 +136,80 @@ async fn after_the_upgrade_a_crawl_asks_each_provider_only_for_what_it_should() 
     assert_eq!(ol.len(), 5);
     assert_eq!(s.states().await, counts(&[("done", 18)]));
 }
+
+/// `tests/fixtures/upgrade/v2.db` (its `make-v2.sh` says how) was written by the release
+/// before the national libraries: the demo's crawl of Google and Open Library (7 done, 3 not
+/// found), then two German and two French ISBNs loaded and never crawled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_release_before_the_national_libraries_upgrades_and_asks_each_only_its_own() {
+    let s = Scratch::new();
+    let from = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/upgrade/v2.db");
+    std::fs::copy(from, s.db()).expect("copy the fixture");
+    let records = "SELECT provider || ' ' || isbn13 || ' ' || title || ' ' || raw_json
+                   FROM provider_books ORDER BY 1";
+    let old_records = s.strings(records).await;
+    assert_eq!(s.scalar("SELECT count(*) FROM books").await, 7);
+    let old_misses = s
+        .strings(
+            "SELECT isbn13 FROM lookups WHERE provider = 'openlibrary' AND state = 'not_found'
+             ORDER BY isbn13",
+        )
+        .await;
+    let new: Vec<String> = s
+        .strings("SELECT isbn13 FROM jobs WHERE state = 'pending' ORDER BY isbn13")
+        .await;
+    assert_eq!(new.len(), 4);
+    let api = start_fake(FakeConfig {
+        openlibrary: isbn_crawler::fake_api::OpenLibraryConfig {
+            unknown: new.iter().cloned().collect(),
+            ..Default::default()
+        },
+        ..FakeConfig::default()
+    })
+    .await;
+    let sru = common::sru_args(&api);
+    let mut args: Vec<&str> = sru.iter().map(String::as_str).collect();
+    args.extend([
+        "--providers",
+        "openlibrary,national,google",
+        "--fill",
+        "missing",
+    ]);
+    assert_eq!(crawl(&s, &api, &args).await, ExitCode::Success);
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v.dedup();
+        v
+    };
+    // Open Library: only the books never asked; each catalogue only its own country's, and
+    // LoC only the old books Open Library had not found; Google nothing (its old lookups had
+    // ended, and the new books were found by free catalogues).
+    let ol = sorted(api.openlibrary_requests_per_isbn().into_keys().collect());
+    assert_eq!(ol, new);
+    let german: Vec<String> = new
+        .iter()
+        .filter(|i| i.starts_with("9783"))
+        .cloned()
+        .collect();
+    let french: Vec<String> = new
+        .iter()
+        .filter(|i| i.starts_with("9782"))
+        .cloned()
+        .collect();
+    assert_eq!(sorted(api.sru_asked("dnb").1), german);
+    assert_eq!(sorted(api.sru_asked("bnf").1), french);
+    assert_eq!(sorted(api.sru_asked("loc").1), old_misses);
+    assert_eq!(api.google_requests(), 0);
+    assert_eq!(s.states().await, counts(&[("done", 14)]));
+    // Every record stored before is as it was; the merged rows follow the new precedence
+    // (LoC, named before Google, now gives Gilead's title).
+    let kept = s.strings(records).await;
+    assert!(old_records.iter().all(|r| kept.contains(r)), "{kept:?}");
+    assert_eq!(
+        s.strings(
+            "SELECT json_extract(provenance, '$.title') FROM books WHERE isbn13 = '9780002005883'"
+        )
+        .await,
+        ["loc"]
+    );
+}
