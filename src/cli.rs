@@ -567,4 +567,73 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn national_libraries_on_the_command_line() {
+        let names = |s: &str| -> Vec<&str> {
+            parse_providers(s)
+                .expect("providers")
+                .0
+                .iter()
+                .map(|p| p.as_str())
+                .collect()
+        };
+        assert_eq!(names("national"), ["dnb", "bnf", "loc"]);
+        assert_eq!(
+            names("openlibrary,national,google,dnb"),
+            ["openlibrary", "dnb", "bnf", "loc", "google"]
+        );
+        let e = parse_providers("kb").expect_err("unknown");
+        assert!(e.contains("k10plus") && e.contains("national"), "{e}");
+        let cli = Cli::try_parse_from([
+            "isbn-crawler",
+            "crawl",
+            "--providers",
+            "dnb,bnf",
+            "--sru-rate",
+            "dnb=2/s",
+            "--sru-url",
+            "bnf=http://mirror/sru",
+            "--route",
+            "dnb=9783,97912",
+            "--route",
+            "dnb=all",
+            "--sru-batch",
+            "25",
+        ])
+        .expect("parses");
+        let Command::Crawl(args) = cli.command else {
+            panic!("crawl")
+        };
+        let (dnb, bnf) = (args.providers.0[0], args.providers.0[1]);
+        let lane = args.lane_args(dnb, Some("http://env/sru".into()));
+        assert_eq!(
+            (lane.rate, lane.concurrency, lane.batch),
+            (Some(2.0), 1, Some(25))
+        );
+        assert_eq!(
+            lane.url, "http://env/sru",
+            "the environment, where no flag names it"
+        );
+        let lane = args.lane_args(bnf, Some("http://env/sru".into()));
+        assert_eq!(
+            (lane.url.as_str(), lane.rate),
+            ("http://mirror/sru", Some(1.0))
+        );
+        assert_eq!(args.routes_of(dnb), Routes::All, "the last --route wins");
+        assert_eq!(
+            args.routes_of(bnf),
+            Routes::Prefixes(vec!["9782".into(), "97910".into()])
+        );
+        for bad in [
+            &["--sru-batch", "26"][..],
+            &["--sru-rate", "google=1/s"],
+            &["--sru-url", "dnb"],
+            &["--route", "dnb=3"],
+        ] {
+            let mut argv = vec!["isbn-crawler", "crawl"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?} accepted");
+        }
+    }
 }

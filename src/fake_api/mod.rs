@@ -122,6 +122,10 @@ struct State {
     sru_requests: u64,
     /// Per catalogue: its requests, and every ISBN-13 asked of it (once per request).
     sru_by_catalogue: HashMap<String, (u64, Vec<String>)>,
+    /// SRU requests in flight now and at most; each one's User-Agent and whether it asked gzip.
+    sru_in_flight: u32,
+    sru_max_in_flight: u32,
+    sru_clients: Vec<(String, bool)>,
     /// Open Library: requests per ISBN-13 asked, and keys per request.
     ol_requests_per_isbn: HashMap<String, u32>,
     ol_requests: Vec<usize>,
@@ -275,6 +279,16 @@ impl FakeApi {
         self.state().sru_requests
     }
 
+    /// The most SRU requests in flight at once (every catalogue together).
+    pub fn sru_max_in_flight(&self) -> u32 {
+        self.state().sru_max_in_flight
+    }
+
+    /// Each SRU request's User-Agent (lower-cased) and whether it asked for gzip.
+    pub fn sru_clients(&self) -> Vec<(String, bool)> {
+        self.state().sru_clients.clone()
+    }
+
     /// The requests catalogue `name` had, and the ISBN-13s they asked (once per request).
     pub fn sru_asked(&self, name: &str) -> (u64, Vec<String>) {
         self.state()
@@ -340,6 +354,11 @@ async fn serve(
         total.fetch_add(1, Ordering::SeqCst);
         let target = head.split(' ').nth(1).unwrap_or("/").to_string();
         let wants_gzip = target.starts_with("/books/v1/") && asks_for_gzip(&head);
+        // A catalogue's request is logged (who asked, gzip or not) and counted in flight
+        // until its answer is written or dropped.
+        let _in_flight = target
+            .starts_with("/sru/")
+            .then(|| SruInFlight::enter(&state, &head));
         let (answer, latency) = decide(&state, &target, t0);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
@@ -416,19 +435,43 @@ fn response_head(
     head
 }
 
+/// The value of header `name` in a request head (lower-cased).
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_ascii_lowercase())
+    })
+}
+
 /// Google compresses only for a request that accepts gzip and whose User-Agent contains
 /// "gzip" (`shared/docs/google-books-api.md`).
 fn asks_for_gzip(head: &str) -> bool {
-    let header = |name: &str| {
-        head.lines().find_map(|line| {
-            let (k, v) = line.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.to_ascii_lowercase())
-        })
-    };
-    header("accept-encoding").is_some_and(|v| v.contains("gzip"))
-        && header("user-agent").is_some_and(|v| v.contains("gzip"))
+    header(head, "accept-encoding").is_some_and(|v| v.contains("gzip"))
+        && header(head, "user-agent").is_some_and(|v| v.contains("gzip"))
+}
+
+/// An SRU request in flight: counted while it lives.
+struct SruInFlight<'a>(&'a Mutex<State>);
+
+impl<'a> SruInFlight<'a> {
+    fn enter(state: &'a Mutex<State>, head: &str) -> SruInFlight<'a> {
+        let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+        st.sru_in_flight += 1;
+        st.sru_max_in_flight = st.sru_max_in_flight.max(st.sru_in_flight);
+        let agent = header(head, "user-agent").unwrap_or_default();
+        let gzip = header(head, "accept-encoding").is_some_and(|v| v.contains("gzip"));
+        st.sru_clients.push((agent, gzip));
+        SruInFlight(state)
+    }
+}
+
+impl Drop for SruInFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        st.sru_in_flight = st.sru_in_flight.saturating_sub(1);
+    }
 }
 
 /// `body` gzip-compressed (`None` only if the encoder fails, which writing to memory does not).

@@ -392,3 +392,93 @@ async fn faults_cost_nothing_and_a_refusing_catalogue_stops_alone() {
         "a refusal costs no attempt"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalogue_is_asked_one_request_at_a_time_gzipped_by_a_named_client() {
+    let german = run_of("9783", 0, 40);
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&german).await, ExitCode::Success);
+    let api = start_fake(FakeConfig {
+        latency: Duration::from_millis(5),
+        ..FakeConfig::default()
+    })
+    .await;
+    let env = isbn_crawler::Environment {
+        contact: Some("me@example.org".into()),
+        ..common::env_with_key()
+    };
+    let url = format!("dnb={}/sru/dnb", api.url());
+    let args = [
+        "crawl",
+        "--providers",
+        "dnb",
+        "--sru-url",
+        &url,
+        "--sru-rate",
+        "dnb=unlimited",
+        "--sru-batch",
+        "4",
+    ];
+    assert_eq!(s.run_with(&args, env).await, ExitCode::Success);
+    assert_eq!(s.states().await, [("done".to_string(), 40)].into());
+    assert_eq!(api.sru_max_in_flight(), 1, "one request in flight");
+    let clients = api.sru_clients();
+    assert_eq!(clients.len(), 10, "40 books, 4 a request");
+    for (agent, gzip) in clients {
+        assert!(
+            agent.starts_with("isbn-crawler/") && agent.contains("+mailto:me@example.org"),
+            "{agent}"
+        );
+        assert!(gzip, "gzip asked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_environment_points_a_catalogue_at_a_mirror_and_the_flag_wins() {
+    let s = Scratch::new();
+    assert_eq!(s.load_lines(&run_of("9783", 0, 3)).await, ExitCode::Success);
+    let api = start_fake(FakeConfig::default()).await;
+    let out = common::binary_async()
+        .args([
+            "--db",
+            &s.db_str(),
+            "--quiet",
+            "crawl",
+            "--providers",
+            "dnb",
+        ])
+        .args(["--sru-rate", "dnb=unlimited"])
+        .env("ISBN_CRAWLER_SRU_URL_DNB", format!("{}/sru/dnb", api.url()))
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(api.sru_asked("dnb").0, 1);
+    // A --sru-url wins over the variable: here one where nothing listens, for two new books.
+    assert_eq!(
+        s.load_lines(&run_of("9783", 10, 2)).await,
+        ExitCode::Success
+    );
+    let out = common::binary_async()
+        .args([
+            "--db",
+            &s.db_str(),
+            "--quiet",
+            "crawl",
+            "--providers",
+            "dnb",
+        ])
+        .args(["--sru-rate", "dnb=unlimited", "--max-attempts", "1"])
+        .args([
+            "--sru-url",
+            "dnb=http://127.0.0.1:9/sru/dnb",
+            "--route",
+            "dnb=all",
+        ])
+        .env("ISBN_CRAWLER_SRU_URL_DNB", format!("{}/sru/dnb", api.url()))
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(out.status.code(), Some(4), "the two failed there: {out:?}");
+    assert_eq!(api.sru_asked("dnb").0, 1, "the mirror was not asked again");
+}

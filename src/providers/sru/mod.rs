@@ -99,3 +99,36 @@ fn build(spec: &'static Spec, s: &Settings) -> Built {
         .map(|c| Arc::new(c) as Arc<dyn Provider>)
         .map_err(BuildError::Client)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(rate: Option<f64>, url: &str) -> Result<Option<f64>, String> {
+        polite_rate(&RateAsked {
+            asked: rate,
+            contact: false,
+            url,
+        })
+    }
+
+    #[test]
+    fn a_catalogue_is_asked_at_most_five_a_second_unless_it_is_on_this_machine() {
+        let real = profile::DNB.base_url;
+        assert_eq!(asked(Some(1.0), real), Ok(Some(1.0)));
+        assert_eq!(asked(Some(5.0), real), Ok(Some(5.0)));
+        assert!(asked(Some(5.5), real).is_err());
+        assert!(asked(None, real).is_err(), "never unlimited");
+        assert_eq!(asked(None, "http://127.0.0.1:8080/sru/dnb"), Ok(None));
+    }
+
+    #[test]
+    fn every_profile_is_a_provider_with_its_own_routes() {
+        for p in profile::ALL {
+            let spec = crate::providers::registry::spec(ProviderId::named(p.name));
+            assert_eq!(spec.title, p.title);
+            assert_eq!(spec.prefixes, p.prefixes);
+            assert_eq!(profile_of(spec.id).map(|q| q.name), Some(p.name));
+        }
+    }
+}

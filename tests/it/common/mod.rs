@@ -225,6 +225,9 @@ pub fn binary() -> std::process::Command {
         .env_remove("OPEN_LIBRARY_API_URL")
         .env_remove("ISBN_CRAWLER_CONTACT")
         .env_remove("RUST_LOG");
+    for p in isbn_crawler::providers::sru::profile::ALL {
+        cmd.env_remove(format!("ISBN_CRAWLER_SRU_URL_{}", p.name.to_uppercase()));
+    }
     cmd
 }
 
