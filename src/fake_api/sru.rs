@@ -223,6 +223,16 @@ fn record(
                 ),
                 _ => (xml_text(&book.title), isbn13.to_string(), String::new()),
             };
+            // K10plus finds an e-book by the print ISBN in its 776 $z; elsewhere a $z of 020.
+            let cancelled_field = if profile.name == "k10plus" && cancelled.is_some() {
+                format!(
+                    r#"<datafield tag="776" ind1="0" ind2="8"><subfield code="i">Erscheint auch als</subfield><subfield code="z">{z}</subfield></datafield>"#
+                )
+            } else {
+                format!(
+                    r#"<datafield tag="020" ind1=" " ind2=" "><subfield code="z">{z}</subfield></datafield>"#
+                )
+            };
             let leader = if profile.name == "loc" {
                 "00000cam a2200000 a 4500"
             } else {
@@ -238,7 +248,7 @@ fn record(
                 )
             });
             format!(
-                r#"<record xmlns="http://www.loc.gov/MARC21/slim" type="Bibliographic"><leader>{leader}</leader><controlfield tag="001">{isbn13}-{e}</controlfield>{lccn}<datafield tag="020" ind1=" " ind2=" "><subfield code="a">{isbn_a}</subfield></datafield><datafield tag="020" ind1=" " ind2=" "><subfield code="z">{z}</subfield></datafield><datafield tag="245" ind1="1" ind2="0"><subfield code="a">{title}</subfield></datafield><datafield tag="264" ind1=" " ind2="1"><subfield code="b">Fake Verlag</subfield><subfield code="c">{year}</subfield></datafield>{names}</record>"#
+                r#"<record xmlns="http://www.loc.gov/MARC21/slim" type="Bibliographic"><leader>{leader}</leader><controlfield tag="001">{isbn13}-{e}</controlfield>{lccn}<datafield tag="020" ind1=" " ind2=" "><subfield code="a">{isbn_a}</subfield></datafield>{cancelled_field}<datafield tag="245" ind1="1" ind2="0"><subfield code="a">{title}</subfield></datafield><datafield tag="264" ind1=" " ind2="1"><subfield code="b">Fake Verlag</subfield><subfield code="c">{year}</subfield></datafield>{names}</record>"#
             )
         }
         RecordFormat::Unimarc => {
