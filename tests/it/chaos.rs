@@ -19,6 +19,42 @@ const KILLS: usize = 8;
 const CONCURRENCY: u32 = 16;
 const MAX_ATTEMPTS: i64 = 8;
 
+/// Each lookup with its provider's stored title: (isbn13, provider, state, attempts, title).
+async fn lookup_rows(s: &Scratch) -> Vec<(String, String, String, i64, Option<String>)> {
+    let store = s.store().await;
+    sqlx::query_as(
+        "SELECT l.isbn13, l.provider, l.state, l.attempts, p.title
+         FROM lookups l LEFT JOIN provider_books p
+           ON p.isbn13 = l.isbn13 AND p.provider = l.provider",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("query")
+}
+
+/// The last run after the kills, to its end (0, or 4 where some lookups failed for good),
+/// leaves no lookup open.
+async fn every_lookup_terminal(s: &Scratch, last: tokio::process::Command, seed: u64) {
+    let (code, output) = final_run(last).await;
+    assert!(matches!(code, Some(0 | 4)), "seed {seed}: {output}");
+    let open = s
+        .scalar("SELECT count(*) FROM lookups WHERE state IN ('pending', 'in_progress')")
+        .await;
+    assert_eq!(open, 0, "seed {seed}: every lookup terminal");
+}
+
+/// Faults every half of the fake serves in the multi-provider rounds.
+fn storm(seed: u64) -> FaultRates {
+    FaultRates {
+        unavailable: 0.04,
+        reset: 0.03,
+        truncated: 0.03,
+        stall: 0.01,
+        stall_for: Duration::from_secs(2),
+        seed,
+    }
+}
+
 /// The run to the end after the kills: its exit code and output.
 async fn final_run(mut cmd: tokio::process::Command) -> (Option<i32>, String) {
     let out = tokio::time::timeout(Duration::from_secs(120), cmd.output())
@@ -217,14 +253,7 @@ async fn kill_9_rounds_with_both_providers_lose_nothing() {
             .collect()
     };
     let (google_unknown, ol_unknown) = (pick(&mut rng), pick(&mut rng));
-    let faults = FaultRates {
-        unavailable: 0.05,
-        reset: 0.03,
-        truncated: 0.03,
-        stall: 0.01,
-        stall_for: Duration::from_secs(2),
-        seed,
-    };
+    let faults = storm(seed);
     let api = FakeApi::start(FakeConfig {
         latency: Duration::from_millis(2),
         unknown: google_unknown.clone(),
@@ -254,28 +283,11 @@ async fn kill_9_rounds_with_both_providers_lose_nothing() {
         cmd
     };
     let kills = kill_rounds(&api, crawl, ROUNDS, &mut rng).await;
-    let (code, output) = final_run(crawl()).await;
-    assert!(matches!(code, Some(0 | 4)), "seed {seed}: {output}");
-    let open = s
-        .scalar("SELECT count(*) FROM lookups WHERE state IN ('pending', 'in_progress')")
-        .await;
-    assert_eq!(open, 0, "seed {seed}: every lookup terminal");
+    every_lookup_terminal(&s, crawl(), seed).await;
     assert_eq!(s.scalar("SELECT count(*) FROM lookups").await, 2 * N as i64);
-    let store = s.store().await;
-    let rows = sqlx::query(
-        "SELECT l.isbn13, l.provider, l.state, l.attempts, p.title
-         FROM lookups l LEFT JOIN provider_books p
-           ON p.isbn13 = l.isbn13 AND p.provider = l.provider",
-    )
-    .fetch_all(store.pool())
-    .await
-    .expect("query");
+    let rows = lookup_rows(&s).await;
     let (google_asked, ol_asked) = (api.requests_per_isbn(), api.openlibrary_requests_per_isbn());
-    for row in &rows {
-        let (isbn, provider, state): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        let attempts: i64 = row.get(3);
-        let title: Option<String> = row.get(4);
+    for (isbn, provider, state, attempts, title) in rows {
         let (unknown, asked, want_title) = if provider == "google" {
             (&google_unknown, &google_asked, title_for(&isbn))
         } else {
@@ -345,14 +357,7 @@ async fn kill_9_rounds_with_four_providers_lose_nothing() {
     };
     let (google_unknown, ol_unknown, sru_unknown, accidents) =
         (pick(0.1), pick(0.1), pick(0.1), pick(0.05));
-    let faults = FaultRates {
-        unavailable: 0.04,
-        reset: 0.03,
-        truncated: 0.03,
-        stall: 0.01,
-        stall_for: Duration::from_secs(2),
-        seed,
-    };
+    let faults = storm(seed);
     let api = FakeApi::start(FakeConfig {
         latency: Duration::from_millis(2),
         unknown: google_unknown.clone(),
@@ -392,23 +397,10 @@ async fn kill_9_rounds_with_four_providers_lose_nothing() {
         cmd
     };
     let kills = kill_rounds(&api, crawl, ROUNDS, &mut rng).await;
-    let (code, output) = final_run(crawl()).await;
-    assert!(matches!(code, Some(0 | 4)), "seed {seed}: {output}");
-    let open = s
-        .scalar("SELECT count(*) FROM lookups WHERE state IN ('pending', 'in_progress')")
-        .await;
-    assert_eq!(open, 0, "seed {seed}: every lookup terminal");
+    every_lookup_terminal(&s, crawl(), seed).await;
     // Each book asked of Google, Open Library and the one catalogue of its country.
     assert_eq!(s.scalar("SELECT count(*) FROM lookups").await, 3 * N as i64);
-    let store = s.store().await;
-    let rows = sqlx::query(
-        "SELECT l.isbn13, l.provider, l.state, l.attempts, p.title
-         FROM lookups l LEFT JOIN provider_books p
-           ON p.isbn13 = l.isbn13 AND p.provider = l.provider",
-    )
-    .fetch_all(store.pool())
-    .await
-    .expect("query");
+    let rows = lookup_rows(&s).await;
     let counted = |name: &str| -> HashMap<String, i64> {
         let mut per = HashMap::new();
         for isbn in api.sru_asked(name).1 {
@@ -418,11 +410,7 @@ async fn kill_9_rounds_with_four_providers_lose_nothing() {
     };
     let (dnb_asked, loc_asked) = (counted("dnb"), counted("loc"));
     let (google_asked, ol_asked) = (api.requests_per_isbn(), api.openlibrary_requests_per_isbn());
-    for row in &rows {
-        let (isbn, provider, state): (String, String, String) =
-            (row.get(0), row.get(1), row.get(2));
-        let attempts: i64 = row.get(3);
-        let title: Option<String> = row.get(4);
+    for (isbn, provider, state, attempts, title) in rows {
         let (missing, asked, want_title, per_attempt): (HashSet<&String>, i64, String, i64) =
             match provider.as_str() {
                 "google" => (

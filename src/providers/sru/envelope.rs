@@ -50,6 +50,22 @@ pub struct DataField {
     pub subfields: Vec<(String, String)>,
 }
 
+impl DataField {
+    /// A field of `tag` with blank indicators and `subfields` (code, value): for tests that
+    /// build records by hand.
+    #[cfg(test)]
+    pub fn of(tag: &str, subfields: &[(&str, &str)]) -> DataField {
+        DataField {
+            tag: tag.into(),
+            subfields: subfields
+                .iter()
+                .map(|(c, v)| (c.to_string(), v.to_string()))
+                .collect(),
+            ..DataField::default()
+        }
+    }
+}
+
 impl MarcRecord {
     /// The value of control field `tag`.
     pub fn control(&self, tag: &str) -> Option<&str> {

@@ -470,14 +470,7 @@ mod tests {
 
     #[test]
     fn classifications_as_the_catalogues_write_them() {
-        let field = |tag: &str, subfields: &[(&str, &str)]| DataField {
-            tag: tag.into(),
-            subfields: subfields
-                .iter()
-                .map(|(c, v)| (c.to_string(), v.to_string()))
-                .collect(),
-            ..DataField::default()
-        };
+        let field = DataField::of;
         let loc = MarcRecord {
             leader: "01021cam a2200289 a 4500".into(),
             fields: vec![
@@ -527,11 +520,7 @@ mod tests {
         let edition = |year: &str, modified: Option<&str>| MarcRecord {
             leader: "     nam  22        450 ".into(),
             controls: vec![("001".into(), format!("FRBNF{year}"))],
-            fields: vec![DataField {
-                tag: "010".into(),
-                subfields: vec![("a".into(), "2-7073-0275-9".into())],
-                ..DataField::default()
-            }],
+            fields: vec![DataField::of("010", &[("a", "2-7073-0275-9")])],
             id: None,
             modified: modified.map(str::to_string),
         };

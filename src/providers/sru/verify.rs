@@ -118,14 +118,7 @@ mod tests {
     use super::*;
 
     fn field(tag: &str, subfields: &[(&str, &str)]) -> DataField {
-        DataField {
-            tag: tag.into(),
-            subfields: subfields
-                .iter()
-                .map(|(c, v)| (c.to_string(), v.to_string()))
-                .collect(),
-            ..DataField::default()
-        }
+        DataField::of(tag, subfields)
     }
 
     fn book(fields: Vec<DataField>) -> MarcRecord {
