@@ -37,13 +37,9 @@ pub struct Page {
     pub records: usize,
 }
 
-/// The table above.
-pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], start: u64) -> Page {
-    let failed = |outcome| Page {
-        answer: Answer::Failed(outcome),
-        more: false,
-        records: 0,
-    };
+/// What a status other than 200 means (the table's lower rows); `None` for a 200.
+fn by_status(profile: &Profile, status: u16, body: &[u8]) -> Option<Outcome> {
+    // The title of an HTML error page says more than its status.
     let said = || {
         let b = String::from_utf8_lossy(&body[..body.len().min(200)]);
         let text = b
@@ -55,26 +51,32 @@ pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], s
             None => format!("HTTP {status} from {}", profile.title),
         }
     };
-    match status {
-        200 => {}
-        429 => {
-            return failed(Outcome::RateLimited {
-                retry_after: Some(RATE_LIMITED_DELAY),
-            });
-        }
-        403 => {
-            return failed(Outcome::ApiRejected {
-                kind: Rejection::CatalogueRefused,
-                message: said(),
-            });
-        }
-        408 | 500..=599 => {
-            return failed(Outcome::Transient {
-                error: said(),
-                retry_after: None,
-            });
-        }
-        _ => return failed(Outcome::Permanent { error: said() }),
+    Some(match status {
+        200 => return None,
+        429 => Outcome::RateLimited {
+            retry_after: Some(RATE_LIMITED_DELAY),
+        },
+        403 => Outcome::ApiRejected {
+            kind: Rejection::CatalogueRefused,
+            message: said(),
+        },
+        408 | 500..=599 => Outcome::Transient {
+            error: said(),
+            retry_after: None,
+        },
+        _ => Outcome::Permanent { error: said() },
+    })
+}
+
+/// The table above.
+pub fn classify(profile: &Profile, status: u16, body: &[u8], isbns: &[Isbn13], start: u64) -> Page {
+    let failed = |outcome| Page {
+        answer: Answer::Failed(outcome),
+        more: false,
+        records: 0,
+    };
+    if let Some(outcome) = by_status(profile, status, body) {
+        return failed(outcome);
     }
     let answer = match envelope::parse(body) {
         Ok(a) => a,
