@@ -52,6 +52,8 @@ pub(super) struct Ctx<S> {
     pub(super) size: BatchSize,
     /// Misses of OR answers waiting for a batch of misses.
     pub(super) misses: MissPool,
+    /// Transient failures since the last answer (see `worker::react`).
+    pub(super) faults_in_a_row: std::sync::atomic::AtomicU32,
 }
 
 /// A request's worth of lookups, each with the OR batches of misses it has been through.

@@ -136,7 +136,7 @@ impl Limiter {
         let mut st = self.lock();
         if st.0.slow_down(Instant::now()) {
             st.1 = governor_for(st.0.current());
-            tracing::warn!(rate = ?st.0.current(), "429 rate limit: slowing down");
+            tracing::warn!(rate = ?st.0.current(), "a 429 (or a failing catalogue): slowing down");
         }
     }
 

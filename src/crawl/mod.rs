@@ -277,6 +277,7 @@ fn contexts<S: CrawlStore>(run: &Run<S>, lanes: Vec<Lane>) -> Vec<Arc<Ctx<S>>> {
                     None => BatchSize::adaptive(max),
                 },
                 misses: MissPool::default(),
+                faults_in_a_row: Default::default(),
                 limiter: Limiter::new(lane.rate),
                 budget: budget_of(&lane),
                 probing: std::sync::atomic::AtomicBool::new(false),

@@ -67,10 +67,26 @@ pub(super) async fn permit_and_budget<S: CrawlStore>(ctx: &Ctx<S>, stop: &Stop) 
     }
 }
 
+/// Transient failures in a row that slow a lane whose spec asks for it (`slow_on_fault`).
+pub(super) const FAULTS_TO_SLOW_DOWN: u32 = 3;
+
+/// Counts a transient failure; `true` (and the count starts again) at the
+/// [`FAULTS_TO_SLOW_DOWN`]th in a row.
+fn one_fault_more(in_a_row: &std::sync::atomic::AtomicU32) -> bool {
+    let n = in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+    if n >= FAULTS_TO_SLOW_DOWN {
+        in_a_row.store(0, Ordering::Relaxed);
+    }
+    n >= FAULTS_TO_SLOW_DOWN
+}
+
 /// What an outcome means for the whole crawl: the rate, and whether to stop.
 pub(super) fn react<S: CrawlStore>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome) {
     match outcome {
-        Outcome::Found(_) | Outcome::NotFound { .. } => ctx.limiter.on_success(),
+        Outcome::Found(_) | Outcome::NotFound { .. } => {
+            ctx.faults_in_a_row.store(0, Ordering::Relaxed);
+            ctx.limiter.on_success();
+        }
         Outcome::RateLimited { .. } => ctx.limiter.on_rate_limited(),
         Outcome::QuotaExhausted { message } => stop.request(StopReason::QuotaExhausted {
             message: message.clone(),
@@ -80,6 +96,13 @@ pub(super) fn react<S: CrawlStore>(ctx: &Ctx<S>, stop: &Stop, outcome: &Outcome)
             kind: *kind,
             message: message.clone(),
         }),
+        // Failures in a row, not a stray one: a catalogue with the odd 503 keeps its pace.
+        Outcome::Transient { error, .. } if ctx.lane.spec.slow_on_fault => {
+            tracing::debug!("{error}");
+            if one_fault_more(&ctx.faults_in_a_row) {
+                ctx.limiter.on_rate_limited();
+            }
+        }
         Outcome::Transient { error, .. } | Outcome::Permanent { error } => {
             tracing::debug!("{error}");
         }
@@ -259,4 +282,19 @@ async fn answered<S: CrawlStore>(
         queue.extend(unsure.chunks(size).map(<[(ClaimedLookup, u8)]>::to_vec));
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_slows_down_at_the_third_fault_in_a_row_not_at_a_stray_one() {
+        let n = std::sync::atomic::AtomicU32::new(0);
+        assert!(!one_fault_more(&n) && !one_fault_more(&n));
+        assert!(one_fault_more(&n), "the third in a row");
+        assert!(!one_fault_more(&n), "counting starts again");
+        n.store(0, Ordering::Relaxed); // an answer came
+        assert!(!one_fault_more(&n) && !one_fault_more(&n));
+    }
 }

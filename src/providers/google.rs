@@ -160,6 +160,7 @@ pub const SPEC: super::Spec = super::Spec {
     key_variable: Some("GOOGLE_BOOKS_API_KEY"),
     allowed_rate: super::any_rate,
     prefixes: &[],
+    slow_on_fault: false,
     attribution: None,
     build,
 };

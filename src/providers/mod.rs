@@ -47,6 +47,9 @@ pub struct Spec {
     /// The ISBN-13 prefixes it is asked about unless `--route` says otherwise; empty: every
     /// ISBN (a national library's are its country's registration groups).
     pub prefixes: &'static [&'static str],
+    /// Transient failures in a row (503 pages, resets, timeouts, XML cut short) slow the lane
+    /// down as a 429 does: a public catalogue failing again and again is often one overloaded.
+    pub slow_on_fault: bool,
     /// The producer its licence asks reusers to name (BnF), if it asks.
     pub attribution: Option<&'static str>,
     /// The client of this spec's provider, from provider-neutral settings.

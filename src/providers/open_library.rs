@@ -54,6 +54,7 @@ pub const SPEC: super::Spec = super::Spec {
     key_variable: None,
     allowed_rate,
     prefixes: &[],
+    slow_on_fault: false,
     attribution: None,
     build,
 };

@@ -51,6 +51,7 @@ const fn spec(p: &'static Profile) -> Spec {
         key_variable: None,
         allowed_rate: polite_rate,
         prefixes: p.prefixes,
+        slow_on_fault: true,
         attribution: p.attribution,
         build,
     }
