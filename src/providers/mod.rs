@@ -25,8 +25,8 @@ pub use crate::domain::ProviderId;
 use crate::isbn::Isbn13;
 
 /// A source as the crawl and the command line see it: what it can do, never its name. Each
-/// provider module exports one (`SPEC`); [`registry`] lists them.
-#[derive(Debug)]
+/// provider module exports one (`SPEC`; `sru` one per catalogue); [`registry`] lists them.
+#[derive(Debug, Clone, Copy)]
 pub struct Spec {
     pub id: ProviderId,
     /// The name people read (`Google Books`).

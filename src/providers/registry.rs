@@ -2,22 +2,27 @@
 Every provider, as data: the one list the crawl, the command line and the store consult.
 Adding a source is its module (with its `SPEC` and `ID`), one line here, its half of the fake
 and its tests; nothing else names it. A national library over SRU is less still: one profile
-(`sru/profile.rs`), whose spec `sru` makes.
+in `sru/profile.rs`, whose spec `sru::SPECS` makes and this list takes.
 */
 
 use super::Spec;
 use super::{google, open_library, sru};
 use crate::domain::{ProviderId, Routes};
 
+/// How many providers there are: Google, Open Library and every SRU catalogue.
+const COUNT: usize = 2 + sru::SPECS.len();
+
 /// Every provider's description, in the default order of precedence.
-pub const ALL: [&Spec; 6] = [
-    &google::SPEC,
-    &open_library::SPEC,
-    &sru::DNB,
-    &sru::BNF,
-    &sru::LOC,
-    &sru::K10PLUS,
-];
+pub static ALL: [&Spec; COUNT] = {
+    let mut all = [&google::SPEC; COUNT];
+    all[1] = &open_library::SPEC;
+    let mut i = 0;
+    while i < sru::SPECS.len() {
+        all[2 + i] = &sru::SPECS[i];
+        i += 1;
+    }
+    all
+};
 
 /// Every provider's id, in the default order of precedence.
 pub fn ids() -> impl Iterator<Item = ProviderId> {

@@ -15,7 +15,8 @@ use isbn_crawler::store::*;
 
 const G: ProviderId = isbn_crawler::providers::google::ID;
 const OL: ProviderId = isbn_crawler::providers::open_library::ID;
-const DNB: ProviderId = isbn_crawler::providers::sru::DNB.id;
+/// The first catalogue of `sru::profile::ALL`, the DNB (`registry::parse` is not `const`).
+const DNB: ProviderId = isbn_crawler::providers::sru::SPECS[0].id;
 
 /// What keeps a test's database alive (and removes it afterwards).
 enum Keep {

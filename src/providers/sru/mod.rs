@@ -11,8 +11,8 @@ book asked for (`verify.rs`), one mapping makes it a book (`mapping.rs`), one ta
 What each catalogue really sends (and the basis of every rule here) is in
 `../shared/docs/sru-catalogues.md`.
 
-Each profile becomes a crawl provider's [`Spec`] here ([`DNB`], [`BNF`], [`LOC`],
-[`K10PLUS`]): no key, no quota, batches of up to [`MAX_BATCH`], politeness by [`polite_rate`].
+Each profile becomes a crawl provider's [`Spec`] here ([`SPECS`]): no key, no quota, batches
+of up to [`MAX_BATCH`], politeness by [`polite_rate`].
 */
 
 pub mod classify;
@@ -57,10 +57,17 @@ const fn spec(p: &'static Profile) -> Spec {
     }
 }
 
-pub const DNB: Spec = spec(&profile::DNB);
-pub const K10PLUS: Spec = spec(&profile::K10PLUS);
-pub const LOC: Spec = spec(&profile::LOC);
-pub const BNF: Spec = spec(&profile::BNF);
+/// Every catalogue's spec, one per profile, in `profile::ALL`'s order: a new profile there is a
+/// new provider, with nothing else to write.
+pub static SPECS: [Spec; profile::ALL.len()] = {
+    let mut out = [spec(profile::ALL[0]); profile::ALL.len()];
+    let mut i = 1;
+    while i < profile::ALL.len() {
+        out[i] = spec(profile::ALL[i]);
+        i += 1;
+    }
+    out
+};
 
 /// The profile of the catalogue `id` names, if it is one.
 pub fn profile_of(id: ProviderId) -> Option<&'static Profile> {

@@ -127,8 +127,9 @@ pub const BNF: Profile = Profile {
     batch_miss_is_verdict: true,
 };
 
-/// Every catalogue, in the order `--providers national` does not change.
-pub const ALL: [&Profile; 4] = [&DNB, &K10PLUS, &LOC, &BNF];
+/// Every catalogue, in their default order of precedence (after Google and Open Library): each
+/// is a provider (`sru::SPECS`), with no other line to add.
+pub const ALL: [&Profile; 4] = [&DNB, &BNF, &LOC, &K10PLUS];
 
 /// What `--providers national` means, in this order.
 pub const NATIONAL: [&str; 3] = ["dnb", "bnf", "loc"];
