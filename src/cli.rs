@@ -107,6 +107,10 @@ pub struct ExportArgs {
     /// Columns, comma-separated (default: all but raw_json).
     #[arg(long, value_parser = parse_columns)]
     pub columns: Option<Columns>,
+    /// CSV: write text cells as stored, even one a spreadsheet would run as a formula (by
+    /// default `=`, `+`, `-`, `@`, tab or CR at the start gets a leading `'`).
+    #[arg(long)]
+    pub raw_cells: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -124,6 +128,9 @@ pub struct RejectsArgs {
     /// Write here (atomically) instead of stdout (`-`); never the database.
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// CSV: write lines as read, even one a spreadsheet would run as a formula.
+    #[arg(long)]
+    pub raw_cells: bool,
 }
 
 #[derive(Debug, Args, Clone)]

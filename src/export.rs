@@ -253,6 +253,38 @@ impl Cell<'_> {
     }
 }
 
+/// A text cell as a spreadsheet must show it: one starting with `=`, `+`, `-`, `@`, a tab or
+/// a carriage return would be read as a formula (`=HYPERLINK(...)` from a hostile title), so
+/// it gets a leading `'`, the OWASP rule. Numbers and ISBNs never start so; JSON, MARC and
+/// citation formats are never altered.
+pub fn spreadsheet_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
+}
+
+/// How a CSV export writes text cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cells {
+    /// Formula-like text made inert ([`spreadsheet_safe`]): the default.
+    #[default]
+    Safe,
+    /// Every cell as stored (`--raw-cells`).
+    Raw,
+}
+
+impl Cells {
+    /// `cell`'s CSV text under this rule: only text (and lists, which are text) is touched.
+    pub fn csv_text(self, cell: &Cell<'_>) -> String {
+        let text = cell.to_text();
+        match (self, cell) {
+            (Cells::Safe, Cell::Text(_) | Cell::List(_)) => spreadsheet_safe(&text).into_owned(),
+            _ => text,
+        }
+    }
+}
+
 pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -286,6 +318,7 @@ pub async fn export<S: ReadStore, W: Write>(
     states: &[JobState],
     columns: &[Column],
     format: Format,
+    cells: Cells,
     out: W,
 ) -> Result<u64, Error> {
     let mut rows = store.records(states);
@@ -295,7 +328,7 @@ pub async fn export<S: ReadStore, W: Write>(
             let mut w = csv::Writer::from_writer(out);
             w.write_record(columns.iter().map(|c| c.name()))?;
             while let Some(r) = rows.try_next().await? {
-                w.write_record(columns.iter().map(|c| c.cell(&r).to_text()))?;
+                w.write_record(columns.iter().map(|c| cells.csv_text(&c.cell(&r))))?;
                 n += 1;
             }
             w.flush()?;
@@ -368,5 +401,31 @@ mod tests {
         assert_eq!(Column::Title.cell(&r), Cell::Null);
         assert_eq!(Column::FetchedAt.cell(&r).to_text(), "1970-01-01T00:00:00Z");
         assert_eq!(Column::RawJson.cell(&r).to_json()["id"], "x");
+    }
+
+    #[test]
+    fn formula_like_text_is_made_inert_and_nothing_else_is_touched() {
+        for hostile in [
+            "=HYPERLINK(\"http://evil.example\",\"open\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+        ] {
+            assert_eq!(spreadsheet_safe(hostile), format!("'{hostile}"));
+        }
+        for plain in ["Gilead", "9780002005883", "", "a=b", "'quoted"] {
+            assert_eq!(spreadsheet_safe(plain), plain);
+        }
+        let list = Cell::List(vec!["@a".into(), "b".into()]);
+        assert_eq!(Cells::Safe.csv_text(&list), "'@a; b");
+        assert_eq!(Cells::Raw.csv_text(&list), "@a; b");
+        assert_eq!(
+            Cells::Safe.csv_text(&Cell::Int(-5)),
+            "-5",
+            "a number is a number"
+        );
+        assert_eq!(Cells::Safe.csv_text(&Cell::Real(-0.5)), "-0.5");
     }
 }

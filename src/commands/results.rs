@@ -15,7 +15,12 @@ pub(super) async fn export(
     let mut sink = Sink::open(args.output.as_deref(), &Guard::new(cli))?;
     let rows = {
         let out = sink.writer();
-        crate::export::export(store, &args.state.0, &columns, args.format, out).await?
+        let cells = if args.raw_cells {
+            crate::export::Cells::Raw
+        } else {
+            crate::export::Cells::Safe
+        };
+        crate::export::export(store, &args.state.0, &columns, args.format, cells, out).await?
     };
     sink.finish()?;
     if let (Some(path), false) = (&args.output, quiet) {
@@ -60,8 +65,16 @@ pub(super) async fn rejects(
             RejectsFormat::Csv => {
                 let mut w = csv::Writer::from_writer(out);
                 let mut lines = store.rejected_lines();
+                let text = |s: &str| -> String {
+                    if args.raw_cells {
+                        s.to_string()
+                    } else {
+                        crate::export::spreadsheet_safe(s).into_owned()
+                    }
+                };
+                w.write_record(["source", "line", "raw", "reason"])?;
                 while let Some(l) = lines.try_next().await? {
-                    w.serialize(&l)?;
+                    w.write_record([text(&l.source), l.line.to_string(), text(&l.raw), l.reason])?;
                 }
                 w.flush()?;
             }

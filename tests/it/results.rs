@@ -435,3 +435,55 @@ async fn output_never_destroys_input() {
     assert_eq!(stdout.lines().count(), 4, "{stdout}");
     assert!(!dir.join("-").exists());
 }
+
+/// A hostile title must not reach a spreadsheet as a live formula: CSV text cells starting
+/// with `=`, `+`, `-`, `@`, a tab or CR get a leading `'` (unless `--raw-cells`); numbers,
+/// ISBNs and JSON are never altered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formula_like_text_reaches_a_spreadsheet_as_text() {
+    let s = Scratch::new();
+    let isbn = isbns(1).remove(0);
+    let hostile = r#"=HYPERLINK("http://evil.example","open")"#;
+    let list = s.file("l.txt", format!("{isbn}\n=1+2 not an isbn\n").as_bytes());
+    assert_eq!(s.run(&["load", &list]).await, ExitCode::Success);
+    let api = start_fake(FakeConfig {
+        catalogue: [(
+            isbn.clone(),
+            (hostile.to_string(), vec!["@evil".to_string()]),
+        )]
+        .into(),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    let cells = |args: &[&str]| -> Vec<String> {
+        let (code, out, err) = run(&s, args);
+        assert_eq!(code, Some(0), "{err}");
+        let mut rdr = csv::Reader::from_reader(out.as_bytes());
+        rdr.records()
+            .next()
+            .expect("a row")
+            .expect("row")
+            .iter()
+            .map(str::to_string)
+            .collect()
+    };
+    let columns = ["export", "--columns", "isbn13,title,authors,page_count"];
+    let safe = cells(&columns);
+    assert_eq!(safe[0], isbn, "an ISBN is never altered");
+    assert_eq!(safe[1], format!("'{hostile}"));
+    assert_eq!(safe[2], "'@evil");
+    let raw = cells(&[&columns[..], &["--raw-cells"]].concat());
+    assert_eq!((raw[1].as_str(), raw[2].as_str()), (hostile, "@evil"));
+    // JSON keeps the text as received.
+    let (_, json, _) = run(&s, &["export", "--format", "jsonl", "--columns", "title"]);
+    let v: serde_json::Value = serde_json::from_str(json.trim()).expect("json");
+    assert_eq!(v["title"], hostile);
+    // A rejected line is written back the same way.
+    let rejected = cells(&["rejects", "--format", "csv"]);
+    assert_eq!(rejected[2], "'=1+2 not an isbn");
+    assert_eq!(
+        cells(&["rejects", "--format", "csv", "--raw-cells"])[2],
+        "=1+2 not an isbn"
+    );
+}
