@@ -1,6 +1,7 @@
 /*!
-Export: jobs and their books as CSV, JSON Lines or a JSON array, streamed row by row from the
-store (memory stays flat for any number of books).
+Export: jobs and their books as CSV, JSON Lines or a JSON array, or the found books in a
+citation format (`citation.rs`), streamed row by row from the store (memory stays flat for any
+number of books).
 
 Each [`Column`] knows how to read its value from a [`Record`] as a typed [`Cell`]; the writers
 only decide how a cell is spelt. CSV joins lists with `; ` (RFC 4180 quoting by the `csv`
@@ -22,6 +23,21 @@ pub enum Format {
     Jsonl,
     /// One JSON array of objects.
     Json,
+    /// CSL-JSON: an array of CSL items (type `book`), as Zotero and pandoc import them.
+    #[value(name = "csl-json")]
+    CslJson,
+    /// RIS (`TY  - BOOK` ... `ER  - `), for EndNote, Zotero and other reference managers.
+    Ris,
+    /// BibTeX `@book` entries with stable, unique keys.
+    Bibtex,
+}
+
+impl Format {
+    /// Whether the format is one book per entry (the citation formats), not one row per job:
+    /// only found books have anything to cite.
+    pub fn cites(self) -> bool {
+        matches!(self, Format::CslJson | Format::Ris | Format::Bibtex)
+    }
 }
 
 /// One exportable column; its name is what `--columns` takes and the header shows.
@@ -285,6 +301,24 @@ impl Cells {
     }
 }
 
+/// Description HTML as one line of text.
+pub fn plain_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 pub fn rfc3339(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
@@ -353,6 +387,30 @@ pub async fn export<S: ReadStore, W: Write>(
                 n += 1;
             }
             if array {
+                out.write_all(b"\n]\n")?;
+            }
+            out.flush()?;
+        }
+        Format::CslJson | Format::Ris | Format::Bibtex => {
+            let mut out = out;
+            if format == Format::CslJson {
+                out.write_all(b"[")?;
+            }
+            while let Some(r) = rows.try_next().await? {
+                if r.state != JobState::Done.as_str() {
+                    continue;
+                }
+                match format {
+                    Format::CslJson => {
+                        out.write_all(if n > 0 { b",\n" } else { b"\n" })?;
+                        serde_json::to_writer(&mut out, &crate::citation::csl_item(&r))?;
+                    }
+                    Format::Ris => crate::citation::write_ris(&mut out, &r)?,
+                    _ => crate::citation::write_bibtex(&mut out, &r)?,
+                }
+                n += 1;
+            }
+            if format == Format::CslJson {
                 out.write_all(b"\n]\n")?;
             }
             out.flush()?;

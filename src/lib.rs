@@ -11,6 +11,7 @@ Data flows one way: [`input`] → [`load`] → [`store`] (jobs) → [`crawl`] (w
 for the map.
 */
 
+pub mod citation;
 pub mod cli;
 pub mod clock;
 mod commands;

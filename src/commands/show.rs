@@ -108,7 +108,7 @@ pub fn render_record(r: &Record, width: usize) -> String {
     let rating = r.average_rating.map_or_else(String::new, |x| {
         format!("{x} ({} ratings)", r.ratings_count.unwrap_or(0))
     });
-    let description = plain_text(r.description.as_deref().unwrap_or_default());
+    let description = crate::export::plain_text(r.description.as_deref().unwrap_or_default());
     let loaded_from = r.source.as_ref().map_or_else(String::new, |s| {
         let line = r.source_line.unwrap_or(0);
         match &r.source_ref {
@@ -151,22 +151,4 @@ pub fn render_record(r: &Record, width: usize) -> String {
         let _ = writeln!(out, "{name:<12} {}", crate::terminal::safe(value));
     }
     out
-}
-
-/// Description HTML as one line of text.
-pub(super) fn plain_text(html: &str) -> String {
-    let mut text = String::with_capacity(html.len());
-    let mut in_tag = false;
-    for c in html.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => {
-                in_tag = false;
-                text.push(' ');
-            }
-            _ if !in_tag => text.push(c),
-            _ => {}
-        }
-    }
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

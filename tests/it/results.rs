@@ -487,3 +487,122 @@ async fn formula_like_text_reaches_a_spreadsheet_as_text() {
         "=1+2 not an isbn"
     );
 }
+
+/// Debian's python3 with bibtexparser (installed by `.ci/run`); `None` where it is missing,
+/// which fails under `CI=true`.
+fn bibtexparser() -> Option<std::process::Command> {
+    let ok = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import bibtexparser"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs python3-bibtexparser (apt-get install python3-bibtexparser)"
+        );
+        eprintln!("skipped: /usr/bin/python3 has no bibtexparser");
+        return None;
+    }
+    Some(std::process::Command::new("/usr/bin/python3"))
+}
+
+/// CSL-JSON, RIS and BibTeX of found books, hostile text included, read back by parsers that
+/// are not ours: Python's json and bibtexparser, and RIS's own line rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citation_formats_read_back_with_an_independent_parser() {
+    let s = Scratch::new();
+    let list = isbns(3);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    let hostile = "}@misc{x, 50% off {a} \"quoted\"\nnext line \u{5e9}\u{5dc}\u{5d5}\u{5dd} \\end";
+    let api = start_fake(FakeConfig {
+        catalogue: [
+            (
+                list[0].clone(),
+                (
+                    hostile.to_string(),
+                    vec!["Ludwig van Beethoven".to_string()],
+                ),
+            ),
+            (
+                list[1].clone(),
+                ("Gilead".to_string(), vec!["Marilynne Robinson".to_string()]),
+            ),
+        ]
+        .into(),
+        unknown: [list[2].clone()].into(),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    let export = |format: &str| -> String {
+        let (code, out, err) = run(&s, &["export", "--format", format]);
+        assert_eq!(code, Some(0), "{err}");
+        out
+    };
+    // CSL-JSON: an array of book items, the hostile title intact.
+    let csl: serde_json::Value = serde_json::from_str(&export("csl-json")).expect("CSL-JSON");
+    let items = csl.as_array().expect("an array");
+    assert_eq!(items.len(), 2, "found books only");
+    let first = items.iter().find(|i| i["ISBN"] == list[0]).expect("item");
+    assert_eq!(first["type"], "book");
+    assert!(first["title"].as_str().expect("title").starts_with(hostile));
+    assert_eq!(first["author"][0]["family"], "van Beethoven");
+    // RIS: every line a tag, two spaces, a dash; one record per book.
+    let ris = export("ris");
+    let tag = regex_free_ris_check(&ris);
+    assert_eq!(tag, 2, "{ris}");
+    // BibTeX, through bibtexparser.
+    let Some(mut python) = bibtexparser() else {
+        return;
+    };
+    let bib = s.file("books.bib", export("bibtex").as_bytes());
+    let script = "import bibtexparser, json, sys\n\
+                  db = bibtexparser.load(open(sys.argv[1], encoding='utf-8'))\n\
+                  print(json.dumps([[e['ID'], e.get('isbn'), e.get('title'), e.get('author')] for e in db.entries]))";
+    let out = python.args(["-c", script, &bib]).output().expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: Vec<(String, String, String, String)> =
+        serde_json::from_slice(&out.stdout).expect("entries");
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_ne!(entries[0].0, entries[1].0, "unique keys");
+    let hostile_entry = entries.iter().find(|e| e.1 == list[0]).expect("entry");
+    assert!(
+        hostile_entry.2.contains("\\%") && hostile_entry.2.contains("\u{5e9}"),
+        "{hostile_entry:?}"
+    );
+    assert!(
+        !hostile_entry.2.contains('\n'),
+        "no line break inside a field"
+    );
+    assert_eq!(hostile_entry.3, "van Beethoven, Ludwig");
+}
+
+/// RIS's structure checked line by line (`TAG  - value`, `TY` opening and `ER` closing each
+/// record); returns the number of records.
+fn regex_free_ris_check(ris: &str) -> usize {
+    let mut records = 0;
+    let mut open = false;
+    for line in ris.split("\r\n").filter(|l| !l.is_empty()) {
+        let (tag, rest) = line.split_at(2);
+        assert!(tag.bytes().all(|b| b.is_ascii_alphanumeric()), "{line:?}");
+        assert!(rest.starts_with("  - "), "{line:?}");
+        match tag {
+            "TY" => {
+                assert!(!open, "{line:?}");
+                open = true;
+            }
+            "ER" => {
+                assert!(open, "{line:?}");
+                open = false;
+                records += 1;
+            }
+            _ => assert!(open, "{line:?}"),
+        }
+    }
+    assert!(!open);
+    records
+}
