@@ -83,3 +83,42 @@ pub struct Book {
     pub attribution: Option<String>,
     pub raw_json: String,
 }
+
+/// ISO 639-2/B codes (what MARC records carry) and their ISO 639-1 two-letter codes (what
+/// Google and Open Library give and `books.language` keeps), for the languages lists hold most.
+pub const LANGUAGES: [(&str, &str); 24] = [
+    ("ara", "ar"),
+    ("chi", "zh"),
+    ("cze", "cs"),
+    ("dan", "da"),
+    ("dut", "nl"),
+    ("eng", "en"),
+    ("fin", "fi"),
+    ("fre", "fr"),
+    ("ger", "de"),
+    ("gre", "el"),
+    ("heb", "he"),
+    ("hun", "hu"),
+    ("ita", "it"),
+    ("jpn", "ja"),
+    ("kor", "ko"),
+    ("lat", "la"),
+    ("nor", "no"),
+    ("pol", "pl"),
+    ("por", "pt"),
+    ("rus", "ru"),
+    ("spa", "es"),
+    ("swe", "sv"),
+    ("tur", "tr"),
+    ("ukr", "uk"),
+];
+
+/// The MARC (ISO 639-2/B) code of a language as `books.language` keeps it (`de` → `ger`); a
+/// three-letter code passes as it is.
+pub fn marc_language(code: &str) -> Option<&'static str> {
+    let lower = code.trim().to_ascii_lowercase();
+    LANGUAGES
+        .iter()
+        .find(|(three, two)| *two == lower || *three == lower)
+        .map(|(three, _)| *three)
+}

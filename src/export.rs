@@ -30,13 +30,20 @@ pub enum Format {
     Ris,
     /// BibTeX `@book` entries with stable, unique keys.
     Bibtex,
+    /// MARC 21 slim XML, one bibliographic record per book (Koha, Evergreen, pymarc).
+    Marcxml,
+    /// MARC 21 in ISO 2709 (UTF-8), one record per book.
+    Marc,
 }
 
 impl Format {
     /// Whether the format is one book per entry (the citation formats), not one row per job:
     /// only found books have anything to cite.
     pub fn cites(self) -> bool {
-        matches!(self, Format::CslJson | Format::Ris | Format::Bibtex)
+        matches!(
+            self,
+            Format::CslJson | Format::Ris | Format::Bibtex | Format::Marcxml | Format::Marc
+        )
     }
 }
 
@@ -391,10 +398,13 @@ pub async fn export<S: ReadStore, W: Write>(
             }
             out.flush()?;
         }
-        Format::CslJson | Format::Ris | Format::Bibtex => {
+        Format::CslJson | Format::Ris | Format::Bibtex | Format::Marcxml | Format::Marc => {
             let mut out = out;
-            if format == Format::CslJson {
-                out.write_all(b"[")?;
+            let now = crate::clock::now_ms();
+            match format {
+                Format::CslJson => out.write_all(b"[")?,
+                Format::Marcxml => out.write_all(crate::marc_out::XML_HEAD.as_bytes())?,
+                _ => {}
             }
             while let Some(r) = rows.try_next().await? {
                 if r.state != JobState::Done.as_str() {
@@ -406,12 +416,20 @@ pub async fn export<S: ReadStore, W: Write>(
                         serde_json::to_writer(&mut out, &crate::citation::csl_item(&r))?;
                     }
                     Format::Ris => crate::citation::write_ris(&mut out, &r)?,
+                    Format::Marcxml => {
+                        crate::marc_out::write_xml(&mut out, &crate::marc_out::record(&r, now))?
+                    }
+                    Format::Marc => {
+                        crate::marc_out::write_iso2709(&mut out, &crate::marc_out::record(&r, now))?
+                    }
                     _ => crate::citation::write_bibtex(&mut out, &r)?,
                 }
                 n += 1;
             }
-            if format == Format::CslJson {
-                out.write_all(b"\n]\n")?;
+            match format {
+                Format::CslJson => out.write_all(b"\n]\n")?,
+                Format::Marcxml => out.write_all(crate::marc_out::XML_TAIL.as_bytes())?,
+                _ => {}
             }
             out.flush()?;
         }

@@ -24,6 +24,7 @@ pub mod fake_api;
 pub mod input;
 pub mod isbn;
 pub mod load;
+pub mod marc_out;
 pub mod progress;
 pub mod providers;
 pub mod report;

@@ -606,3 +606,94 @@ fn regex_free_ris_check(ris: &str) -> usize {
     assert!(!open);
     records
 }
+
+/// `yaz-marcdump` (Debian's `yaz`, installed by `.ci/run`); `None` where it is missing, which
+/// fails under `CI=true`.
+fn yaz_marcdump() -> Option<()> {
+    let ok = std::process::Command::new("yaz-marcdump")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs yaz-marcdump (apt-get install yaz)"
+        );
+        eprintln!("skipped: no yaz-marcdump");
+        return None;
+    }
+    Some(())
+}
+
+/// MARC 21 (ISO 2709 and MARCXML) of found books, a hostile title among them (a subfield
+/// delimiter, markup, RTL text), read back by YAZ, which is not ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn marc_exports_read_back_with_yaz() {
+    let s = Scratch::new();
+    let list = isbns(3);
+    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
+    let hostile = "The <b>&</b> \u{1f}a fake subfield \u{1d} \u{5e9}\u{5dc}\u{5d5}\u{5dd}";
+    let api = start_fake(FakeConfig {
+        catalogue: [
+            (
+                list[0].clone(),
+                (
+                    hostile.to_string(),
+                    vec!["Ludwig van Beethoven".to_string()],
+                ),
+            ),
+            (
+                list[1].clone(),
+                ("Gilead".to_string(), vec!["Marilynne Robinson".to_string()]),
+            ),
+        ]
+        .into(),
+        unknown: [list[2].clone()].into(),
+        ..FakeConfig::default()
+    })
+    .await;
+    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    let iso = s.dir.path().join("b.mrc").display().to_string();
+    let xml = s.dir.path().join("b.xml").display().to_string();
+    for (format, path) in [("marc", &iso), ("marcxml", &xml)] {
+        let (code, _, err) = run(&s, &["export", "--format", format, "-o", path]);
+        assert_eq!(code, Some(0), "{err}");
+    }
+    if yaz_marcdump().is_none() {
+        return;
+    }
+    // Each read as YAZ reads it, then written as MARCXML: both give the same two records.
+    let dump = |input: &str, path: &str| -> String {
+        let out = std::process::Command::new("yaz-marcdump")
+            .args(["-i", input, "-o", "marcxml", path])
+            .output()
+            .expect("yaz-marcdump");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "{input}: {stderr}"
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    for (input, path) in [("marc", &iso), ("marcxml", &xml)] {
+        let text = dump(input, path);
+        assert_eq!(text.matches("<record").count(), 2, "{input}: {text}");
+        for isbn in &list[..2] {
+            assert!(
+                text.contains(&format!("<controlfield tag=\"001\">{isbn}</controlfield>")),
+                "{input}: {text}"
+            );
+        }
+        assert!(
+            text.contains("\u{5e9}\u{5dc}\u{5d5}\u{5dd}"),
+            "{input}: RTL text kept"
+        );
+        assert!(text.contains("van Beethoven, Ludwig"), "{input}: {text}");
+        // The hostile title stays one subfield: its delimiter made a space, not a subfield.
+        assert!(
+            !text.contains("<subfield code=\"a\">a fake subfield"),
+            "{input}: {text}"
+        );
+        assert!(text.contains("ind2=\"4\""), "{input}: The is not filed");
+    }
+}

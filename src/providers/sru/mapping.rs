@@ -285,34 +285,8 @@ fn page_count(extent: &str) -> Option<i64> {
 /// ISO 639-2/B to ISO 639-1 where there is a two-letter code (what Google and Open Library
 /// give); other codes stay as they are.
 fn two_letter(code: &str) -> String {
-    const PAIRS: [(&str, &str); 24] = [
-        ("ara", "ar"),
-        ("chi", "zh"),
-        ("cze", "cs"),
-        ("dan", "da"),
-        ("dut", "nl"),
-        ("eng", "en"),
-        ("fin", "fi"),
-        ("fre", "fr"),
-        ("ger", "de"),
-        ("gre", "el"),
-        ("heb", "he"),
-        ("hun", "hu"),
-        ("ita", "it"),
-        ("jpn", "ja"),
-        ("kor", "ko"),
-        ("lat", "la"),
-        ("nor", "no"),
-        ("pol", "pl"),
-        ("por", "pt"),
-        ("rus", "ru"),
-        ("spa", "es"),
-        ("swe", "sv"),
-        ("tur", "tr"),
-        ("ukr", "uk"),
-    ];
     let lower = code.to_ascii_lowercase();
-    PAIRS
+    crate::domain::LANGUAGES
         .iter()
         .find(|(three, _)| *three == lower)
         .map_or(lower.clone(), |(_, two)| two.to_string())
