@@ -16,7 +16,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::export::plain_text;
+use crate::domain::plain_text;
 use crate::store::Record;
 
 /// A person's name as citation formats want it.

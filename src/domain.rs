@@ -122,3 +122,21 @@ pub fn marc_language(code: &str) -> Option<&'static str> {
         .find(|(three, two)| *two == lower || *three == lower)
         .map(|(three, _)| *three)
 }
+
+/// A description's HTML (as Google sends it) as one line of plain text.
+pub fn plain_text(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -153,7 +153,7 @@ pub fn record(r: &Record, now_ms: i64) -> MarcRecord {
     if let Some(a) = &r.attribution {
         add("500", [' ', ' '], vec![('a', a.clone())]);
     }
-    if let Some(d) = r.description.as_deref().map(crate::export::plain_text) {
+    if let Some(d) = r.description.as_deref().map(crate::domain::plain_text) {
         add("520", [' ', ' '], vec![('a', d)]);
     }
     let sources: Vec<String> = r

@@ -108,7 +108,7 @@ pub fn render_record(r: &Record, width: usize) -> String {
     let rating = r.average_rating.map_or_else(String::new, |x| {
         format!("{x} ({} ratings)", r.ratings_count.unwrap_or(0))
     });
-    let description = crate::export::plain_text(r.description.as_deref().unwrap_or_default());
+    let description = crate::domain::plain_text(r.description.as_deref().unwrap_or_default());
     let loaded_from = r.source.as_ref().map_or_else(String::new, |s| {
         let line = r.source_line.unwrap_or(0);
         match &r.source_ref {

@@ -506,27 +506,17 @@ fn bibtexparser() -> Option<std::process::Command> {
     Some(std::process::Command::new("/usr/bin/python3"))
 }
 
-/// CSL-JSON, RIS and BibTeX of found books, hostile text included, read back by parsers that
-/// are not ours: Python's json and bibtexparser, and RIS's own line rule.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn citation_formats_read_back_with_an_independent_parser() {
+/// Three ISBNs crawled: the first found as a book titled `hostile` by Ludwig van Beethoven, the
+/// second as Gilead, the third by nobody.
+async fn two_found(hostile: &str) -> (Scratch, Vec<String>, FakeApi) {
     let s = Scratch::new();
     let list = isbns(3);
     assert_eq!(s.load_lines(&list).await, ExitCode::Success);
-    let hostile = "}@misc{x, 50% off {a} \"quoted\"\nnext line \u{5e9}\u{5dc}\u{5d5}\u{5dd} \\end";
+    let book = |title: &str, author: &str| (title.to_string(), vec![author.to_string()]);
     let api = start_fake(FakeConfig {
         catalogue: [
-            (
-                list[0].clone(),
-                (
-                    hostile.to_string(),
-                    vec!["Ludwig van Beethoven".to_string()],
-                ),
-            ),
-            (
-                list[1].clone(),
-                ("Gilead".to_string(), vec!["Marilynne Robinson".to_string()]),
-            ),
+            (list[0].clone(), book(hostile, "Ludwig van Beethoven")),
+            (list[1].clone(), book("Gilead", "Marilynne Robinson")),
         ]
         .into(),
         unknown: [list[2].clone()].into(),
@@ -534,6 +524,15 @@ async fn citation_formats_read_back_with_an_independent_parser() {
     })
     .await;
     assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    (s, list, api)
+}
+
+/// CSL-JSON, RIS and BibTeX of found books, hostile text included, read back by parsers that
+/// are not ours: Python's json and bibtexparser, and RIS's own line rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn citation_formats_read_back_with_an_independent_parser() {
+    let hostile = "}@misc{x, 50% off {a} \"quoted\"\nnext line \u{5e9}\u{5dc}\u{5d5}\u{5dd} \\end";
+    let (s, list, _api) = two_found(hostile).await;
     let export = |format: &str| -> String {
         let (code, out, err) = run(&s, &["export", "--format", format]);
         assert_eq!(code, Some(0), "{err}");
@@ -629,30 +628,8 @@ fn yaz_marcdump() -> Option<()> {
 /// delimiter, markup, RTL text), read back by YAZ, which is not ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn marc_exports_read_back_with_yaz() {
-    let s = Scratch::new();
-    let list = isbns(3);
-    assert_eq!(s.load_lines(&list).await, ExitCode::Success);
     let hostile = "The <b>&</b> \u{1f}a fake subfield \u{1d} \u{5e9}\u{5dc}\u{5d5}\u{5dd}";
-    let api = start_fake(FakeConfig {
-        catalogue: [
-            (
-                list[0].clone(),
-                (
-                    hostile.to_string(),
-                    vec!["Ludwig van Beethoven".to_string()],
-                ),
-            ),
-            (
-                list[1].clone(),
-                ("Gilead".to_string(), vec!["Marilynne Robinson".to_string()]),
-            ),
-        ]
-        .into(),
-        unknown: [list[2].clone()].into(),
-        ..FakeConfig::default()
-    })
-    .await;
-    assert_eq!(crawl(&s, &api, &[]).await, ExitCode::Success);
+    let (s, list, _api) = two_found(hostile).await;
     let iso = s.dir.path().join("b.mrc").display().to_string();
     let xml = s.dir.path().join("b.xml").display().to_string();
     for (format, path) in [("marc", &iso), ("marcxml", &xml)] {
