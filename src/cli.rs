@@ -293,7 +293,7 @@ pub struct CrawlArgs {
     #[arg(long = "sru-rate", value_name = "NAME=RATE", value_parser = parse_sru_rate)]
     pub sru_rates: Vec<(ProviderId, Rate)>,
     /// A national library's base URL, `dnb=http://mirror/sru` (repeatable; env
-    /// ISBN_CRAWLER_SRU_URL_<NAME>, e.g. ISBN_CRAWLER_SRU_URL_DNB).
+    /// `ISBN_CRAWLER_SRU_URL_<NAME>`, e.g. `ISBN_CRAWLER_SRU_URL_DNB`).
     #[arg(long = "sru-url", value_name = "NAME=URL", value_parser = parse_sru_url)]
     pub sru_urls: Vec<(ProviderId, String)>,
     /// `all`: ask every provider for every ISBN; `missing`: ask a later provider only for the

@@ -380,42 +380,48 @@ pub async fn export<S: ReadStore, W: Write>(
             }
             out.flush()?;
         }
-        Format::CslJson | Format::Ris | Format::Bibtex | Format::Marcxml | Format::Marc => {
-            let mut out = out;
-            let now = crate::clock::now_ms();
-            match format {
-                Format::CslJson => out.write_all(b"[")?,
-                Format::Marcxml => out.write_all(crate::marc_out::XML_HEAD.as_bytes())?,
-                _ => {}
-            }
-            while let Some(r) = rows.try_next().await? {
-                if r.state != JobState::Done.as_str() {
-                    continue;
-                }
-                match format {
-                    Format::CslJson => {
-                        out.write_all(if n > 0 { b",\n" } else { b"\n" })?;
-                        serde_json::to_writer(&mut out, &crate::citation::csl_item(&r))?;
-                    }
-                    Format::Ris => crate::citation::write_ris(&mut out, &r)?,
-                    Format::Marcxml => {
-                        crate::marc_out::write_xml(&mut out, &crate::marc_out::record(&r, now))?
-                    }
-                    Format::Marc => {
-                        crate::marc_out::write_iso2709(&mut out, &crate::marc_out::record(&r, now))?
-                    }
-                    _ => crate::citation::write_bibtex(&mut out, &r)?,
-                }
-                n += 1;
-            }
-            match format {
-                Format::CslJson => out.write_all(b"\n]\n")?,
-                Format::Marcxml => out.write_all(crate::marc_out::XML_TAIL.as_bytes())?,
-                _ => {}
-            }
-            out.flush()?;
-        }
+        _ => n = entries(&mut rows, format, out).await?,
     }
+    Ok(n)
+}
+
+/// The found books of `rows` in a citation or library format, one entry each; returns how
+/// many.
+async fn entries<W: Write>(
+    rows: &mut futures_util::stream::BoxStream<'_, Result<Record, store::Error>>,
+    format: Format,
+    mut out: W,
+) -> Result<u64, Error> {
+    use crate::{citation, marc_out};
+    let now = crate::clock::now_ms();
+    match format {
+        Format::CslJson => out.write_all(b"[")?,
+        Format::Marcxml => out.write_all(marc_out::XML_HEAD.as_bytes())?,
+        _ => {}
+    }
+    let mut n = 0u64;
+    while let Some(r) = rows.try_next().await? {
+        if r.state != JobState::Done.as_str() {
+            continue;
+        }
+        match format {
+            Format::CslJson => {
+                out.write_all(if n > 0 { b",\n" } else { b"\n" })?;
+                serde_json::to_writer(&mut out, &citation::csl_item(&r))?;
+            }
+            Format::Ris => citation::write_ris(&mut out, &r)?,
+            Format::Bibtex => citation::write_bibtex(&mut out, &r)?,
+            Format::Marcxml => marc_out::write_xml(&mut out, &marc_out::record(&r, now))?,
+            _ => marc_out::write_iso2709(&mut out, &marc_out::record(&r, now))?,
+        }
+        n += 1;
+    }
+    match format {
+        Format::CslJson => out.write_all(b"\n]\n")?,
+        Format::Marcxml => out.write_all(marc_out::XML_TAIL.as_bytes())?,
+        _ => {}
+    }
+    out.flush()?;
     Ok(n)
 }
 

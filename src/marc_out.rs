@@ -78,58 +78,83 @@ fn heading(name: &str) -> (char, String) {
     }
 }
 
-/// The MARC record of `r` (a found book), made at `now_ms`.
-pub fn record(r: &Record, now_ms: i64) -> MarcRecord {
-    let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
-    let year = r.published_year.filter(|y| (0..=9999).contains(y));
-    let language = r.language.as_deref().map(|l| l.trim().to_ascii_lowercase());
-    let marc_language = language
-        .as_deref()
-        .and_then(crate::domain::marc_language)
-        .unwrap_or("und");
-    // 00-05 entered, 06 one date or none, 07-10 the year, 11-14 none, 15-17 place unknown,
-    // 18-34 the books' positions (not a conference, festschrift or index; not fiction said),
-    // 35-37 language, 38 not modified, 39 other cataloguing source.
-    let f008 = format!(
-        "{}{}{}    xx            000 0 {marc_language} d",
-        now.format("%y%m%d"),
-        if year.is_some() { 's' } else { 'n' },
-        year.map_or("    ".to_string(), |y| format!("{y:04}")),
-    );
-    let mut fields = Vec::new();
-    let mut add = |tag: &'static str, ind: [char; 2], subfields: Vec<(char, String)>| {
+/// Data fields as they are made: empty subfields dropped, texts cut to fit.
+#[derive(Default)]
+struct Fields(Vec<Field>);
+
+impl Fields {
+    fn add(&mut self, tag: &'static str, ind: [char; 2], subfields: Vec<(char, String)>) {
         let subfields: Vec<(char, String)> = subfields
             .into_iter()
             .map(|(c, v)| (c, cut(&v, MAX_TEXT)))
             .filter(|(_, v)| !v.trim().is_empty())
             .collect();
         if !subfields.is_empty() {
-            fields.push(Field {
+            self.0.push(Field {
                 tag,
                 ind,
                 subfields,
             });
         }
-    };
-    add("020", [' ', ' '], vec![('a', r.isbn13.clone())]);
-    if let Some(ten) = &r.isbn10 {
-        add("020", [' ', ' '], vec![('a', ten.clone())]);
     }
-    add(
+}
+
+/// The publication year, if it is one MARC can write.
+fn year(r: &Record) -> Option<i64> {
+    r.published_year.filter(|y| (0..=9999).contains(y))
+}
+
+/// `books.language`, lower-cased.
+fn language(r: &Record) -> Option<String> {
+    r.language.as_deref().map(|l| l.trim().to_ascii_lowercase())
+}
+
+/// 008: 00-05 entered, 06 one date or none, 07-10 the year, 11-14 none, 15-17 place unknown,
+/// 18-34 the books' positions (not a conference, festschrift or index; not fiction said),
+/// 35-37 language, 38 not modified, 39 other cataloguing source.
+fn control_008(r: &Record, now: chrono::DateTime<chrono::Utc>) -> String {
+    let marc_language = language(r)
+        .as_deref()
+        .and_then(crate::domain::marc_language)
+        .unwrap_or("und");
+    let year = year(r);
+    format!(
+        "{}{}{}    xx            000 0 {marc_language} d",
+        now.format("%y%m%d"),
+        if year.is_some() { 's' } else { 'n' },
+        year.map_or("    ".to_string(), |y| format!("{y:04}")),
+    )
+}
+
+/// 020, 040, 050, 082: the numbers.
+fn numbers(r: &Record, f: &mut Fields) {
+    f.add("020", [' ', ' '], vec![('a', r.isbn13.clone())]);
+    if let Some(ten) = &r.isbn10 {
+        f.add("020", [' ', ' '], vec![('a', ten.clone())]);
+    }
+    f.add(
         "040",
         [' ', ' '],
         vec![('a', "isbn-crawler".into()), ('b', "eng".into())],
     );
     if let Some(lcc) = &r.lcc {
-        add("050", [' ', '4'], vec![('a', lcc.clone())]);
+        f.add("050", [' ', '4'], vec![('a', lcc.clone())]);
     }
     if let Some(ddc) = &r.ddc {
-        add("082", ['0', '4'], vec![('a', ddc.clone())]);
+        f.add("082", ['0', '4'], vec![('a', ddc.clone())]);
     }
+}
+
+/// 100, 245, 264, 300, 700: who, what, by whom, how long.
+fn description_fields(r: &Record, f: &mut Fields) {
     let authors = list(r.authors.as_deref());
     if let Some(first) = authors.first() {
         let (ind1, name) = heading(first);
-        add("100", [ind1, ' '], vec![('a', name)]);
+        f.add("100", [ind1, ' '], vec![('a', name)]);
+    }
+    for other in authors.iter().skip(1) {
+        let (ind1, name) = heading(other);
+        f.add("700", [ind1, ' '], vec![('a', name)]);
     }
     if let Some(title) = &r.title {
         let mut sub = vec![('a', title.clone())];
@@ -137,80 +162,85 @@ pub fn record(r: &Record, now_ms: i64) -> MarcRecord {
             sub.push(('b', s.clone()));
         }
         let ind1 = if authors.is_empty() { '0' } else { '1' };
-        add("245", [ind1, nonfiling(title, language.as_deref())], sub);
+        f.add("245", [ind1, nonfiling(title, language(r).as_deref())], sub);
     }
     let mut imprint = Vec::new();
     if let Some(p) = &r.publisher {
         imprint.push(('b', p.clone()));
     }
-    if let Some(y) = year {
+    if let Some(y) = year(r) {
         imprint.push(('c', y.to_string()));
     }
-    add("264", [' ', '1'], imprint);
+    f.add("264", [' ', '1'], imprint);
     if let Some(n) = r.page_count.filter(|n| *n > 0) {
-        add("300", [' ', ' '], vec![('a', format!("{n} pages"))]);
+        f.add("300", [' ', ' '], vec![('a', format!("{n} pages"))]);
     }
+}
+
+/// 500, 520, 588, 650, 856: notes, subjects, the cover.
+fn notes(r: &Record, f: &mut Fields) {
     if let Some(a) = &r.attribution {
-        add("500", [' ', ' '], vec![('a', a.clone())]);
+        f.add("500", [' ', ' '], vec![('a', a.clone())]);
     }
     if let Some(d) = r.description.as_deref().map(crate::domain::plain_text) {
-        add("520", [' ', ' '], vec![('a', d)]);
+        f.add("520", [' ', ' '], vec![('a', d)]);
     }
-    let sources: Vec<String> = r
+    f.add("588", ['0', ' '], vec![('a', sources_note(r))]);
+    for subject in list(r.categories.as_deref()) {
+        f.add("650", [' ', '4'], vec![('a', subject)]);
+    }
+    if let Some(cover) = &r.thumbnail {
+        f.add(
+            "856",
+            ['4', '2'],
+            vec![('3', "Cover image".into()), ('u', cover.clone())],
+        );
+    }
+}
+
+/// 588: the providers the merged fields came from, and when.
+fn sources_note(r: &Record) -> String {
+    let mut sources: Vec<String> = r
         .provenance
         .as_deref()
         .and_then(|p| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(p).ok())
         .map(|m| {
-            let mut v: Vec<String> = m
-                .values()
+            m.values()
                 .filter_map(|p| p.as_str().map(str::to_string))
-                .collect();
-            v.sort();
-            v.dedup();
-            v
+                .collect()
         })
         .unwrap_or_default();
+    sources.sort();
+    sources.dedup();
     let retrieved = r
         .fetched_at
         .and_then(chrono::DateTime::from_timestamp_millis)
         .map_or(String::new(), |t| {
             format!(", retrieved {}", t.format("%Y-%m-%d"))
         });
-    add(
-        "588",
-        ['0', ' '],
-        vec![(
-            'a',
-            format!(
-                "Description based on metadata from {} (isbn-crawler){retrieved}.",
-                if sources.is_empty() {
-                    "its sources".to_string()
-                } else {
-                    sources.join(", ")
-                }
-            ),
-        )],
-    );
-    for subject in list(r.categories.as_deref()) {
-        add("650", [' ', '4'], vec![('a', subject)]);
-    }
-    for other in authors.iter().skip(1) {
-        let (ind1, name) = heading(other);
-        add("700", [ind1, ' '], vec![('a', name)]);
-    }
-    if let Some(cover) = &r.thumbnail {
-        add(
-            "856",
-            ['4', '2'],
-            vec![('3', "Cover image".into()), ('u', cover.clone())],
-        );
-    }
+    let from = if sources.is_empty() {
+        "its sources".to_string()
+    } else {
+        sources.join(", ")
+    };
+    format!("Description based on metadata from {from} (isbn-crawler){retrieved}.")
+}
+
+/// The MARC record of `r` (a found book), made at `now_ms`.
+pub fn record(r: &Record, now_ms: i64) -> MarcRecord {
+    let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
+    let mut fields = Fields::default();
+    numbers(r, &mut fields);
+    description_fields(r, &mut fields);
+    notes(r, &mut fields);
+    let mut fields = fields.0;
+    // Stable: a tag's repeats keep their order (020 ISBN-13 before ISBN-10).
     fields.sort_by_key(|f| f.tag);
     MarcRecord {
         controls: vec![
             ("001", r.isbn13.clone()),
             ("005", now.format("%Y%m%d%H%M%S.0").to_string()),
-            ("008", f008),
+            ("008", control_008(r, now)),
         ],
         fields,
     }
